@@ -1,0 +1,134 @@
+/* The op interface: the only way the trainer touches a device. Every backend (cpu, vulkan,
+ * opencl) fills the same ops table behind these functions; buffers are opaque handles. */
+#ifndef VKTRAIN_BACKEND_H
+#define VKTRAIN_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct vkt_backend vkt_backend; /* an initialised device of some backend */
+typedef struct vkt_buf vkt_buf;         /* device memory, opaque */
+
+/* A place inside a buffer: ops take tensors as (buffer, byte offset) so that the one
+ * contiguous parameter buffer can be addressed tensor by tensor. */
+typedef struct vkt_ptr {
+    vkt_buf *buf;
+    size_t off; /* bytes */
+} vkt_ptr;
+
+static inline vkt_ptr vkt_at(vkt_buf *buf, size_t off) { vkt_ptr p = {buf, off}; return p; }
+/* p advanced by n floats */
+static inline vkt_ptr vkt_ptr_addf(vkt_ptr p, size_t n) { p.off += n * sizeof(float); return p; }
+static const vkt_ptr VKT_NULL_PTR = {0, 0};
+
+typedef struct vkt_device_info {
+    char backend[16];         /* "cpu", "vulkan", "opencl" */
+    int backend_index;        /* index within its backend: the N of "cpu:N" */
+    char vendor[64];
+    char name[128];
+    char driver[128];
+    uint64_t memory_bytes;    /* usable device memory (host RAM for the cpu backend) */
+    int fp16;                 /* native fp16 arithmetic */
+    int coopmat;              /* cooperative-matrix (tensor core) matmul */
+    char coopmat_shapes[128]; /* e.g. "16x16x16 f16->f32", empty when none */
+    double peak_flops;        /* fp32 estimate, FLOP/s; 0 when unknown */
+} vkt_device_info;
+
+/* ---- devices ---- */
+
+/* Number of devices over every compiled backend; a backend without a driver adds none. */
+int vkt_device_count(void);
+/* Info of global device index i (the number --list-devices prints). 0 on success. */
+int vkt_device_info_get(int i, vkt_device_info *out);
+/* Parses "N" or "backend:N" into a global index; -1 and a message when no such device. */
+int vkt_device_resolve(const char *spec, char *err, size_t errlen);
+/* Human-readable notes from backends that found no driver ("vulkan: no loader"), may be "". */
+const char *vkt_device_notes(void);
+
+vkt_backend *vkt_backend_create(int device_index, char *err, size_t errlen);
+void vkt_backend_destroy(vkt_backend *be);
+const vkt_device_info *vkt_backend_info(const vkt_backend *be);
+/* Waits until all queued work is done. */
+void vkt_synchronize(vkt_backend *be);
+/* Milliseconds on the device's clock after all queued work is done. */
+double vkt_time_ms(vkt_backend *be);
+
+/* ---- memory ---- (sizes and offsets in bytes) */
+vkt_buf *vkt_alloc(vkt_backend *be, size_t bytes, char *err, size_t errlen);
+void vkt_free(vkt_backend *be, vkt_buf *buf);
+void vkt_upload(vkt_backend *be, vkt_ptr dst, const void *src, size_t bytes);
+void vkt_download(vkt_backend *be, void *dst, vkt_ptr src, size_t bytes);
+void vkt_fill(vkt_backend *be, vkt_ptr dst, float value, size_t nfloats);
+void vkt_copy(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t bytes);
+
+/* ---- ops ----
+ * Shapes are row-major; N = rows (B*T positions). Conventions, as in llm.c:
+ * outputs first, then inputs, then weights, then dimensions. Forward ops overwrite their
+ * outputs. Backward ops ADD (+=) into parameter gradients (so micro-batches accumulate);
+ * for activation gradients each op says whether it adds or overwrites. */
+
+/* out(B,T,C) = wte[tokens[b,t]] + wpe[t]; tokens are int32. */
+void vkt_encoder_forward(vkt_backend *be, vkt_ptr out, vkt_ptr tokens, vkt_ptr wte, vkt_ptr wpe,
+                         int B, int T, int C);
+/* dwte[tokens[b,t]] += dout[b,t]; dwpe[t] += dout[b,t]. */
+void vkt_encoder_backward(vkt_backend *be, vkt_ptr dwte, vkt_ptr dwpe, vkt_ptr dout,
+                          vkt_ptr tokens, int B, int T, int C);
+
+/* out(N,C) = (inp - mean) * rstd * weight + bias, eps 1e-5; saves mean(N), rstd(N). */
+void vkt_layernorm_forward(vkt_backend *be, vkt_ptr out, vkt_ptr mean, vkt_ptr rstd,
+                           vkt_ptr inp, vkt_ptr weight, vkt_ptr bias, int N, int C);
+/* dinp += ..., dweight += ..., dbias += ... */
+void vkt_layernorm_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight, vkt_ptr dbias,
+                            vkt_ptr dout, vkt_ptr inp, vkt_ptr weight, vkt_ptr mean,
+                            vkt_ptr rstd, int N, int C);
+
+/* The single GEMM entry point. Row-major, packed:
+ *   C(M,N) = alpha * op(A) * op(B) + beta * C + bias
+ * op(A) is (M,K): A is stored (M,K), or (K,M) when trans_a. op(B) is (K,N): B is stored
+ * (K,N), or (N,K) when trans_b. bias (N floats, broadcast over rows) is optional: pass
+ * VKT_NULL_PTR. beta = 0 overwrites C (its old contents are never read). */
+void vkt_matmul(vkt_backend *be, vkt_ptr c, vkt_ptr a, vkt_ptr b, vkt_ptr bias, int M, int N,
+                int K, int trans_a, int trans_b, float alpha, float beta);
+/* dbias(N) += column sums of dout(M,N): the bias half of a linear layer's backward. */
+void vkt_bias_backward(vkt_backend *be, vkt_ptr dbias, vkt_ptr dout, int M, int N);
+
+/* Causal multi-head self-attention. qkv(B,T,3C) holds q, k, v; out(B,T,C);
+ * att(B,NH,T,T) receives the softmax probabilities, kept for backward. Scale 1/sqrt(C/NH). */
+void vkt_attention_forward(vkt_backend *be, vkt_ptr out, vkt_ptr att, vkt_ptr qkv, int B, int T,
+                           int C, int NH);
+/* dqkv(B,T,3C) = gradient of the inputs (overwritten). */
+void vkt_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, vkt_ptr qkv,
+                            vkt_ptr att, int B, int T, int C, int NH);
+
+/* GELU, tanh approximation. Backward overwrites dinp = dout * gelu'(inp); dinp may be dout. */
+void vkt_gelu_forward(vkt_backend *be, vkt_ptr out, vkt_ptr inp, size_t n);
+void vkt_gelu_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr inp, vkt_ptr dout, size_t n);
+
+/* out = a + b. Its backward is the identity on both inputs, so the model needs no op for it:
+ * the residual stream's gradient buffer is passed through unchanged. */
+void vkt_residual_forward(vkt_backend *be, vkt_ptr out, vkt_ptr a, vkt_ptr b, size_t n);
+
+/* Fused softmax + cross-entropy over logits(N,Vp), of which the first V columns are real
+ * (padded columns are ignored). losses(N) = -log softmax(logits)[target]. When want_grad,
+ * logits are overwritten in place by dlogits = (softmax - onehot(target)) * grad_scale, with
+ * padded columns set to 0. A target < 0 is ignored: loss 0, gradient 0. targets are int32. */
+void vkt_softmax_xent(vkt_backend *be, vkt_ptr losses, vkt_ptr logits, vkt_ptr targets, int N,
+                      int V, int Vp, float grad_scale, int want_grad);
+
+/* AdamW on n floats (llm.c's form, decoupled weight decay):
+ *   g = grads * grad_scale; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+ *   p -= lr * ( (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps) + weight_decay * p )
+ * t is the 1-based update count. */
+typedef struct vkt_adamw_args {
+    float lr, beta1, beta2, eps, weight_decay, grad_scale;
+    int t;
+} vkt_adamw_args;
+void vkt_adamw(vkt_backend *be, vkt_ptr params, vkt_ptr grads, vkt_ptr m, vkt_ptr v, size_t n,
+               const vkt_adamw_args *args);
+
+/* out[0] (one float) = sum of squares of x(n): the building block of the global grad norm. */
+void vkt_sumsq(vkt_backend *be, vkt_ptr out, vkt_ptr x, size_t n);
+/* x *= s */
+void vkt_scale(vkt_backend *be, vkt_ptr x, float s, size_t n);
+
+#endif

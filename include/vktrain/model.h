@@ -1,0 +1,74 @@
+/* GPT-2 on any backend: parameter layout (llm.c's order, one contiguous buffer each for
+ * params, grads and the two AdamW moments), activations, forward and backward as a readable
+ * sequence of backend ops. No autograd, no graph. */
+#ifndef VKTRAIN_MODEL_H
+#define VKTRAIN_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "vktrain/backend.h"
+
+#define VKT_NUM_PARAM_TENSORS 16
+
+typedef struct vkt_gpt2_shape {
+    int max_seq_len;       /* block_size: rows of wpe */
+    int vocab_size;        /* V: real tokens */
+    int padded_vocab_size; /* Vp: V rounded up to a multiple of 64; padded logits are masked */
+    int num_layers;
+    int num_heads;
+    int channels;
+} vkt_gpt2_shape;
+
+/* One parameter tensor: its name, element offset in the parameter buffer, element count and
+ * whether AdamW applies weight decay to it (matrices yes; biases and LayerNorm no). */
+typedef struct vkt_param_tensor {
+    const char *name;
+    size_t offset, size;
+    int decay;
+} vkt_param_tensor;
+
+typedef struct vkt_model vkt_model;
+
+/* Vp = V rounded up to a multiple of 64. */
+int vkt_padded_vocab(int vocab_size);
+/* Fills the 16 tensors in llm.c's order (wte wpe ln1w ln1b qkvw qkvb attprojw attprojb ln2w
+ * ln2b fcw fcb fcprojw fcprojb lnfw lnfb); returns the total parameter count. */
+size_t vkt_gpt2_param_layout(const vkt_gpt2_shape *s, vkt_param_tensor out[VKT_NUM_PARAM_TENSORS]);
+/* Bytes of device memory the model needs for batches up to B x T (params, grads, moments,
+ * activations, activation gradients). */
+size_t vkt_gpt2_memory_bytes(const vkt_gpt2_shape *s, int B, int T);
+
+/* Allocates everything for batches of up to max_B x max_T tokens. NULL + message on failure. */
+vkt_model *vkt_model_create(vkt_backend *be, const vkt_gpt2_shape *s, int max_B, int max_T,
+                            char *err, size_t errlen);
+void vkt_model_destroy(vkt_model *m);
+
+const vkt_gpt2_shape *vkt_model_shape(const vkt_model *m);
+size_t vkt_model_num_params(const vkt_model *m);
+const vkt_param_tensor *vkt_model_tensors(const vkt_model *m); /* VKT_NUM_PARAM_TENSORS */
+vkt_backend *vkt_model_backend(const vkt_model *m);
+/* The contiguous device buffers (num_params floats each). */
+vkt_buf *vkt_model_params(vkt_model *m);
+vkt_buf *vkt_model_grads(vkt_model *m);
+vkt_buf *vkt_model_adam_m(vkt_model *m);
+vkt_buf *vkt_model_adam_v(vkt_model *m);
+
+/* GPT-2 initialisation: N(0, 0.02), residual projections (attprojw, fcprojw) scaled by
+ * 1/sqrt(2 n_layer), biases 0, LayerNorm weights 1; padded wte rows 0. Deterministic in seed. */
+void vkt_model_init_random(vkt_model *m, uint64_t seed);
+/* Host copies of the parameters (num_params floats). */
+void vkt_model_get_params(vkt_model *m, float *dst);
+void vkt_model_set_params(vkt_model *m, const float *src);
+
+/* Forward on tokens (B,T) int32 (host). With targets (B,T) (host, may be NULL) computes the
+ * per-position losses and returns their mean; with want_grad also leaves dlogits (scaled by
+ * grad_scale) ready for vkt_model_backward. Returns 0 when targets is NULL. */
+float vkt_model_forward(vkt_model *m, const int32_t *tokens, const int32_t *targets, int B, int T,
+                        float grad_scale, int want_grad);
+/* Logits of the last forward: (B,T,Vp) floats into dst (host). Only valid without want_grad. */
+void vkt_model_get_logits(vkt_model *m, float *dst, int B, int T);
+/* Adds this micro-batch's parameter gradients into grads (call vkt_model_zero_grad first). */
+void vkt_model_backward(vkt_model *m, int B, int T);
+void vkt_model_zero_grad(vkt_model *m);
+
+#endif

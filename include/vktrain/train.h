@@ -1,0 +1,44 @@
+/* The shared training loop (every backend): schedule, optimizer, gradient accumulation,
+ * clipping, evaluation, logging and checkpoints. */
+#ifndef VKTRAIN_TRAIN_H
+#define VKTRAIN_TRAIN_H
+
+#include "vktrain/config.h"
+#include "vktrain/model.h"
+
+/* ---- schedule: each step's learning rate and sequence length ---- */
+typedef struct vkt_schedule {
+    vkt_sched_kind kind;
+    double lr, min_lr, decay_fraction;
+    int warmup_steps, max_steps, seq_len;
+} vkt_schedule;
+
+void vkt_schedule_from_config(vkt_schedule *s, const vkt_config *cfg);
+/* step is 0-based: the LR of the (step+1)-th optimizer update. */
+double vkt_schedule_lr(const vkt_schedule *s, int step);
+/* The sequence length used at a step (constant for now; curriculum learning plugs in here). */
+int vkt_schedule_seq_len(const vkt_schedule *s, int step);
+
+/* ---- optimizer ---- */
+typedef struct vkt_optim_args {
+    float lr, beta1, beta2, eps, weight_decay, grad_scale;
+    int t; /* 1-based update count */
+} vkt_optim_args;
+/* One AdamW update of every parameter tensor (weight decay only where the tensor decays). */
+void vkt_optim_adamw_step(vkt_model *m, const vkt_optim_args *a);
+/* Global L2 norm of the gradient buffer. */
+float vkt_grad_norm(vkt_model *m);
+
+/* ---- the run ---- */
+typedef struct vkt_train_result {
+    int steps_done;      /* optimizer steps completed (including those before a resume) */
+    float last_loss, last_val_loss; /* val loss < 0 when never evaluated */
+} vkt_train_result;
+
+/* Trains as the config says. losses_out (may be NULL) receives the loss of every step run in
+ * this call, indexed by step number (size cfg->train.max_steps). Returns 0, or 1 (runtime
+ * failure) / 2 (data or config problem) with err filled. */
+int vkt_train_run(const vkt_config *cfg, vkt_train_result *res, float *losses_out, char *err,
+                  size_t errlen);
+
+#endif

@@ -1,0 +1,60 @@
+/* Internal: the ops table each backend fills, and the backend instance. Only src/backend/
+ * includes this; the rest of the program sees the opaque handles of vktrain/backend.h. */
+#ifndef VKTRAIN_BACKEND_IMPL_H
+#define VKTRAIN_BACKEND_IMPL_H
+
+#include "vktrain/backend.h"
+
+typedef struct vkt_backend_ops {
+    const char *name; /* "cpu" */
+
+    /* device enumeration; note() may write why a backend has no devices (no driver) */
+    int (*device_count)(void);
+    int (*device_info)(int index, vkt_device_info *out);
+    void (*note)(char *buf, size_t len);
+
+    int (*init)(vkt_backend *be, char *err, size_t errlen); /* fills be->ctx; 0 = ok */
+    void (*shutdown)(vkt_backend *be);
+    void (*synchronize)(vkt_backend *be);
+    double (*time_ms)(vkt_backend *be); /* optional: default host clock after synchronize */
+
+    vkt_buf *(*alloc)(vkt_backend *be, size_t bytes, char *err, size_t errlen);
+    void (*free)(vkt_backend *be, vkt_buf *buf);
+    void (*upload)(vkt_backend *be, vkt_ptr dst, const void *src, size_t bytes);
+    void (*download)(vkt_backend *be, void *dst, vkt_ptr src, size_t bytes);
+    void (*fill)(vkt_backend *be, vkt_ptr dst, float value, size_t nfloats);
+    void (*copy)(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t bytes);
+
+    void (*encoder_forward)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, int, int, int);
+    void (*encoder_backward)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, int, int, int);
+    void (*layernorm_forward)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr,
+                              vkt_ptr, int, int);
+    void (*layernorm_backward)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr,
+                               vkt_ptr, vkt_ptr, vkt_ptr, int, int);
+    void (*matmul)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, int, int, int, int, int,
+                   float, float);
+    void (*bias_backward)(vkt_backend *, vkt_ptr, vkt_ptr, int, int);
+    void (*attention_forward)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, int, int, int, int);
+    void (*attention_backward)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, int, int, int,
+                               int);
+    void (*gelu_forward)(vkt_backend *, vkt_ptr, vkt_ptr, size_t);
+    void (*gelu_backward)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, size_t);
+    void (*residual_forward)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, size_t);
+    void (*softmax_xent)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, int, int, int, float, int);
+    void (*adamw)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, size_t,
+                  const vkt_adamw_args *);
+    void (*sumsq)(vkt_backend *, vkt_ptr, vkt_ptr, size_t);
+    void (*scale)(vkt_backend *, vkt_ptr, float, size_t);
+} vkt_backend_ops;
+
+struct vkt_backend {
+    const vkt_backend_ops *ops;
+    vkt_device_info info;
+    int device;  /* index within the backend */
+    void *ctx;   /* the backend's own state */
+};
+
+/* The compiled-in backends, in --list-devices order. */
+extern const vkt_backend_ops vkt_cpu_backend_ops;
+
+#endif

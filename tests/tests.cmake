@@ -1,0 +1,26 @@
+# ctest executables: one per concern, non-zero exit on failure, labelled so subsets run with
+# `ctest -L cpu` etc. Fixtures are found through VKT_TEST_DATA; the sample corpus through
+# VKT_SOURCE_DIR.
+function(vkt_add_test name)
+  cmake_parse_arguments(T "" "" "LABELS" ${ARGN})
+  add_executable(${name} tests/${name}.c)
+  target_link_libraries(${name} PRIVATE vktrain_core)
+  target_include_directories(${name} PRIVATE src tests)
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}" SKIP_RETURN_CODE 77
+    ENVIRONMENT "VKT_TEST_DATA=${CMAKE_SOURCE_DIR}/tests/data;VKT_SOURCE_DIR=${CMAKE_SOURCE_DIR};VKT_BINARY=$<TARGET_FILE:vktrain>")
+endfunction()
+
+file(GLOB VKT_TEST_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/test_*.c)
+foreach(src ${VKT_TEST_SOURCES})
+  get_filename_component(name ${src} NAME_WE)
+  set(labels cpu)
+  if(name MATCHES "train|resume")
+    list(APPEND labels slow)
+  endif()
+  vkt_add_test(${name} LABELS ${labels})
+endforeach()
+
+# CLI-level checks: exit statuses and messages of the real binary.
+add_test(NAME cli_errors COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli_errors.sh $<TARGET_FILE:vktrain> ${CMAKE_SOURCE_DIR})
+set_tests_properties(cli_errors PROPERTIES LABELS "cpu")
