@@ -26,8 +26,9 @@ typedef struct vkt_optim_args {
 } vkt_optim_args;
 /* One AdamW update of every parameter tensor (weight decay only where the tensor decays). */
 void vkt_optim_adamw_step(vkt_model *m, const vkt_optim_args *a);
-/* Global L2 norm of the gradient buffer. */
-float vkt_grad_norm(vkt_model *m);
+
+/* Global L2 norm of the gradient buffer; scalar is a one-float device buffer to reduce into. */
+float vkt_grad_norm(vkt_model *m, vkt_buf *scalar);
 
 /* ---- the run ---- */
 typedef struct vkt_train_result {

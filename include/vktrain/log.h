@@ -1,0 +1,35 @@
+/* Run logging: one human progress line on stderr (rewritten in place on a terminal, plain
+ * lines otherwise) and machine-readable JSON lines in out_dir/metrics.jsonl. */
+#ifndef VKTRAIN_LOG_H
+#define VKTRAIN_LOG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+typedef struct vkt_step_stats {
+    int step, total_steps; /* step: optimizer steps done, 1-based */
+    float loss, lr, grad_norm;
+    double tokens_per_s, step_ms, eta_s;
+    int has_val;
+    float val_loss;
+} vkt_step_stats;
+
+typedef struct vkt_metrics {
+    FILE *f;
+    char path[1100];
+} vkt_metrics;
+
+/* Opens out_dir/metrics.jsonl. A fresh run (keep_until_step < 0) starts it empty; a resumed
+ * run keeps the lines up to keep_until_step (dropping any logged after the checkpoint it
+ * resumes from) and appends. 0, or 1 with err naming the file. */
+int vkt_metrics_open(vkt_metrics *m, const char *out_dir, int keep_until_step, char *err,
+                     size_t errlen);
+void vkt_metrics_write(vkt_metrics *m, const vkt_step_stats *s);
+void vkt_metrics_close(vkt_metrics *m);
+
+/* The progress line for a step. */
+void vkt_log_progress(const vkt_step_stats *s);
+/* Ends an in-place progress line before other output. */
+void vkt_log_newline(void);
+
+#endif

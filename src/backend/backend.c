@@ -1,0 +1,235 @@
+/* Device registry and op dispatch: maps global device indices onto the compiled backends and
+ * forwards every public op to the chosen backend's ops table. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend/backend_impl.h"
+
+/* Registration order is --list-devices order. GPU backends join here under their
+ * VKT_USE_* definitions; a backend without a driver contributes no devices. */
+static const vkt_backend_ops *const registry[] = {
+    &vkt_cpu_backend_ops,
+};
+#define NUM_BACKENDS ((int)(sizeof registry / sizeof registry[0]))
+
+int vkt_device_count(void) {
+    int n = 0;
+    for (int b = 0; b < NUM_BACKENDS; b++) n += registry[b]->device_count();
+    return n;
+}
+
+/* Global index -> (backend, index within it). */
+static const vkt_backend_ops *locate(int i, int *local) {
+    if (i < 0) return NULL;
+    for (int b = 0; b < NUM_BACKENDS; b++) {
+        int n = registry[b]->device_count();
+        if (i < n) {
+            *local = i;
+            return registry[b];
+        }
+        i -= n;
+    }
+    return NULL;
+}
+
+int vkt_device_info_get(int i, vkt_device_info *out) {
+    int local;
+    const vkt_backend_ops *ops = locate(i, &local);
+    if (!ops) return -1;
+    memset(out, 0, sizeof *out);
+    if (ops->device_info(local, out)) return -1;
+    snprintf(out->backend, sizeof out->backend, "%s", ops->name);
+    out->backend_index = local;
+    return 0;
+}
+
+const char *vkt_device_notes(void) {
+    static char notes[1024];
+    notes[0] = 0;
+    for (int b = 0; b < NUM_BACKENDS; b++) {
+        char line[256] = "";
+        if (registry[b]->note) registry[b]->note(line, sizeof line);
+        if (line[0] && strlen(notes) + strlen(line) + 2 < sizeof notes) {
+            strcat(notes, line);
+            strcat(notes, "\n");
+        }
+    }
+    return notes;
+}
+
+static int parse_index(const char *s, int *out) {
+    char *end;
+    if (!*s) return -1;
+    long v = strtol(s, &end, 10);
+    if (*end || v < 0 || v > 1000000) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+int vkt_device_resolve(const char *spec, char *err, size_t errlen) {
+    int n = vkt_device_count();
+    if (!spec || !*spec || strcmp(spec, "auto") == 0) {
+        /* the device with the highest peak estimate; ties go to the lower index */
+        int best = -1;
+        double best_flops = -1;
+        for (int i = 0; i < n; i++) {
+            vkt_device_info info;
+            if (vkt_device_info_get(i, &info) == 0 && info.peak_flops > best_flops) {
+                best = i;
+                best_flops = info.peak_flops;
+            }
+        }
+        if (best < 0) snprintf(err, errlen, "no device found. HINT: run vktrain --list-devices");
+        return best;
+    }
+    int idx;
+    const char *colon = strchr(spec, ':');
+    if (!colon) {
+        if (parse_index(spec, &idx) || idx >= n) {
+            snprintf(err, errlen,
+                     "device '%s' does not exist (%d device%s found). HINT: run vktrain "
+                     "--list-devices",
+                     spec, n, n == 1 ? "" : "s");
+            return -1;
+        }
+        return idx;
+    }
+    size_t blen = (size_t)(colon - spec);
+    int base = 0;
+    for (int b = 0; b < NUM_BACKENDS; b++) {
+        int count = registry[b]->device_count();
+        if (strlen(registry[b]->name) == blen && strncmp(registry[b]->name, spec, blen) == 0) {
+            if (parse_index(colon + 1, &idx) || idx >= count) {
+                snprintf(err, errlen,
+                         "device '%s' does not exist: backend %s has %d device%s. HINT: run "
+                         "vktrain --list-devices",
+                         spec, registry[b]->name, count, count == 1 ? "" : "s");
+                return -1;
+            }
+            return base + idx;
+        }
+        base += count;
+    }
+    char names[256] = "";
+    for (int b = 0; b < NUM_BACKENDS; b++) {
+        if (b) strncat(names, ", ", sizeof names - strlen(names) - 1);
+        strncat(names, registry[b]->name, sizeof names - strlen(names) - 1);
+    }
+    snprintf(err, errlen,
+             "device '%s': unknown backend '%.*s' (compiled backends: %s). HINT: run vktrain "
+             "--list-devices",
+             spec, (int)blen, spec, names);
+    return -1;
+}
+
+vkt_backend *vkt_backend_create(int device_index, char *err, size_t errlen) {
+    int local;
+    const vkt_backend_ops *ops = locate(device_index, &local);
+    if (!ops) {
+        snprintf(err, errlen, "device %d does not exist. HINT: run vktrain --list-devices",
+                 device_index);
+        return NULL;
+    }
+    vkt_backend *be = calloc(1, sizeof *be);
+    if (!be) {
+        snprintf(err, errlen, "out of host memory");
+        return NULL;
+    }
+    be->ops = ops;
+    be->device = local;
+    if (vkt_device_info_get(device_index, &be->info) || ops->init(be, err, errlen)) {
+        if (!err[0]) snprintf(err, errlen, "device %d (%s:%d) failed to initialise",
+                              device_index, ops->name, local);
+        free(be);
+        return NULL;
+    }
+    return be;
+}
+
+void vkt_backend_destroy(vkt_backend *be) {
+    if (!be) return;
+    be->ops->shutdown(be);
+    free(be);
+}
+
+const vkt_device_info *vkt_backend_info(const vkt_backend *be) { return &be->info; }
+void vkt_synchronize(vkt_backend *be) { be->ops->synchronize(be); }
+
+double vkt_time_ms(vkt_backend *be) {
+    if (be->ops->time_ms) return be->ops->time_ms(be);
+    be->ops->synchronize(be);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+vkt_buf *vkt_alloc(vkt_backend *be, size_t bytes, char *err, size_t errlen) {
+    return be->ops->alloc(be, bytes, err, errlen);
+}
+void vkt_free(vkt_backend *be, vkt_buf *buf) {
+    if (buf) be->ops->free(be, buf);
+}
+void vkt_upload(vkt_backend *be, vkt_ptr dst, const void *src, size_t bytes) {
+    be->ops->upload(be, dst, src, bytes);
+}
+void vkt_download(vkt_backend *be, void *dst, vkt_ptr src, size_t bytes) {
+    be->ops->download(be, dst, src, bytes);
+}
+void vkt_fill(vkt_backend *be, vkt_ptr dst, float value, size_t n) { be->ops->fill(be, dst, value, n); }
+void vkt_copy(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t bytes) {
+    be->ops->copy(be, dst, src, bytes);
+}
+
+void vkt_encoder_forward(vkt_backend *be, vkt_ptr out, vkt_ptr tokens, vkt_ptr wte, vkt_ptr wpe,
+                         int B, int T, int C) {
+    be->ops->encoder_forward(be, out, tokens, wte, wpe, B, T, C);
+}
+void vkt_encoder_backward(vkt_backend *be, vkt_ptr dwte, vkt_ptr dwpe, vkt_ptr dout,
+                          vkt_ptr tokens, int B, int T, int C) {
+    be->ops->encoder_backward(be, dwte, dwpe, dout, tokens, B, T, C);
+}
+void vkt_layernorm_forward(vkt_backend *be, vkt_ptr out, vkt_ptr mean, vkt_ptr rstd,
+                           vkt_ptr inp, vkt_ptr weight, vkt_ptr bias, int N, int C) {
+    be->ops->layernorm_forward(be, out, mean, rstd, inp, weight, bias, N, C);
+}
+void vkt_layernorm_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight, vkt_ptr dbias,
+                            vkt_ptr dout, vkt_ptr inp, vkt_ptr weight, vkt_ptr mean,
+                            vkt_ptr rstd, int N, int C) {
+    be->ops->layernorm_backward(be, dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+}
+void vkt_matmul(vkt_backend *be, vkt_ptr c, vkt_ptr a, vkt_ptr b, vkt_ptr bias, int M, int N,
+                int K, int trans_a, int trans_b, float alpha, float beta) {
+    be->ops->matmul(be, c, a, b, bias, M, N, K, trans_a, trans_b, alpha, beta);
+}
+void vkt_bias_backward(vkt_backend *be, vkt_ptr dbias, vkt_ptr dout, int M, int N) {
+    be->ops->bias_backward(be, dbias, dout, M, N);
+}
+void vkt_attention_forward(vkt_backend *be, vkt_ptr out, vkt_ptr att, vkt_ptr qkv, int B, int T,
+                           int C, int NH) {
+    be->ops->attention_forward(be, out, att, qkv, B, T, C, NH);
+}
+void vkt_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, vkt_ptr qkv,
+                            vkt_ptr att, int B, int T, int C, int NH) {
+    be->ops->attention_backward(be, dqkv, dout, qkv, att, B, T, C, NH);
+}
+void vkt_gelu_forward(vkt_backend *be, vkt_ptr out, vkt_ptr inp, size_t n) {
+    be->ops->gelu_forward(be, out, inp, n);
+}
+void vkt_gelu_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr inp, vkt_ptr dout, size_t n) {
+    be->ops->gelu_backward(be, dinp, inp, dout, n);
+}
+void vkt_residual_forward(vkt_backend *be, vkt_ptr out, vkt_ptr a, vkt_ptr b, size_t n) {
+    be->ops->residual_forward(be, out, a, b, n);
+}
+void vkt_softmax_xent(vkt_backend *be, vkt_ptr losses, vkt_ptr logits, vkt_ptr targets, int N,
+                      int V, int Vp, float grad_scale, int want_grad) {
+    be->ops->softmax_xent(be, losses, logits, targets, N, V, Vp, grad_scale, want_grad);
+}
+void vkt_adamw(vkt_backend *be, vkt_ptr params, vkt_ptr grads, vkt_ptr m, vkt_ptr v, size_t n,
+               const vkt_adamw_args *args) {
+    be->ops->adamw(be, params, grads, m, v, n, args);
+}
+void vkt_sumsq(vkt_backend *be, vkt_ptr out, vkt_ptr x, size_t n) { be->ops->sumsq(be, out, x, n); }
+void vkt_scale(vkt_backend *be, vkt_ptr x, float s, size_t n) { be->ops->scale(be, x, s, n); }

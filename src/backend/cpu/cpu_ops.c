@@ -1,0 +1,406 @@
+/* Reference kernels: the semantics every other backend is tested against. Written for
+ * clarity and exactness first; OpenMP splits work so that each output element is still
+ * computed by one thread in a fixed order, which keeps results bitwise reproducible for any
+ * thread count (checkpoint resume relies on it). */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "backend/cpu/cpu_ops.h"
+
+#define F(p) ((float *)vkt_cpu_addr(p))
+#define I32(p) ((const int32_t *)vkt_cpu_addr(p))
+
+long vkt_cpu_num_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+/* ---- embedding ---- */
+
+void vkt_cpu_encoder_forward(vkt_backend *be, vkt_ptr out_, vkt_ptr tokens_, vkt_ptr wte_,
+                             vkt_ptr wpe_, int B, int T, int C) {
+    (void)be;
+    float *out = F(out_);
+    const int32_t *tok = I32(tokens_);
+    const float *wte = F(wte_), *wpe = F(wpe_);
+#pragma omp parallel for schedule(static)
+    for (int bt = 0; bt < B * T; bt++) {
+        const float *e = wte + (size_t)tok[bt] * C, *p = wpe + (size_t)(bt % T) * C;
+        float *o = out + (size_t)bt * C;
+        for (int c = 0; c < C; c++) o[c] = e[c] + p[c];
+    }
+}
+
+void vkt_cpu_encoder_backward(vkt_backend *be, vkt_ptr dwte_, vkt_ptr dwpe_, vkt_ptr dout_,
+                              vkt_ptr tokens_, int B, int T, int C) {
+    (void)be;
+    float *dwte = F(dwte_), *dwpe = F(dwpe_);
+    const float *dout = F(dout_);
+    const int32_t *tok = I32(tokens_);
+    /* serial over positions: several positions may share one token row */
+    for (int bt = 0; bt < B * T; bt++) {
+        const float *d = dout + (size_t)bt * C;
+        float *e = dwte + (size_t)tok[bt] * C, *p = dwpe + (size_t)(bt % T) * C;
+        for (int c = 0; c < C; c++) {
+            e[c] += d[c];
+            p[c] += d[c];
+        }
+    }
+}
+
+/* ---- layernorm ---- */
+
+void vkt_cpu_layernorm_forward(vkt_backend *be, vkt_ptr out_, vkt_ptr mean_, vkt_ptr rstd_,
+                               vkt_ptr inp_, vkt_ptr weight_, vkt_ptr bias_, int N, int C) {
+    (void)be;
+    float *out = F(out_), *mean = F(mean_), *rstd = F(rstd_);
+    const float *inp = F(inp_), *w = F(weight_), *b = F(bias_);
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        double s = 0, ss = 0;
+        for (int c = 0; c < C; c++) s += x[c];
+        double m = s / C;
+        for (int c = 0; c < C; c++) ss += (x[c] - m) * (x[c] - m);
+        double r = 1.0 / sqrt(ss / C + 1e-5);
+        float *o = out + (size_t)n * C;
+        for (int c = 0; c < C; c++) o[c] = (float)((x[c] - m) * r) * w[c] + b[c];
+        mean[n] = (float)m;
+        rstd[n] = (float)r;
+    }
+}
+
+void vkt_cpu_layernorm_backward(vkt_backend *be, vkt_ptr dinp_, vkt_ptr dweight_,
+                                vkt_ptr dbias_, vkt_ptr dout_, vkt_ptr inp_, vkt_ptr weight_,
+                                vkt_ptr mean_, vkt_ptr rstd_, int N, int C) {
+    (void)be;
+    float *dinp = F(dinp_), *dw = F(dweight_), *db = F(dbias_);
+    const float *dout = F(dout_), *inp = F(inp_), *w = F(weight_), *mean = F(mean_),
+                *rstd = F(rstd_);
+    /* input gradient: rows are independent */
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+        float m = mean[n], r = rstd[n];
+        double dnorm_mean = 0, dnorm_norm_mean = 0;
+        for (int c = 0; c < C; c++) {
+            float norm = (x[c] - m) * r, dnorm = w[c] * d[c];
+            dnorm_mean += dnorm;
+            dnorm_norm_mean += (double)dnorm * norm;
+        }
+        dnorm_mean /= C;
+        dnorm_norm_mean /= C;
+        float *di = dinp + (size_t)n * C;
+        for (int c = 0; c < C; c++) {
+            float norm = (x[c] - m) * r, dnorm = w[c] * d[c];
+            di[c] += (float)((dnorm - dnorm_mean - norm * dnorm_norm_mean) * r);
+        }
+    }
+    /* weight and bias gradients: a column reduction, split over channels */
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        double sw = 0, sb = 0;
+        for (int n = 0; n < N; n++) {
+            float d = dout[(size_t)n * C + c];
+            sw += (double)d * ((inp[(size_t)n * C + c] - mean[n]) * rstd[n]);
+            sb += d;
+        }
+        dw[c] += (float)sw;
+        db[c] += (float)sb;
+    }
+}
+
+/* ---- matmul ---- */
+
+/* Columns of C handled per pass: a (K x JB) panel of B stays in L2 while rows stream by. */
+#define MM_JB 256
+
+/* One row i of C, columns [j0, j0+nj): acc = sum_k A(i,k) * Bkn(k, j). Bkn is row-major
+ * (K,N); A(i,k) = a[i*sa_i + k*sa_k]. The j loop is what vectorizes; built for AVX2 too
+ * where the CPU has it (the compiler does not contract to FMA under -std=c11, so both
+ * clones round identically). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void mm_row_panel(float *restrict acc, const float *restrict a, size_t sa_k,
+                         const float *restrict bkn, int N, int K, int j0, int nj) {
+    for (int j = 0; j < nj; j++) acc[j] = 0;
+    for (int k = 0; k < K; k++) {
+        float av = a[(size_t)k * sa_k];
+        const float *brow = bkn + (size_t)k * N + j0;
+        for (int j = 0; j < nj; j++) acc[j] += av * brow[j];
+    }
+}
+
+void vkt_cpu_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a_, vkt_ptr b_, vkt_ptr bias_, int M,
+                    int N, int K, int trans_a, int trans_b, float alpha, float beta) {
+    (void)be;
+    float *c = F(c_);
+    const float *a = F(a_), *b = F(b_), *bias = bias_.buf ? F(bias_) : NULL;
+    /* Bring op(B) to row-major (K,N) so the inner loop runs along contiguous memory. */
+    float *bt = NULL;
+    const float *bkn = b;
+    if (trans_b) {
+        bt = malloc((size_t)K * N * sizeof(float));
+        VKT_CPU_ASSERT(bt != NULL);
+#pragma omp parallel for schedule(static)
+        for (int k = 0; k < K; k++)
+            for (int j = 0; j < N; j++) bt[(size_t)k * N + j] = b[(size_t)j * K + k];
+        bkn = bt;
+    }
+    size_t sa_i = trans_a ? 1 : (size_t)K, sa_k = trans_a ? (size_t)M : 1;
+#pragma omp parallel
+    {
+        float acc[MM_JB];
+#pragma omp for schedule(static)
+        for (int i = 0; i < M; i++) {
+            float *crow = c + (size_t)i * N;
+            for (int j0 = 0; j0 < N; j0 += MM_JB) {
+                int nj = N - j0 < MM_JB ? N - j0 : MM_JB;
+                mm_row_panel(acc, a + (size_t)i * sa_i, sa_k, bkn, N, K, j0, nj);
+                for (int j = 0; j < nj; j++) {
+                    float v = alpha * acc[j];
+                    if (beta != 0.0f) v += beta * crow[j0 + j];
+                    if (bias) v += bias[j0 + j];
+                    crow[j0 + j] = v;
+                }
+            }
+        }
+    }
+    free(bt);
+}
+
+void vkt_cpu_bias_backward(vkt_backend *be, vkt_ptr dbias_, vkt_ptr dout_, int M, int N) {
+    (void)be;
+    float *db = F(dbias_);
+    const float *dout = F(dout_);
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < N; j++) {
+        double s = 0;
+        for (int i = 0; i < M; i++) s += dout[(size_t)i * N + j];
+        db[j] += (float)s;
+    }
+}
+
+/* ---- attention ---- */
+
+void vkt_cpu_attention_forward(vkt_backend *be, vkt_ptr out_, vkt_ptr att_, vkt_ptr qkv_, int B,
+                               int T, int C, int NH) {
+    (void)be;
+    float *out = F(out_), *att = F(att_);
+    const float *qkv = F(qkv_);
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for collapse(3) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int t = 0; t < T; t++) {
+                const float *q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
+                float *row = att + (((size_t)b * NH + h) * T + t) * T;
+                float maxv = -INFINITY;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *k = qkv + ((size_t)b * T + t2) * 3 * C + C + h * hs;
+                    float s = 0;
+                    for (int i = 0; i < hs; i++) s += q[i] * k[i];
+                    s *= scale;
+                    row[t2] = s;
+                    if (s > maxv) maxv = s;
+                }
+                double sum = 0;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    row[t2] = expf(row[t2] - maxv);
+                    sum += row[t2];
+                }
+                float inv = (float)(1.0 / sum);
+                for (int t2 = 0; t2 <= t; t2++) row[t2] *= inv;
+                for (int t2 = t + 1; t2 < T; t2++) row[t2] = 0; /* causal mask */
+                float *o = out + ((size_t)b * T + t) * C + h * hs;
+                for (int i = 0; i < hs; i++) o[i] = 0;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *v = qkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * hs;
+                    for (int i = 0; i < hs; i++) o[i] += row[t2] * v[i];
+                }
+            }
+}
+
+void vkt_cpu_attention_backward(vkt_backend *be, vkt_ptr dqkv_, vkt_ptr dout_, vkt_ptr qkv_,
+                                vkt_ptr att_, int B, int T, int C, int NH) {
+    (void)be;
+    float *dqkv = F(dqkv_);
+    const float *dout = F(dout_), *qkv = F(qkv_), *att = F(att_);
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    /* one (b, h) pair per task: its q/k/v gradient channels are written by nobody else */
+#pragma omp parallel
+    {
+        float *datt = malloc((size_t)T * sizeof(float));
+        VKT_CPU_ASSERT(datt != NULL);
+#pragma omp for collapse(2) schedule(static)
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < NH; h++) {
+                for (int t = 0; t < T; t++)
+                    for (int part = 0; part < 3; part++)
+                        memset(dqkv + ((size_t)b * T + t) * 3 * C + part * C + h * hs, 0,
+                               (size_t)hs * sizeof(float));
+                for (int t = 0; t < T; t++) {
+                    const float *row = att + (((size_t)b * NH + h) * T + t) * T;
+                    const float *d = dout + ((size_t)b * T + t) * C + h * hs;
+                    const float *q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
+                    float *dq = dqkv + ((size_t)b * T + t) * 3 * C + h * hs;
+                    double dot = 0; /* sum_t2 att * datt, for the softmax backward */
+                    for (int t2 = 0; t2 <= t; t2++) {
+                        const float *v = qkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * hs;
+                        float *dv = dqkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * hs;
+                        float s = 0;
+                        for (int i = 0; i < hs; i++) {
+                            s += d[i] * v[i];
+                            dv[i] += row[t2] * d[i];
+                        }
+                        datt[t2] = s;
+                        dot += (double)row[t2] * s;
+                    }
+                    for (int t2 = 0; t2 <= t; t2++) {
+                        float dpre = row[t2] * (datt[t2] - (float)dot) * scale;
+                        const float *k = qkv + ((size_t)b * T + t2) * 3 * C + C + h * hs;
+                        float *dk = dqkv + ((size_t)b * T + t2) * 3 * C + C + h * hs;
+                        for (int i = 0; i < hs; i++) {
+                            dq[i] += dpre * k[i];
+                            dk[i] += dpre * q[i];
+                        }
+                    }
+                }
+            }
+        free(datt);
+    }
+}
+
+/* ---- pointwise ---- */
+
+#define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
+
+void vkt_cpu_gelu_forward(vkt_backend *be, vkt_ptr out_, vkt_ptr inp_, size_t n) {
+    (void)be;
+    float *out = F(out_);
+    const float *x = F(inp_);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        out[i] = 0.5f * v * (1.0f + tanhf(GELU_SCALE * (v + 0.044715f * v * v * v)));
+    }
+}
+
+void vkt_cpu_gelu_backward(vkt_backend *be, vkt_ptr dinp_, vkt_ptr inp_, vkt_ptr dout_,
+                           size_t n) {
+    (void)be;
+    float *dinp = F(dinp_);
+    const float *x = F(inp_), *dout = F(dout_);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        float u = GELU_SCALE * (v + 0.044715f * v * v * v);
+        float th = tanhf(u);
+        float sech2 = 1.0f - th * th;
+        float g = 0.5f * (1.0f + th) + 0.5f * v * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * v * v);
+        dinp[i] = g * dout[i];
+    }
+}
+
+void vkt_cpu_residual_forward(vkt_backend *be, vkt_ptr out_, vkt_ptr a_, vkt_ptr b_, size_t n) {
+    (void)be;
+    float *out = F(out_);
+    const float *a = F(a_), *b = F(b_);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+/* ---- loss ---- */
+
+void vkt_cpu_softmax_xent(vkt_backend *be, vkt_ptr losses_, vkt_ptr logits_, vkt_ptr targets_,
+                          int N, int V, int Vp, float grad_scale, int want_grad) {
+    (void)be;
+    float *losses = F(losses_), *logits = F(logits_);
+    const int32_t *targets = I32(targets_);
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float *x = logits + (size_t)n * Vp;
+        int tgt = targets[n];
+        VKT_CPU_ASSERT(tgt < V);
+        if (tgt < 0) {
+            losses[n] = 0;
+            if (want_grad) memset(x, 0, (size_t)Vp * sizeof(float));
+            continue;
+        }
+        float maxv = -INFINITY;
+        for (int v = 0; v < V; v++)
+            if (x[v] > maxv) maxv = x[v];
+        double sum = 0;
+        for (int v = 0; v < V; v++) sum += exp((double)x[v] - maxv);
+        losses[n] = (float)(log(sum) - ((double)x[tgt] - maxv));
+        if (want_grad) {
+            double inv = 1.0 / sum;
+            for (int v = 0; v < V; v++) {
+                float p = (float)(exp((double)x[v] - maxv) * inv);
+                x[v] = (p - (v == tgt ? 1.0f : 0.0f)) * grad_scale;
+            }
+            for (int v = V; v < Vp; v++) x[v] = 0;
+        }
+    }
+}
+
+/* ---- optimizer and reductions ---- */
+
+void vkt_cpu_adamw(vkt_backend *be, vkt_ptr params_, vkt_ptr grads_, vkt_ptr m_, vkt_ptr v_,
+                   size_t n, const vkt_adamw_args *a) {
+    (void)be;
+    float *p = F(params_), *m = F(m_), *v = F(v_);
+    const float *g = F(grads_);
+    float bc1 = (float)(1.0 - pow(a->beta1, a->t)), bc2 = (float)(1.0 - pow(a->beta2, a->t));
+    float b1 = a->beta1, b2 = a->beta2, lr = a->lr, eps = a->eps, wd = a->weight_decay,
+          gs = a->grad_scale;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float grad = g[i] * gs;
+        float mi = b1 * m[i] + (1.0f - b1) * grad;
+        float vi = b2 * v[i] + (1.0f - b2) * grad * grad;
+        m[i] = mi;
+        v[i] = vi;
+        float mhat = mi / bc1, vhat = vi / bc2;
+        p[i] -= lr * (mhat / (sqrtf(vhat) + eps) + wd * p[i]);
+    }
+}
+
+/* Fixed-size chunks summed in order: the result does not depend on the thread count. */
+#define SUMSQ_CHUNK 65536
+
+void vkt_cpu_sumsq(vkt_backend *be, vkt_ptr out_, vkt_ptr x_, size_t n) {
+    (void)be;
+    const float *x = F(x_);
+    size_t nchunks = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
+    double *part = calloc(nchunks ? nchunks : 1, sizeof(double));
+    VKT_CPU_ASSERT(part != NULL);
+#pragma omp parallel for schedule(static)
+    for (size_t ch = 0; ch < nchunks; ch++) {
+        size_t lo = ch * SUMSQ_CHUNK, hi = lo + SUMSQ_CHUNK < n ? lo + SUMSQ_CHUNK : n;
+        double s = 0;
+        for (size_t i = lo; i < hi; i++) s += (double)x[i] * x[i];
+        part[ch] = s;
+    }
+    double total = 0;
+    for (size_t ch = 0; ch < nchunks; ch++) total += part[ch];
+    free(part);
+    F(out_)[0] = (float)total;
+}
+
+void vkt_cpu_scale(vkt_backend *be, vkt_ptr x_, float s, size_t n) {
+    (void)be;
+    float *x = F(x_);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) x[i] *= s;
+}

@@ -1,0 +1,143 @@
+/* vktrain's command line: parses arguments and wires the modules together. Exit status:
+ * 0 success, 1 runtime or device failure, 2 usage, config or data error. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vktrain/backend.h"
+#include "vktrain/config.h"
+#include "vktrain/model.h"
+#include "vktrain/train.h"
+
+#define MAX_OVERRIDES 256
+
+static const char USAGE[] =
+    "usage: vktrain [--device DEV] [--set section.key=value]... [--resume] CONFIG.ini\n"
+    "       vktrain --list-devices\n"
+    "       vktrain --print-config [--device DEV] [--set section.key=value]... CONFIG.ini\n"
+    "       vktrain --help | --version\n"
+    "\n"
+    "Trains a GPT-2 style model as CONFIG.ini says (see configs/README.md for every key).\n"
+    "  --device DEV        device to train on: an index from --list-devices, backend:N\n"
+    "                      (cpu:0, vulkan:1, opencl:0) or auto; same as --set backend.device=DEV\n"
+    "  --set S.K=V         override key K of section [S]; repeatable; validated like the file\n"
+    "  --resume            continue from out_dir/checkpoint.bin (same as --set train.resume=true)\n"
+    "  --list-devices      list every device of every compiled backend\n"
+    "  --print-config      print the effective config, parameter count and memory estimate\n"
+    "Options may come before or after CONFIG.ini.\n";
+
+static int usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, "vktrain: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nHINT: vktrain --help\n");
+    return 2;
+}
+
+static void fmt_bytes(char *buf, size_t len, double b) {
+    if (b >= 1073741824.0) snprintf(buf, len, "%.1f GiB", b / 1073741824.0);
+    else snprintf(buf, len, "%.1f MiB", b / 1048576.0);
+}
+
+static int list_devices(void) {
+    int n = vkt_device_count();
+    printf("%-3s %-10s %-14s %-44s %10s %-5s %-8s %s\n", "#", "device", "vendor", "name",
+           "memory", "fp16", "coopmat", "peak fp32");
+    for (int i = 0; i < n; i++) {
+        vkt_device_info d;
+        if (vkt_device_info_get(i, &d)) continue;
+        char dev[32], mem[32];
+        snprintf(dev, sizeof dev, "%s:%d", d.backend, d.backend_index);
+        fmt_bytes(mem, sizeof mem, (double)d.memory_bytes);
+        printf("%-3d %-10s %-14.14s %-44.44s %10s %-5s %-8s %.0f GFLOP/s\n", i, dev, d.vendor,
+               d.name, mem, d.fp16 ? "yes" : "no", d.coopmat ? "yes" : "no", d.peak_flops / 1e9);
+        if (d.coopmat_shapes[0]) printf("    cooperative matrix: %s\n", d.coopmat_shapes);
+    }
+    const char *notes = vkt_device_notes();
+    if (notes[0]) printf("%s", notes);
+    if (n == 0) {
+        printf("no devices found\n");
+        return 1;
+    }
+    return 0;
+}
+
+static int print_config(const vkt_config *cfg) {
+    vkt_config_print(cfg, stdout);
+    vkt_gpt2_shape s = {.max_seq_len = cfg->model.block_size, .vocab_size = cfg->model.vocab_size,
+                        .padded_vocab_size = vkt_padded_vocab(cfg->model.vocab_size),
+                        .num_layers = cfg->model.n_layer, .num_heads = cfg->model.n_head,
+                        .channels = cfg->model.n_embd};
+    vkt_param_tensor t[VKT_NUM_PARAM_TENSORS];
+    size_t np = vkt_gpt2_param_layout(&s, t);
+    char mem[32];
+    fmt_bytes(mem, sizeof mem,
+              (double)vkt_gpt2_memory_bytes(&s, cfg->train.batch_size, cfg->train.seq_len));
+    printf("\n# parameters: %zu (%.2fM), padded vocab %d\n", np, np / 1e6, s.padded_vocab_size);
+    printf("# device memory estimate: %s (params, grads, AdamW moments, activations for "
+           "batch %d x %d)\n",
+           mem, cfg->train.batch_size, cfg->train.seq_len);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *overrides[MAX_OVERRIDES];
+    char owned[MAX_OVERRIDES][320];
+    int n_over = 0, want_print = 0;
+    const char *config_path = NULL;
+
+    if (argc >= 2) {
+        static const char *later[] = {"prepare", "bench", "sample", "eval", "export"};
+        for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
+            if (!strcmp(argv[1], later[i]))
+                return usage_error("'%s' is not available in this version of vktrain yet",
+                                   argv[1]);
+    }
+    int first = argc >= 2 && !strcmp(argv[1], "train") ? 2 : 1;
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(USAGE, stdout);
+            return 0;
+        } else if (!strcmp(a, "--version")) {
+            printf("vktrain %s\n", VKT_VERSION);
+            return 0;
+        } else if (!strcmp(a, "--list-devices")) {
+            return list_devices();
+        } else if (!strcmp(a, "--print-config")) {
+            want_print = 1;
+        } else if (!strcmp(a, "--resume")) {
+            if (n_over == MAX_OVERRIDES) return usage_error("too many overrides%s", "");
+            overrides[n_over++] = "train.resume=true";
+        } else if (!strcmp(a, "--set") || !strcmp(a, "--device")) {
+            if (i + 1 >= argc) return usage_error("%s needs a value", a);
+            if (n_over == MAX_OVERRIDES) return usage_error("too many overrides%s", "");
+            const char *v = argv[++i];
+            if (!strcmp(a, "--device")) {
+                snprintf(owned[n_over], sizeof owned[n_over], "backend.device=%s", v);
+                v = owned[n_over];
+            }
+            overrides[n_over++] = v;
+        } else if (a[0] == '-' && a[1]) {
+            return usage_error("unknown option '%s'", a);
+        } else if (config_path) {
+            return usage_error("more than one config file given ('%s')", a);
+        } else {
+            config_path = a;
+        }
+    }
+    if (!config_path) return usage_error("no config file given%s", "");
+
+    vkt_config cfg;
+    char err[2048];
+    int rc = vkt_config_load(&cfg, config_path, overrides, n_over, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "vktrain: config error: %s\n", err);
+        return rc;
+    }
+    if (want_print) return print_config(&cfg);
+
+    vkt_train_result res;
+    rc = vkt_train_run(&cfg, &res, NULL, err, sizeof err);
+    if (rc) fprintf(stderr, "vktrain: error: %s\n", err);
+    return rc;
+}

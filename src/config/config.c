@@ -1,0 +1,850 @@
+/* The run configuration: one table of every key drives defaults, INI parsing, --set overrides,
+ * validation, printing and the Markdown reference, so the five can never disagree. */
+#ifndef _XOPEN_SOURCE
+#define _XOPEN_SOURCE 700 /* realpath (XSI), getcwd, strcasecmp */
+#endif
+
+#include "vktrain/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <iniparser.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- the table ------------------------------------------------------------------------------ */
+
+typedef enum {
+    K_INT,    /* int, strict base-10 */
+    K_U64,    /* unsigned long long, strict base-10, no sign */
+    K_DOUBLE, /* finite double */
+    K_STR,    /* char[size] */
+    K_BOOL,   /* int 0/1 */
+    K_ENUM,   /* int-sized C enum: index into choices */
+    K_CHOICE, /* char[size] holding one of choices (room for more values later) */
+} key_kind;
+
+enum {
+    F_MIN = 1 << 0,      /* min applies */
+    F_MAX = 1 << 1,      /* max applies */
+    F_MIN_EXCL = 1 << 2, /* min is exclusive (> instead of >=) */
+    F_MAX_EXCL = 1 << 3, /* max is exclusive */
+    F_INPUT = 1 << 4,    /* a file we read: resolved against the config's dir, must be readable */
+    F_REQUIRED = 1 << 5, /* must not be empty */
+    F_DEVICE = 1 << 6,   /* device selector syntax */
+    F_CACHE = 1 << 7,    /* empty = the XDG cache dir */
+};
+
+typedef struct {
+    const char *section, *key;
+    key_kind kind;
+    size_t off, size; /* where in vkt_config; size bounds strings */
+    const char *def;  /* default, as INI text: parsed by the same code as user values */
+    double min, max;
+    unsigned flags;
+    const char *const *choices; /* K_ENUM / K_CHOICE, NULL-terminated */
+    const char *planned, *planned_why; /* a value we will accept later, and why not yet */
+    const char *doc;
+} key_def;
+
+#define FIELD(f) offsetof(vkt_config, f), sizeof(((vkt_config *)0)->f)
+
+static const char *const tokenizers[] = {"byte", NULL};
+static const char *const precisions[] = {"fp32", NULL};
+static const char *const optimizers[] = {"adamw", NULL};
+/* Order must match vkt_sched_kind: the index is stored. */
+static const char *const schedules[] = {"cosine", "linear", "wsd", "constant", NULL};
+
+_Static_assert(sizeof(vkt_sched_kind) == sizeof(int), "K_ENUM stores an int");
+
+static const key_def keys[] = {
+    {"model", "n_layer", K_INT, FIELD(model.n_layer), "4", 1, 0, F_MIN, NULL, NULL, NULL,
+     "Number of transformer blocks."},
+    {"model", "n_head", K_INT, FIELD(model.n_head), "4", 1, 0, F_MIN, NULL, NULL, NULL,
+     "Attention heads per block; must divide n_embd."},
+    {"model", "n_embd", K_INT, FIELD(model.n_embd), "128", 1, 0, F_MIN, NULL, NULL, NULL,
+     "Embedding (channel) width."},
+    {"model", "vocab_size", K_INT, FIELD(model.vocab_size), "256", 1, 65536, F_MIN | F_MAX, NULL,
+     NULL, NULL, "Vocabulary size (tokens are stored as uint16)."},
+    {"model", "block_size", K_INT, FIELD(model.block_size), "128", 1, 0, F_MIN, NULL, NULL, NULL,
+     "Maximum context length (positional embeddings)."},
+    {"model", "init_from", K_STR, FIELD(model.init_from), "", 0, 0, F_INPUT, NULL, NULL, NULL,
+     "Path of a vktrain checkpoint to start from; empty = random init. A relative path is "
+     "resolved against the config file's directory (from --set: the current directory)."},
+
+    {"data", "train", K_STR, FIELD(data.train), "", 0, 0, F_INPUT | F_REQUIRED, NULL, NULL, NULL,
+     "Required: path of a text file or an llm.c token shard. A relative path is resolved "
+     "against the config file's directory (from --set: the current directory)."},
+    {"data", "val", K_STR, FIELD(data.val), "", 0, 0, F_INPUT, NULL, NULL, NULL,
+     "Validation text file or token shard; empty = hold out the last val_fraction of train. "
+     "Relative paths resolve like train."},
+    {"data", "val_fraction", K_DOUBLE, FIELD(data.val_fraction), "0.1", 0, 0.5, F_MIN | F_MAX,
+     NULL, NULL, NULL, "Share of train held out for validation when val is empty."},
+    {"data", "tokenizer", K_CHOICE, FIELD(data.tokenizer), "byte", 0, 0, 0, tokenizers, NULL,
+     NULL, "Tokenizer for text files."},
+
+    {"train", "batch_size", K_INT, FIELD(train.batch_size), "8", 1, 0, F_MIN, NULL, NULL, NULL,
+     "Sequences per micro-batch."},
+    {"train", "seq_len", K_INT, FIELD(train.seq_len), "128", 1, 0, F_MIN, NULL, NULL, NULL,
+     "Tokens per sequence; at most model.block_size."},
+    {"train", "grad_accum_steps", K_INT, FIELD(train.grad_accum_steps), "1", 1, 0, F_MIN, NULL,
+     NULL, NULL, "Micro-batches accumulated per optimizer step."},
+    {"train", "max_steps", K_INT, FIELD(train.max_steps), "1000", 1, 0, F_MIN, NULL, NULL, NULL,
+     "Optimizer steps of the whole run; the LR schedule spans them."},
+    {"train", "stop_step", K_INT, FIELD(train.stop_step), "0", 0, 0, F_MIN, NULL, NULL, NULL,
+     "0 = run to max_steps; N (at most max_steps) = stop and checkpoint after step N while the "
+     "LR schedule still spans max_steps (time-sliced runs)."},
+    {"train", "eval_interval", K_INT, FIELD(train.eval_interval), "100", 0, 0, F_MIN, NULL, NULL,
+     NULL, "Evaluate every N steps; 0 = only at the end."},
+    {"train", "eval_batches", K_INT, FIELD(train.eval_batches), "10", 1, 0, F_MIN, NULL, NULL,
+     NULL, "Validation batches per evaluation."},
+    {"train", "checkpoint_interval", K_INT, FIELD(train.checkpoint_interval), "0", 0, 0, F_MIN,
+     NULL, NULL, NULL, "Checkpoint every N steps; 0 = only at the end."},
+    {"train", "out_dir", K_STR, FIELD(train.out_dir), "out", 0, 0, F_REQUIRED, NULL, NULL, NULL,
+     "Directory for checkpoints and metrics.jsonl, relative to the current directory."},
+    {"train", "seed", K_U64, FIELD(train.seed), "1337", 0, 0, 0, NULL, NULL, NULL,
+     "Seed of init and data order."},
+    {"train", "precision", K_CHOICE, FIELD(train.precision), "fp32", 0, 0, 0, precisions, "fp16",
+     "fp16 is not available yet; it comes with the GPU backends", "Compute precision."},
+    {"train", "resume", K_BOOL, FIELD(train.resume), "false", 0, 0, 0, NULL, NULL, NULL,
+     "Continue from the latest checkpoint in out_dir."},
+    {"train", "log_interval", K_INT, FIELD(train.log_interval), "1", 1, 0, F_MIN, NULL, NULL,
+     NULL, "Print a progress line every N steps."},
+
+    {"optim", "name", K_CHOICE, FIELD(optim.name), "adamw", 0, 0, 0, optimizers, NULL, NULL,
+     "Optimizer."},
+    {"optim", "lr", K_DOUBLE, FIELD(optim.lr), "1e-3", 0, 0, F_MIN, NULL, NULL, NULL,
+     "Peak learning rate."},
+    {"optim", "min_lr", K_DOUBLE, FIELD(optim.min_lr), "1e-4", 0, 0, F_MIN, NULL, NULL, NULL,
+     "Learning rate at the end of the decay; at most lr."},
+    {"optim", "warmup_steps", K_INT, FIELD(optim.warmup_steps), "0", 0, 0, F_MIN, NULL, NULL, NULL,
+     "Linear warmup steps; at most train.max_steps."},
+    {"optim", "schedule", K_ENUM, FIELD(optim.schedule), "cosine", 0, 0, 0, schedules, NULL, NULL,
+     "LR schedule after warmup (wsd = warmup, stable, decay)."},
+    {"optim", "decay_fraction", K_DOUBLE, FIELD(optim.decay_fraction), "0.2", 0, 1, F_MIN | F_MAX,
+     NULL, NULL, NULL, "wsd: share of max_steps spent in the final decay."},
+    {"optim", "weight_decay", K_DOUBLE, FIELD(optim.weight_decay), "0.1", 0, 0, F_MIN, NULL, NULL,
+     NULL, "AdamW decoupled weight decay."},
+    {"optim", "beta1", K_DOUBLE, FIELD(optim.beta1), "0.9", 0, 1, F_MIN | F_MAX | F_MAX_EXCL,
+     NULL, NULL, NULL, "AdamW first-moment decay."},
+    {"optim", "beta2", K_DOUBLE, FIELD(optim.beta2), "0.95", 0, 1, F_MIN | F_MAX | F_MAX_EXCL,
+     NULL, NULL, NULL, "AdamW second-moment decay."},
+    {"optim", "eps", K_DOUBLE, FIELD(optim.eps), "1e-8", 0, 0, F_MIN | F_MIN_EXCL, NULL, NULL,
+     NULL, "AdamW epsilon."},
+    {"optim", "grad_clip", K_DOUBLE, FIELD(optim.grad_clip), "1.0", 0, 0, F_MIN, NULL, NULL, NULL,
+     "Clip the global gradient norm to this; 0 = off."},
+
+    {"backend", "device", K_STR, FIELD(backend.device), "auto", 0, 0, F_DEVICE, NULL, NULL, NULL,
+     "auto = the device with the highest estimated peak FLOP/s; N = index from --list-devices; "
+     "backend:N such as cpu:0 or vulkan:1."},
+    {"backend", "cache_dir", K_STR, FIELD(backend.cache_dir), "", 0, 0, F_CACHE, NULL, NULL, NULL,
+     "Cache for prepared data and compiled kernels; empty = $XDG_CACHE_HOME/vktrain, else "
+     "$HOME/.cache/vktrain. Relative to the current directory."},
+};
+
+#define NKEYS ((int)(sizeof keys / sizeof keys[0]))
+
+static const char *const sections[] = {"model", "data", "train", "optim", "backend"};
+#define NSECTIONS ((int)(sizeof sections / sizeof sections[0]))
+
+/* ---- small helpers -------------------------------------------------------------------------- */
+
+static void *at(vkt_config *cfg, const key_def *k) { return (char *)cfg + k->off; }
+static const void *cat(const vkt_config *cfg, const key_def *k) {
+    return (const char *)cfg + k->off;
+}
+
+/* Zero-fills the tail so that two configs with equal values compare equal with memcmp. */
+static int set_str(char *dst, size_t size, const char *s) {
+    size_t n = strlen(s);
+    if (n >= size) return -1;
+    memset(dst, 0, size);
+    memcpy(dst, s, n);
+    return 0;
+}
+
+static void put(char *buf, size_t len, const char *fmt, ...) {
+    if (!buf || !len) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+}
+
+static int find_key(const char *section, const char *key) {
+    for (int i = 0; i < NKEYS; i++)
+        if (!strcmp(keys[i].section, section) && !strcmp(keys[i].key, key)) return i;
+    return -1;
+}
+
+static int is_section(const char *s) {
+    for (int i = 0; i < NSECTIONS; i++)
+        if (!strcmp(sections[i], s)) return 1;
+    return 0;
+}
+
+static size_t edit_distance(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) return SIZE_MAX;
+    size_t row[64];
+    for (size_t j = 0; j <= lb; j++) row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* Typos are the usual cause of an unknown name, so name the likely intended one. */
+static const char *near(const char *name, const char *const *cands, int n) {
+    const char *best = NULL;
+    size_t bd = 3; /* more than 2 edits away is a different word, not a typo */
+    for (int i = 0; i < n; i++) {
+        size_t d = edit_distance(name, cands[i]);
+        if (d < bd) { bd = d; best = cands[i]; }
+    }
+    return best;
+}
+
+static void append(char *buf, size_t len, size_t *pos, const char *fmt, ...) {
+    if (*pos >= len) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *pos, len - *pos, fmt, ap);
+    va_end(ap);
+    if (n > 0) *pos += (size_t)n;
+}
+
+/* "unknown key [s] k (did you mean ...? known keys in [s]: a, b, c)" */
+static void unknown_key_msg(char *buf, size_t len, const char *src, const char *section,
+                            const char *key) {
+    const char *cands[NKEYS];
+    int n = 0;
+    for (int i = 0; i < NKEYS; i++)
+        if (!strcmp(keys[i].section, section)) cands[n++] = keys[i].key;
+    size_t pos = 0;
+    append(buf, len, &pos, "%s: unknown key [%s] %s (", src, section, key);
+    const char *guess = near(key, cands, n);
+    int elsewhere = -1;
+    for (int i = 0; i < NKEYS && !guess; i++)
+        if (!strcmp(keys[i].key, key)) elsewhere = i;
+    if (guess) append(buf, len, &pos, "did you mean %s? ", guess);
+    else if (elsewhere >= 0)
+        append(buf, len, &pos, "%s belongs in [%s]; ", key, keys[elsewhere].section);
+    append(buf, len, &pos, "known keys in [%s]: ", section);
+    for (int i = 0; i < n; i++) append(buf, len, &pos, "%s%s", i ? ", " : "", cands[i]);
+    append(buf, len, &pos, ")");
+}
+
+static void unknown_section_msg(char *buf, size_t len, const char *src, const char *section) {
+    size_t pos = 0;
+    append(buf, len, &pos, "%s: unknown section [%s] (", src, section);
+    const char *guess = near(section, sections, NSECTIONS);
+    if (guess) append(buf, len, &pos, "did you mean [%s]? ", guess);
+    append(buf, len, &pos, "known sections: ");
+    for (int i = 0; i < NSECTIONS; i++)
+        append(buf, len, &pos, "%s%s", i ? ", " : "", sections[i]);
+    append(buf, len, &pos, ")");
+}
+
+/* What a key accepts, as the tail of "must be ...". */
+static void describe(const key_def *k, char *buf, size_t len) {
+    size_t pos = 0;
+    switch (k->kind) {
+    case K_INT:
+    case K_DOUBLE: {
+        const char *what = k->kind == K_INT ? "an integer" : "a number";
+        if ((k->flags & F_MIN) && (k->flags & F_MAX) && !(k->flags & (F_MIN_EXCL | F_MAX_EXCL)))
+            append(buf, len, &pos, "%s from %g to %g", what, k->min, k->max);
+        else {
+            append(buf, len, &pos, "%s", what);
+            if (k->flags & F_MIN)
+                append(buf, len, &pos, " %s %g", k->flags & F_MIN_EXCL ? ">" : ">=", k->min);
+            if (k->flags & F_MAX)
+                append(buf, len, &pos, "%s %s %g", k->flags & F_MIN ? " and" : "",
+                       k->flags & F_MAX_EXCL ? "<" : "<=", k->max);
+        }
+        break;
+    }
+    case K_U64: append(buf, len, &pos, "an integer from 0 to %llu", ULLONG_MAX); break;
+    case K_BOOL: append(buf, len, &pos, "true or false (also yes/no, 1/0)"); break;
+    case K_ENUM:
+    case K_CHOICE:
+        append(buf, len, &pos, "one of: ");
+        for (int i = 0; k->choices[i]; i++)
+            append(buf, len, &pos, "%s%s", i ? ", " : "", k->choices[i]);
+        break;
+    case K_STR:
+        if (k->flags & F_DEVICE)
+            append(buf, len, &pos,
+                   "auto, a device index N from vktrain --list-devices, or backend:N such as "
+                   "cpu:0 or vulkan:1");
+        else
+            append(buf, len, &pos, "a path");
+        break;
+    }
+}
+
+static int device_syntax_ok(const char *s) {
+    if (!strcmp(s, "auto")) return 1;
+    const char *p = s;
+    if (isalpha((unsigned char)*p)) {
+        while (isalnum((unsigned char)*p) || *p == '_') p++;
+        if (*p++ != ':') return 0;
+    }
+    size_t nd = strspn(p, "0123456789");
+    return nd >= 1 && nd <= 6 && p[nd] == '\0';
+}
+
+static int within(const key_def *k, double v) {
+    if (k->flags & F_MIN) {
+        if (k->flags & F_MIN_EXCL ? !(v > k->min) : !(v >= k->min)) return 0;
+    }
+    if (k->flags & F_MAX) {
+        if (k->flags & F_MAX_EXCL ? !(v < k->max) : !(v <= k->max)) return 0;
+    }
+    return 1;
+}
+
+/* Parses text into the key's field. On failure fills why with what follows "key = value: ". */
+static int parse_value(const key_def *k, const char *text, vkt_config *cfg, char *why,
+                       size_t wlen) {
+    char acc[256];
+    describe(k, acc, sizeof acc);
+    char *end = NULL;
+    switch (k->kind) {
+    case K_INT: {
+        errno = 0;
+        long v = strtol(text, &end, 10);
+        if (!*text || *end || errno) goto bad;
+        if (v < INT_MIN || v > INT_MAX) {
+            /* acc does not mention the int limit, so say it where it is the reason. */
+            put(why, wlen, "must be %s (and at most %d)", acc, INT_MAX);
+            return -1;
+        }
+        if (!within(k, (double)v)) goto bad;
+        int iv = (int)v;
+        memcpy(at(cfg, k), &iv, sizeof iv);
+        return 0;
+    }
+    case K_U64: {
+        /* strtoull accepts "-1" and wraps it, so a sign is rejected up front. */
+        if (!isdigit((unsigned char)*text)) goto bad;
+        errno = 0;
+        unsigned long long v = strtoull(text, &end, 10);
+        if (*end || errno) goto bad;
+        memcpy(at(cfg, k), &v, sizeof v);
+        return 0;
+    }
+    case K_DOUBLE: {
+        errno = 0;
+        double v = strtod(text, &end);
+        if (!*text || *end || errno || !isfinite(v) || !within(k, v)) goto bad;
+        memcpy(at(cfg, k), &v, sizeof v);
+        return 0;
+    }
+    case K_BOOL: {
+        int v;
+        if (!strcasecmp(text, "true") || !strcasecmp(text, "yes") || !strcmp(text, "1")) v = 1;
+        else if (!strcasecmp(text, "false") || !strcasecmp(text, "no") || !strcmp(text, "0"))
+            v = 0;
+        else goto bad;
+        memcpy(at(cfg, k), &v, sizeof v);
+        return 0;
+    }
+    case K_ENUM:
+    case K_CHOICE:
+        for (int i = 0; k->choices[i]; i++) {
+            if (strcasecmp(text, k->choices[i])) continue;
+            if (k->kind == K_ENUM) memcpy(at(cfg, k), &i, sizeof i);
+            else set_str(at(cfg, k), k->size, k->choices[i]);
+            return 0;
+        }
+        if (k->planned && !strcasecmp(text, k->planned)) {
+            put(why, wlen, "%s; accepted: %s", k->planned_why, acc + strlen("one of: "));
+            return -1;
+        }
+        goto bad;
+    case K_STR: {
+        char low[64];
+        if (k->flags & F_DEVICE) {
+            /* Backend names are matched in lowercase elsewhere; normalise once here. */
+            size_t n = strlen(text);
+            if (n >= sizeof low || n >= k->size) goto bad;
+            for (size_t i = 0; i <= n; i++) low[i] = (char)tolower((unsigned char)text[i]);
+            if (!device_syntax_ok(low)) goto bad;
+            text = low;
+        }
+        if (set_str(at(cfg, k), k->size, text)) {
+            put(why, wlen, "too long (at most %zu characters)", k->size - 1);
+            return -1;
+        }
+        return 0;
+    }
+    }
+bad:
+    put(why, wlen, "must be %s", acc);
+    return -1;
+}
+
+/* ---- load ------------------------------------------------------------------------------------ */
+
+enum { SRC_DEFAULT = -2, SRC_FILE = -1 }; /* >= 0: index of the --set override */
+
+typedef struct {
+    const char *path;
+    const char *const *overrides;
+    const char *text[NKEYS]; /* raw value per key; NULL = default */
+    int src[NKEYS];
+    char *owned[NKEYS]; /* override values we copied (trimmed, unquoted) */
+    char *err;
+    size_t errlen;
+} load_ctx;
+
+static void source_name(const load_ctx *c, int i, char *buf, size_t len) {
+    int s = c->src[i];
+    if (s >= 0) put(buf, len, "--set %s", c->overrides[s]);
+    else put(buf, len, "%s", c->path ? c->path : "(defaults)");
+}
+
+/* "<source>: [section] key = value: <why>" */
+static int fail_key(load_ctx *c, int i, const char *why, ...) {
+    char src[VKT_PATH_MAX + 64], msg[1024];
+    source_name(c, i, src, sizeof src);
+    va_list ap;
+    va_start(ap, why);
+    vsnprintf(msg, sizeof msg, why, ap);
+    va_end(ap);
+    const char *v = c->text[i] ? c->text[i] : keys[i].def;
+    put(c->err, c->errlen, "%s: [%s] %s = %s: %s", src, keys[i].section, keys[i].key,
+        *v ? v : "\"\"", msg);
+    return 2;
+}
+
+/* For a cross-field message: where the other key came from, when that is not where this one
+ * did, so the user knows which of the two places to edit. */
+static void other_src(const load_ctx *c, int i, int j, char *buf, size_t len) {
+    buf[0] = 0;
+    if (c->src[i] == c->src[j]) return;
+    if (c->src[j] == SRC_DEFAULT) {
+        put(buf, len, "; %s is the default", keys[j].key);
+        return;
+    }
+    char s[VKT_PATH_MAX + 64];
+    source_name(c, j, s, sizeof s);
+    put(buf, len, "; %s from %s", keys[j].key, s);
+}
+
+/* iniparser reports syntax errors through a callback without a user pointer, so the text has
+ * to land in a static; _Thread_local keeps concurrent loads from mixing messages. */
+static _Thread_local char ini_msg[512];
+static int capture_ini_error(const char *fmt, ...) {
+    if (ini_msg[0]) return 0; /* first error wins */
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(ini_msg, sizeof ini_msg, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+static int syntax_error(load_ctx *c) {
+    /* iniparser says "iniparser: syntax error in FILE (LINE):\n-> TEXT\n". */
+    const char *open = strstr(ini_msg, " (");
+    const char *arrow = strstr(ini_msg, "-> ");
+    int line = 0;
+    if (open && arrow && sscanf(open, " (%d)", &line) == 1) {
+        char text[256];
+        snprintf(text, sizeof text, "%s", arrow + 3);
+        text[strcspn(text, "\n")] = 0;
+        put(c->err, c->errlen,
+            "%s: line %d: syntax error: `%s` (expected `key = value`, `[section]` or a "
+            "# comment)", c->path, line, text);
+    } else {
+        char text[sizeof ini_msg];
+        snprintf(text, sizeof text, "%s", ini_msg[0] ? ini_msg : "cannot parse the file");
+        for (char *p = text; *p; p++)
+            if (*p == '\n') *p = ' ';
+        size_t n = strlen(text);
+        while (n && text[n - 1] == ' ') text[--n] = 0;
+        const char *t = strncmp(text, "iniparser: ", 11) ? text : text + 11;
+        put(c->err, c->errlen, "%s: %s", c->path, t);
+    }
+    return 2;
+}
+
+static int read_file(load_ctx *c, vkt_config *cfg) {
+    const char *path = c->path;
+    if (set_str(cfg->path, sizeof cfg->path, path)) {
+        put(c->err, c->errlen, "%s: config path too long (at most %d characters)", path,
+            VKT_PATH_MAX - 1);
+        return 2;
+    }
+    /* Check readability ourselves: iniparser only says "cannot open", without errno, and
+     * happily "reads" a directory as an empty file. */
+    struct stat st;
+    FILE *f = NULL;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) errno = EISDIR;
+    else f = fopen(path, "r");
+    if (!f) {
+        put(c->err, c->errlen, "%s: cannot read the file: %s", path, strerror(errno));
+        return 2;
+    }
+    fclose(f);
+
+    ini_msg[0] = 0;
+    iniparser_set_error_callback(capture_ini_error);
+    dictionary *d = iniparser_load(path);
+    iniparser_set_error_callback(NULL); /* back to iniparser's default for other users */
+    if (!d) return syntax_error(c);
+
+    /* Entries come in file order; a section is an entry without ':' and a NULL value. */
+    int rc = 0;
+    for (ssize_t e = 0; e < d->size && !rc; e++) {
+        const char *name = d->key[e];
+        if (!name) continue;
+        const char *colon = strchr(name, ':');
+        if (!colon) {
+            if (!is_section(name)) {
+                unknown_section_msg(c->err, c->errlen, path, name);
+                rc = 2;
+            }
+            continue;
+        }
+        char section[128];
+        size_t sl = (size_t)(colon - name);
+        if (sl == 0) {
+            put(c->err, c->errlen,
+                "%s: key %s is outside any section (put it under [model], [data], [train], "
+                "[optim] or [backend])", path, colon + 1);
+            rc = 2;
+            break;
+        }
+        snprintf(section, sizeof section, "%.*s", (int)sl, name);
+        if (!is_section(section)) continue; /* reported with its section entry */
+        int i = find_key(section, colon + 1);
+        if (i < 0) {
+            unknown_key_msg(c->err, c->errlen, path, section, colon + 1);
+            rc = 2;
+            break;
+        }
+        /* d is freed before we return, so keep a copy of the value. */
+        const char *v = d->val[e] ? d->val[e] : "";
+        c->owned[i] = malloc(strlen(v) + 1);
+        if (!c->owned[i]) {
+            put(c->err, c->errlen, "%s: out of memory", path);
+            rc = 2;
+            break;
+        }
+        strcpy(c->owned[i], v);
+        c->text[i] = c->owned[i];
+        c->src[i] = SRC_FILE;
+    }
+    iniparser_freedict(d);
+    return rc;
+}
+
+static char *trim(char *s) {
+    while (isspace((unsigned char)*s)) s++;
+    size_t n = strlen(s);
+    while (n && isspace((unsigned char)s[n - 1])) s[--n] = 0;
+    return s;
+}
+
+static int apply_override(load_ctx *c, int o) {
+    const char *ov = c->overrides[o];
+    char src[1100];
+    snprintf(src, sizeof src, "--set %s", ov);
+    size_t n = strlen(ov);
+    char *buf = malloc(n + 1);
+    if (!buf) {
+        put(c->err, c->errlen, "%s: out of memory", src);
+        return 2;
+    }
+    memcpy(buf, ov, n + 1);
+    char *eq = strchr(buf, '=');
+    char *dot = eq ? memchr(buf, '.', (size_t)(eq - buf)) : NULL;
+    char *section = NULL, *key = NULL;
+    if (dot) {
+        *eq = 0;
+        *dot = 0;
+        section = trim(buf);
+        key = trim(dot + 1);
+    }
+    if (!dot || !*section || !*key) {
+        put(c->err, c->errlen,
+            "%s: malformed override (expected section.key=value, e.g. train.batch_size=16)",
+            src);
+        free(buf);
+        return 2;
+    }
+    /* Match iniparser, which lowercases names read from files. */
+    for (char *p = section; *p; p++) *p = (char)tolower((unsigned char)*p);
+    for (char *p = key; *p; p++) *p = (char)tolower((unsigned char)*p);
+    int rc = 0, i = -1;
+    if (!is_section(section)) {
+        unknown_section_msg(c->err, c->errlen, src, section);
+        rc = 2;
+    } else if ((i = find_key(section, key)) < 0) {
+        unknown_key_msg(c->err, c->errlen, src, section, key);
+        rc = 2;
+    }
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    /* Quotes as iniparser strips them, so a value reads the same from a file or from --set. */
+    char *v = trim(eq + 1);
+    size_t vl = strlen(v);
+    if (vl >= 2 && (v[0] == '"' || v[0] == '\'') && v[vl - 1] == v[0]) {
+        v[vl - 1] = 0;
+        v++;
+    }
+    memmove(buf, v, strlen(v) + 1);
+    free(c->owned[i]); /* a later --set of the same key wins over the file and earlier ones */
+    c->owned[i] = buf;
+    c->text[i] = buf;
+    c->src[i] = o;
+    return 0;
+}
+
+/* Resolves an input path (train/val/init_from) and checks that it is a readable file. */
+static int resolve_input(load_ctx *c, vkt_config *cfg, int i) {
+    const key_def *k = &keys[i];
+    char *val = at(cfg, k);
+    if (!*val) return 0;
+    char base[PATH_MAX], joined[2 * PATH_MAX + 2];
+    if (val[0] == '/') {
+        snprintf(joined, sizeof joined, "%s", val);
+    } else {
+        /* Relative to the file it was written in, so a config works from any directory. */
+        if (c->src[i] == SRC_FILE) {
+            char dir[PATH_MAX];
+            snprintf(dir, sizeof dir, "%s", c->path);
+            char *slash = strrchr(dir, '/');
+            if (!slash) snprintf(dir, sizeof dir, ".");
+            else if (slash == dir) dir[1] = 0;
+            else *slash = 0;
+            if (!realpath(dir, base)) return fail_key(c, i, "cannot resolve the config's "
+                                                            "directory: %s", strerror(errno));
+        } else if (!getcwd(base, sizeof base)) {
+            return fail_key(c, i, "cannot get the current directory: %s", strerror(errno));
+        }
+        const char *rel = val;
+        while (rel[0] == '.' && rel[1] == '/') rel += 2;
+        snprintf(joined, sizeof joined, "%s%s%s", base, strcmp(base, "/") ? "/" : "", rel);
+    }
+    struct stat st;
+    if (stat(joined, &st) != 0) {
+        if (errno == ENOENT)
+            return fail_key(c, i, "file not found (resolved to %s)%s", joined,
+                            c->src[i] == SRC_FILE && val[0] != '/'
+                                ? "; relative paths in a config file are relative to its "
+                                  "directory"
+                                : "");
+        return fail_key(c, i, "%s (resolved to %s)", strerror(errno), joined);
+    }
+    if (S_ISDIR(st.st_mode))
+        return fail_key(c, i, "is a directory, not a file (resolved to %s)", joined);
+    FILE *f = fopen(joined, "rb");
+    if (!f) return fail_key(c, i, "cannot read: %s (resolved to %s)", strerror(errno), joined);
+    fclose(f);
+    char real[PATH_MAX];
+    if (!realpath(joined, real))
+        return fail_key(c, i, "cannot resolve: %s (resolved to %s)", strerror(errno), joined);
+    if (set_str(val, k->size, real))
+        return fail_key(c, i, "resolved path %s is too long (at most %zu characters)", real,
+                        k->size - 1);
+    return 0;
+}
+
+static int resolve_cache(load_ctx *c, vkt_config *cfg, int i) {
+    char *dir = cfg->backend.cache_dir;
+    if (*dir) return 0;
+    char buf[PATH_MAX + 32];
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    /* The XDG spec says to ignore a relative XDG_CACHE_HOME. */
+    if (xdg && xdg[0] == '/') snprintf(buf, sizeof buf, "%s/vktrain", xdg);
+    else if (home && *home) snprintf(buf, sizeof buf, "%s/.cache/vktrain", home);
+    else return fail_key(c, i, "neither XDG_CACHE_HOME nor HOME is set; set cache_dir");
+    if (set_str(dir, keys[i].size, buf))
+        return fail_key(c, i, "default %s is too long (at most %zu characters)", buf,
+                        keys[i].size - 1);
+    return 0;
+}
+
+static int cross_checks(load_ctx *c, const vkt_config *cfg) {
+    char note[VKT_PATH_MAX + 128];
+    int i, j;
+#define IDX(s, k) find_key(s, k)
+    i = IDX("model", "n_embd"), j = IDX("model", "n_head");
+    if (cfg->model.n_embd % cfg->model.n_head) {
+        other_src(c, i, j, note, sizeof note);
+        return fail_key(c, i, "must be divisible by n_head (%d)%s", cfg->model.n_head, note);
+    }
+    i = IDX("train", "seq_len"), j = IDX("model", "block_size");
+    if (cfg->train.seq_len > cfg->model.block_size) {
+        other_src(c, i, j, note, sizeof note);
+        return fail_key(c, i, "must be <= [model] block_size (%d)%s", cfg->model.block_size,
+                        note);
+    }
+    i = IDX("train", "stop_step"), j = IDX("train", "max_steps");
+    if (cfg->train.stop_step > cfg->train.max_steps) {
+        other_src(c, i, j, note, sizeof note);
+        return fail_key(c, i, "must be from 0 to max_steps (%d); 0 = run to max_steps%s",
+                        cfg->train.max_steps, note);
+    }
+    i = IDX("optim", "warmup_steps"), j = IDX("train", "max_steps");
+    if (cfg->optim.warmup_steps > cfg->train.max_steps) {
+        other_src(c, i, j, note, sizeof note);
+        return fail_key(c, i, "must be <= [train] max_steps (%d)%s", cfg->train.max_steps, note);
+    }
+    i = IDX("optim", "min_lr"), j = IDX("optim", "lr");
+    if (cfg->optim.min_lr > cfg->optim.lr) {
+        other_src(c, i, j, note, sizeof note);
+        return fail_key(c, i, "must be <= lr (%g)%s", cfg->optim.lr, note);
+    }
+#undef IDX
+    return 0;
+}
+
+void vkt_config_defaults(vkt_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    char why[512];
+    for (int i = 0; i < NKEYS; i++) {
+        /* Empty required strings (data.train) are filled by the user; anything else failing
+         * here is a bug in the table. */
+        if (!*keys[i].def && keys[i].kind == K_STR) continue;
+        if (parse_value(&keys[i], keys[i].def, cfg, why, sizeof why)) {
+            fprintf(stderr, "%s:%d: internal error: default of [%s] %s: %s\n", __FILE__,
+                    __LINE__, keys[i].section, keys[i].key, why);
+            abort();
+        }
+    }
+}
+
+int vkt_config_load(vkt_config *cfg, const char *path, const char *const *overrides,
+                    int n_overrides, char *err, size_t errlen) {
+    load_ctx c = {.path = path, .overrides = overrides, .err = err, .errlen = errlen};
+    for (int i = 0; i < NKEYS; i++) c.src[i] = SRC_DEFAULT;
+    if (err && errlen) err[0] = 0;
+    vkt_config_defaults(cfg);
+
+    int rc = path ? read_file(&c, cfg) : 0;
+    for (int o = 0; o < n_overrides && !rc; o++) rc = apply_override(&c, o);
+
+    char why[1024];
+    for (int i = 0; i < NKEYS && !rc; i++) {
+        const char *t = c.text[i] ? c.text[i] : keys[i].def;
+        if ((keys[i].flags & F_REQUIRED) && !*t) {
+            rc = fail_key(&c, i, "required (set it in the config file or with --set %s.%s=...)",
+                          keys[i].section, keys[i].key);
+            break;
+        }
+        if (parse_value(&keys[i], t, cfg, why, sizeof why)) rc = fail_key(&c, i, "%s", why);
+    }
+    if (!rc) rc = cross_checks(&c, cfg);
+    for (int i = 0; i < NKEYS && !rc; i++) {
+        if (keys[i].flags & F_INPUT) rc = resolve_input(&c, cfg, i);
+        else if (keys[i].flags & F_CACHE) rc = resolve_cache(&c, cfg, i);
+    }
+    for (int i = 0; i < NKEYS; i++) free(c.owned[i]);
+    return rc;
+}
+
+/* ---- print ----------------------------------------------------------------------------------- */
+
+/* The shortest text that reads back as the same double, so printed configs round-trip
+ * exactly and still look like what a person would write (0.001, not 0.0010000000000000000). */
+static void format_double(double v, char *buf, size_t len) {
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, len, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) return;
+    }
+}
+
+static void format_value(const vkt_config *cfg, const key_def *k, char *buf, size_t len) {
+    const void *p = cat(cfg, k);
+    switch (k->kind) {
+    case K_INT: {
+        int v;
+        memcpy(&v, p, sizeof v);
+        snprintf(buf, len, "%d", v);
+        break;
+    }
+    case K_U64: {
+        unsigned long long v;
+        memcpy(&v, p, sizeof v);
+        snprintf(buf, len, "%llu", v);
+        break;
+    }
+    case K_DOUBLE: {
+        double v;
+        memcpy(&v, p, sizeof v);
+        format_double(v, buf, len);
+        break;
+    }
+    case K_BOOL: {
+        int v;
+        memcpy(&v, p, sizeof v);
+        snprintf(buf, len, "%s", v ? "true" : "false");
+        break;
+    }
+    case K_ENUM: {
+        int v, n = 0;
+        memcpy(&v, p, sizeof v);
+        while (k->choices[n]) n++;
+        snprintf(buf, len, "%s", v >= 0 && v < n ? k->choices[v] : "?");
+        break;
+    }
+    case K_CHOICE:
+    case K_STR: {
+        const char *s = p;
+        /* Quoted, because iniparser cuts an unquoted value at ';' or '#'; it cannot escape a
+         * '"', so such a string goes out bare. */
+        if (strchr(s, '"')) snprintf(buf, len, "%s", s);
+        else snprintf(buf, len, "\"%s\"", s);
+        break;
+    }
+    }
+}
+
+void vkt_config_print(const vkt_config *cfg, FILE *f) {
+    char buf[VKT_PATH_MAX + 8];
+    for (int s = 0; s < NSECTIONS; s++) {
+        fprintf(f, "%s[%s]\n", s ? "\n" : "", sections[s]);
+        for (int i = 0; i < NKEYS; i++) {
+            if (strcmp(keys[i].section, sections[s])) continue;
+            format_value(cfg, &keys[i], buf, sizeof buf);
+            fprintf(f, "%s = %s\n", keys[i].key, buf);
+        }
+    }
+}
+
+void vkt_config_print_reference(FILE *f) {
+    char acc[256];
+    for (int i = 0; i < NKEYS; i++) {
+        const key_def *k = &keys[i];
+        fprintf(f, "| %s | %s | `%s` | %s", k->section, k->key, *k->def ? k->def : "\"\"",
+                k->doc);
+        if (k->kind != K_STR) {
+            describe(k, acc, sizeof acc);
+            fprintf(f, " Accepted: %s.", acc);
+        }
+        fprintf(f, " |\n");
+    }
+}

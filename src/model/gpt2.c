@@ -1,0 +1,355 @@
+/* GPT-2: parameter layout, activation layout, and forward/backward as a readable sequence of
+ * backend ops (the structure of llm.c's gpt2_forward / gpt2_backward). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/rng.h"
+#include "vktrain/model.h"
+
+int vkt_padded_vocab(int vocab_size) { return (vocab_size + 63) / 64 * 64; }
+
+size_t vkt_gpt2_param_layout(const vkt_gpt2_shape *s, vkt_param_tensor t[VKT_NUM_PARAM_TENSORS]) {
+    size_t Vp = s->padded_vocab_size, C = s->channels, L = s->num_layers, maxT = s->max_seq_len;
+    const struct {
+        const char *name;
+        size_t size;
+        int decay;
+    } spec[VKT_NUM_PARAM_TENSORS] = {
+        {"wte", Vp * C, 1},          {"wpe", maxT * C, 1},        {"ln1w", L * C, 0},
+        {"ln1b", L * C, 0},          {"qkvw", L * 3 * C * C, 1},  {"qkvb", L * 3 * C, 0},
+        {"attprojw", L * C * C, 1},  {"attprojb", L * C, 0},      {"ln2w", L * C, 0},
+        {"ln2b", L * C, 0},          {"fcw", L * 4 * C * C, 1},   {"fcb", L * 4 * C, 0},
+        {"fcprojw", L * C * 4 * C, 1}, {"fcprojb", L * C, 0},     {"lnfw", C, 0},
+        {"lnfb", C, 0},
+    };
+    size_t off = 0;
+    for (int i = 0; i < VKT_NUM_PARAM_TENSORS; i++) {
+        t[i].name = spec[i].name;
+        t[i].offset = off;
+        t[i].size = spec[i].size;
+        t[i].decay = spec[i].decay;
+        off += spec[i].size;
+    }
+    return off;
+}
+
+enum { WTE, WPE, LN1W, LN1B, QKVW, QKVB, ATTPROJW, ATTPROJB, LN2W, LN2B, FCW, FCB, FCPROJW,
+       FCPROJB, LNFW, LNFB };
+
+/* Activations of one forward pass (B x T tokens), each a float count; per-layer ones are
+ * stacked L times. Laid out back to back in one buffer, in this order. */
+typedef struct act_layout {
+    size_t encoded, ln1, ln1_mean, ln1_rstd, qkv, atty, att, attproj, residual2, ln2, ln2_mean,
+        ln2_rstd, fch, fch_gelu, fcproj, residual3, lnf, lnf_mean, lnf_rstd, logits, losses;
+} act_layout;
+#define NUM_ACTS (sizeof(act_layout) / sizeof(size_t))
+
+static act_layout act_sizes(const vkt_gpt2_shape *s, int B, int T) {
+    size_t BT = (size_t)B * T, C = s->channels, L = s->num_layers, NH = s->num_heads;
+    act_layout a = {
+        .encoded = BT * C,      .ln1 = L * BT * C,       .ln1_mean = L * BT,
+        .ln1_rstd = L * BT,     .qkv = L * BT * 3 * C,   .atty = L * BT * C,
+        .att = L * B * NH * T * T, .attproj = L * BT * C, .residual2 = L * BT * C,
+        .ln2 = L * BT * C,      .ln2_mean = L * BT,      .ln2_rstd = L * BT,
+        .fch = L * BT * 4 * C,  .fch_gelu = L * BT * 4 * C, .fcproj = L * BT * C,
+        .residual3 = L * BT * C, .lnf = BT * C,          .lnf_mean = BT,
+        .lnf_rstd = BT,         .logits = BT * s->padded_vocab_size, .losses = BT,
+    };
+    return a;
+}
+
+static size_t act_total(const act_layout *a) {
+    const size_t *f = (const size_t *)a;
+    size_t n = 0;
+    for (size_t i = 0; i < NUM_ACTS; i++) n += f[i];
+    return n;
+}
+
+/* Gradient scratch for backward, reused by every layer (see vkt_model_backward). */
+static size_t grad_scratch_floats(const vkt_gpt2_shape *s, int B, int T) {
+    size_t BT = (size_t)B * T, C = s->channels;
+    return BT * C /* dres */ + BT * C /* dbuf */ + BT * 3 * C /* dqkv */ + BT * 4 * C /* dfch */;
+}
+
+size_t vkt_gpt2_memory_bytes(const vkt_gpt2_shape *s, int B, int T) {
+    vkt_param_tensor t[VKT_NUM_PARAM_TENSORS];
+    size_t np = vkt_gpt2_param_layout(s, t);
+    act_layout a = act_sizes(s, B, T);
+    return sizeof(float) * (4 * np + act_total(&a) + grad_scratch_floats(s, B, T)) +
+           2 * sizeof(int32_t) * (size_t)B * T;
+}
+
+struct vkt_model {
+    vkt_backend *be;
+    vkt_gpt2_shape shape;
+    vkt_param_tensor tensors[VKT_NUM_PARAM_TENSORS];
+    size_t num_params;
+    int max_B, max_T;
+    vkt_buf *params, *grads, *adam_m, *adam_v;
+    vkt_buf *acts;    /* forward activations, laid out by act_layout for the current B, T */
+    vkt_buf *scratch; /* backward scratch */
+    vkt_buf *tokens, *targets; /* int32 (B,T) */
+    float *host_losses;
+    int last_B, last_T; /* shape of the last forward */
+};
+
+vkt_model *vkt_model_create(vkt_backend *be, const vkt_gpt2_shape *s, int max_B, int max_T,
+                            char *err, size_t errlen) {
+    vkt_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        snprintf(err, errlen, "out of host memory");
+        return NULL;
+    }
+    m->be = be;
+    m->shape = *s;
+    m->max_B = max_B;
+    m->max_T = max_T;
+    m->num_params = vkt_gpt2_param_layout(s, m->tensors);
+    act_layout a = act_sizes(s, max_B, max_T);
+    size_t pbytes = m->num_params * sizeof(float), tbytes = sizeof(int32_t) * max_B * max_T;
+    m->host_losses = malloc((size_t)max_B * max_T * sizeof(float));
+    if (!m->host_losses ||
+        !(m->params = vkt_alloc(be, pbytes, err, errlen)) ||
+        !(m->grads = vkt_alloc(be, pbytes, err, errlen)) ||
+        !(m->adam_m = vkt_alloc(be, pbytes, err, errlen)) ||
+        !(m->adam_v = vkt_alloc(be, pbytes, err, errlen)) ||
+        !(m->acts = vkt_alloc(be, act_total(&a) * sizeof(float), err, errlen)) ||
+        !(m->scratch = vkt_alloc(be, grad_scratch_floats(s, max_B, max_T) * sizeof(float), err,
+                                 errlen)) ||
+        !(m->tokens = vkt_alloc(be, tbytes, err, errlen)) ||
+        !(m->targets = vkt_alloc(be, tbytes, err, errlen))) {
+        if (!m->host_losses) snprintf(err, errlen, "out of host memory");
+        vkt_model_destroy(m);
+        return NULL;
+    }
+    vkt_fill(be, vkt_at(m->grads, 0), 0, m->num_params);
+    vkt_fill(be, vkt_at(m->adam_m, 0), 0, m->num_params);
+    vkt_fill(be, vkt_at(m->adam_v, 0), 0, m->num_params);
+    return m;
+}
+
+void vkt_model_destroy(vkt_model *m) {
+    if (!m) return;
+    vkt_buf *bufs[] = {m->params, m->grads, m->adam_m, m->adam_v, m->acts, m->scratch,
+                       m->tokens, m->targets};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) vkt_free(m->be, bufs[i]);
+    free(m->host_losses);
+    free(m);
+}
+
+const vkt_gpt2_shape *vkt_model_shape(const vkt_model *m) { return &m->shape; }
+size_t vkt_model_num_params(const vkt_model *m) { return m->num_params; }
+const vkt_param_tensor *vkt_model_tensors(const vkt_model *m) { return m->tensors; }
+vkt_backend *vkt_model_backend(const vkt_model *m) { return m->be; }
+vkt_buf *vkt_model_params(vkt_model *m) { return m->params; }
+vkt_buf *vkt_model_grads(vkt_model *m) { return m->grads; }
+vkt_buf *vkt_model_adam_m(vkt_model *m) { return m->adam_m; }
+vkt_buf *vkt_model_adam_v(vkt_model *m) { return m->adam_v; }
+
+void vkt_model_init_random(vkt_model *m, uint64_t seed) {
+    float *p = calloc(m->num_params, sizeof(float));
+    if (!p) {
+        fprintf(stderr, "vktrain: out of host memory initialising parameters\n");
+        exit(1);
+    }
+    vkt_rng rng;
+    vkt_rng_seed(&rng, seed);
+    double resid_std = 0.02 / sqrt(2.0 * m->shape.num_layers);
+    for (int i = 0; i < VKT_NUM_PARAM_TENSORS; i++) {
+        const vkt_param_tensor *t = &m->tensors[i];
+        float *x = p + t->offset;
+        if (i == LN1W || i == LN2W || i == LNFW) {
+            for (size_t j = 0; j < t->size; j++) x[j] = 1.0f;
+        } else if (t->decay) { /* matrices; biases stay 0 */
+            double std = (i == ATTPROJW || i == FCPROJW) ? resid_std : 0.02;
+            size_t n = t->size;
+            if (i == WTE) n = (size_t)m->shape.vocab_size * m->shape.channels; /* pad rows 0 */
+            for (size_t j = 0; j < n; j++) x[j] = (float)(std * vkt_rng_normal(&rng));
+        }
+    }
+    vkt_model_set_params(m, p);
+    free(p);
+}
+
+void vkt_model_get_params(vkt_model *m, float *dst) {
+    vkt_download(m->be, dst, vkt_at(m->params, 0), m->num_params * sizeof(float));
+}
+void vkt_model_set_params(vkt_model *m, const float *src) {
+    vkt_upload(m->be, vkt_at(m->params, 0), src, m->num_params * sizeof(float));
+}
+void vkt_model_zero_grad(vkt_model *m) { vkt_fill(m->be, vkt_at(m->grads, 0), 0, m->num_params); }
+
+/* Pointers into the activation buffer for a B x T batch. */
+typedef struct acts {
+    vkt_ptr encoded, ln1, ln1_mean, ln1_rstd, qkv, atty, att, attproj, residual2, ln2, ln2_mean,
+        ln2_rstd, fch, fch_gelu, fcproj, residual3, lnf, lnf_mean, lnf_rstd, logits, losses;
+} acts;
+
+static acts act_ptrs(vkt_model *m, int B, int T, act_layout *sizes) {
+    *sizes = act_sizes(&m->shape, B, T);
+    acts a;
+    vkt_ptr *p = (vkt_ptr *)&a;
+    const size_t *f = (const size_t *)sizes;
+    size_t off = 0;
+    for (size_t i = 0; i < NUM_ACTS; i++) {
+        p[i] = vkt_at(m->acts, off * sizeof(float));
+        off += f[i];
+    }
+    return a;
+}
+
+/* Layer l's slice of a stacked (per-layer) activation or parameter. */
+static vkt_ptr layer(vkt_ptr stacked, size_t total, int L, int l) {
+    return vkt_ptr_addf(stacked, total / L * l);
+}
+static vkt_ptr param(vkt_model *m, vkt_buf *buf, int i, int l) {
+    const vkt_param_tensor *t = &m->tensors[i];
+    return vkt_at(buf, (t->offset + t->size / m->shape.num_layers * l) * sizeof(float));
+}
+static vkt_ptr param0(vkt_model *m, vkt_buf *buf, int i) {
+    return vkt_at(buf, m->tensors[i].offset * sizeof(float));
+}
+
+float vkt_model_forward(vkt_model *m, const int32_t *tokens, const int32_t *targets, int B, int T,
+                        float grad_scale, int want_grad) {
+    if (B > m->max_B || T > m->max_T || T > m->shape.max_seq_len) {
+        fprintf(stderr, "vktrain: internal error: batch %dx%d exceeds the model's %dx%d\n", B, T,
+                m->max_B, m->max_T);
+        abort();
+    }
+    vkt_backend *be = m->be;
+    int L = m->shape.num_layers, C = m->shape.channels, NH = m->shape.num_heads;
+    int V = m->shape.vocab_size, Vp = m->shape.padded_vocab_size, BT = B * T;
+    act_layout sz;
+    acts a = act_ptrs(m, B, T, &sz);
+    vkt_buf *P = m->params;
+    m->last_B = B;
+    m->last_T = T;
+
+    vkt_upload(be, vkt_at(m->tokens, 0), tokens, sizeof(int32_t) * BT);
+    vkt_encoder_forward(be, a.encoded, vkt_at(m->tokens, 0), param0(m, P, WTE), param0(m, P, WPE),
+                        B, T, C);
+    for (int l = 0; l < L; l++) {
+        vkt_ptr residual = l == 0 ? a.encoded : layer(a.residual3, sz.residual3, L, l - 1);
+        vkt_ptr ln1 = layer(a.ln1, sz.ln1, L, l), ln1_mean = layer(a.ln1_mean, sz.ln1_mean, L, l),
+                ln1_rstd = layer(a.ln1_rstd, sz.ln1_rstd, L, l), qkv = layer(a.qkv, sz.qkv, L, l),
+                atty = layer(a.atty, sz.atty, L, l), att = layer(a.att, sz.att, L, l),
+                attproj = layer(a.attproj, sz.attproj, L, l),
+                residual2 = layer(a.residual2, sz.residual2, L, l),
+                ln2 = layer(a.ln2, sz.ln2, L, l), ln2_mean = layer(a.ln2_mean, sz.ln2_mean, L, l),
+                ln2_rstd = layer(a.ln2_rstd, sz.ln2_rstd, L, l), fch = layer(a.fch, sz.fch, L, l),
+                fch_gelu = layer(a.fch_gelu, sz.fch_gelu, L, l),
+                fcproj = layer(a.fcproj, sz.fcproj, L, l),
+                residual3 = layer(a.residual3, sz.residual3, L, l);
+
+        vkt_layernorm_forward(be, ln1, ln1_mean, ln1_rstd, residual, param(m, P, LN1W, l),
+                              param(m, P, LN1B, l), BT, C);
+        vkt_matmul(be, qkv, ln1, param(m, P, QKVW, l), param(m, P, QKVB, l), BT, 3 * C, C, 0, 1,
+                   1.0f, 0.0f);
+        vkt_attention_forward(be, atty, att, qkv, B, T, C, NH);
+        vkt_matmul(be, attproj, atty, param(m, P, ATTPROJW, l), param(m, P, ATTPROJB, l), BT, C,
+                   C, 0, 1, 1.0f, 0.0f);
+        vkt_residual_forward(be, residual2, residual, attproj, (size_t)BT * C);
+        vkt_layernorm_forward(be, ln2, ln2_mean, ln2_rstd, residual2, param(m, P, LN2W, l),
+                              param(m, P, LN2B, l), BT, C);
+        vkt_matmul(be, fch, ln2, param(m, P, FCW, l), param(m, P, FCB, l), BT, 4 * C, C, 0, 1,
+                   1.0f, 0.0f);
+        vkt_gelu_forward(be, fch_gelu, fch, (size_t)BT * 4 * C);
+        vkt_matmul(be, fcproj, fch_gelu, param(m, P, FCPROJW, l), param(m, P, FCPROJB, l), BT, C,
+                   4 * C, 0, 1, 1.0f, 0.0f);
+        vkt_residual_forward(be, residual3, residual2, fcproj, (size_t)BT * C);
+    }
+    vkt_ptr last = layer(a.residual3, sz.residual3, L, L - 1);
+    vkt_layernorm_forward(be, a.lnf, a.lnf_mean, a.lnf_rstd, last, param0(m, P, LNFW),
+                          param0(m, P, LNFB), BT, C);
+    /* tied embedding: logits = lnf . wte^T over all Vp rows (padded rows are masked in the loss) */
+    vkt_matmul(be, a.logits, a.lnf, param0(m, P, WTE), VKT_NULL_PTR, BT, Vp, C, 0, 1, 1.0f, 0.0f);
+    if (!targets) return 0.0f;
+
+    vkt_upload(be, vkt_at(m->targets, 0), targets, sizeof(int32_t) * BT);
+    vkt_softmax_xent(be, a.losses, a.logits, vkt_at(m->targets, 0), BT, V, Vp, grad_scale,
+                     want_grad);
+    vkt_download(be, m->host_losses, a.losses, sizeof(float) * BT);
+    double sum = 0;
+    int counted = 0;
+    for (int i = 0; i < BT; i++) {
+        if (targets[i] < 0) continue;
+        sum += m->host_losses[i];
+        counted++;
+    }
+    return counted ? (float)(sum / counted) : 0.0f;
+}
+
+void vkt_model_get_logits(vkt_model *m, float *dst, int B, int T) {
+    act_layout sz;
+    acts a = act_ptrs(m, B, T, &sz);
+    vkt_download(m->be, dst, a.logits, sz.logits * sizeof(float));
+}
+
+/* Backward of the last forward (which must have had want_grad). Activation gradients live in
+ * four scratch tensors reused by every layer: dres carries the residual stream's gradient
+ * (residual adds pass it through unchanged, so they need no op), dbuf the (B,T,C) gradient
+ * entering a LayerNorm or attention, dqkv and dfch the wider ones. */
+void vkt_model_backward(vkt_model *m, int B, int T) {
+    vkt_backend *be = m->be;
+    int L = m->shape.num_layers, C = m->shape.channels, NH = m->shape.num_heads;
+    int Vp = m->shape.padded_vocab_size, BT = B * T;
+    act_layout sz;
+    acts a = act_ptrs(m, B, T, &sz);
+    vkt_buf *P = m->params, *G = m->grads;
+    vkt_ptr dres = vkt_at(m->scratch, 0), dbuf = vkt_ptr_addf(dres, (size_t)BT * C),
+            dqkv = vkt_ptr_addf(dbuf, (size_t)BT * C), dfch = vkt_ptr_addf(dqkv, (size_t)BT * 3 * C);
+    vkt_ptr dlogits = a.logits; /* softmax_xent left them there */
+
+    vkt_fill(be, dres, 0.0f, (size_t)BT * C);
+    vkt_matmul(be, dbuf, dlogits, param0(m, P, WTE), VKT_NULL_PTR, BT, C, Vp, 0, 0, 1.0f, 0.0f);
+    vkt_matmul(be, param0(m, G, WTE), dlogits, a.lnf, VKT_NULL_PTR, Vp, C, BT, 1, 0, 1.0f, 1.0f);
+    vkt_layernorm_backward(be, dres, param0(m, G, LNFW), param0(m, G, LNFB), dbuf,
+                           layer(a.residual3, sz.residual3, L, L - 1), param0(m, P, LNFW),
+                           a.lnf_mean, a.lnf_rstd, BT, C);
+
+    for (int l = L - 1; l >= 0; l--) {
+        vkt_ptr residual = l == 0 ? a.encoded : layer(a.residual3, sz.residual3, L, l - 1);
+        vkt_ptr ln1 = layer(a.ln1, sz.ln1, L, l), ln1_mean = layer(a.ln1_mean, sz.ln1_mean, L, l),
+                ln1_rstd = layer(a.ln1_rstd, sz.ln1_rstd, L, l), qkv = layer(a.qkv, sz.qkv, L, l),
+                atty = layer(a.atty, sz.atty, L, l), att = layer(a.att, sz.att, L, l),
+                residual2 = layer(a.residual2, sz.residual2, L, l),
+                ln2 = layer(a.ln2, sz.ln2, L, l), ln2_mean = layer(a.ln2_mean, sz.ln2_mean, L, l),
+                ln2_rstd = layer(a.ln2_rstd, sz.ln2_rstd, L, l), fch = layer(a.fch, sz.fch, L, l),
+                fch_gelu = layer(a.fch_gelu, sz.fch_gelu, L, l);
+
+        /* MLP: dres is d(fcproj) and, through the residual add, d(residual2) */
+        vkt_matmul(be, dfch, dres, param(m, P, FCPROJW, l), VKT_NULL_PTR, BT, 4 * C, C, 0, 0,
+                   1.0f, 0.0f);
+        vkt_matmul(be, param(m, G, FCPROJW, l), dres, fch_gelu, VKT_NULL_PTR, C, 4 * C, BT, 1, 0,
+                   1.0f, 1.0f);
+        vkt_bias_backward(be, param(m, G, FCPROJB, l), dres, BT, C);
+        vkt_gelu_backward(be, dfch, fch, dfch, (size_t)BT * 4 * C);
+        vkt_matmul(be, dbuf, dfch, param(m, P, FCW, l), VKT_NULL_PTR, BT, C, 4 * C, 0, 0, 1.0f,
+                   0.0f);
+        vkt_matmul(be, param(m, G, FCW, l), dfch, ln2, VKT_NULL_PTR, 4 * C, C, BT, 1, 0, 1.0f,
+                   1.0f);
+        vkt_bias_backward(be, param(m, G, FCB, l), dfch, BT, 4 * C);
+        vkt_layernorm_backward(be, dres, param(m, G, LN2W, l), param(m, G, LN2B, l), dbuf,
+                               residual2, param(m, P, LN2W, l), ln2_mean, ln2_rstd, BT, C);
+
+        /* attention: dres is now d(residual2) = d(attproj) = d(residual) so far */
+        vkt_matmul(be, dbuf, dres, param(m, P, ATTPROJW, l), VKT_NULL_PTR, BT, C, C, 0, 0, 1.0f,
+                   0.0f);
+        vkt_matmul(be, param(m, G, ATTPROJW, l), dres, atty, VKT_NULL_PTR, C, C, BT, 1, 0, 1.0f,
+                   1.0f);
+        vkt_bias_backward(be, param(m, G, ATTPROJB, l), dres, BT, C);
+        vkt_attention_backward(be, dqkv, dbuf, qkv, att, B, T, C, NH);
+        vkt_matmul(be, dbuf, dqkv, param(m, P, QKVW, l), VKT_NULL_PTR, BT, C, 3 * C, 0, 0, 1.0f,
+                   0.0f);
+        vkt_matmul(be, param(m, G, QKVW, l), dqkv, ln1, VKT_NULL_PTR, 3 * C, C, BT, 1, 0, 1.0f,
+                   1.0f);
+        vkt_bias_backward(be, param(m, G, QKVB, l), dqkv, BT, 3 * C);
+        vkt_layernorm_backward(be, dres, param(m, G, LN1W, l), param(m, G, LN1B, l), dbuf,
+                               residual, param(m, P, LN1W, l), ln1_mean, ln1_rstd, BT, C);
+    }
+    vkt_encoder_backward(be, param0(m, G, WTE), param0(m, G, WPE), dres, vkt_at(m->tokens, 0), B,
+                         T, C);
+}

@@ -1,0 +1,227 @@
+/* Checkpoint file I/O (format in include/vktrain/checkpoint.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vktrain/checkpoint.h"
+
+static const char MAGIC[8] = "VKTCKPT";
+
+uint32_t vkt_crc32(const void *data, size_t len) {
+    static uint32_t table[256];
+    static int ready = 0;
+    if (!ready) { /* idempotent: a race only recomputes the same table */
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            table[i] = c;
+        }
+        ready = 1;
+    }
+    const unsigned char *p = data;
+    uint32_t crc = 0xFFFFFFFFu;
+    for (size_t i = 0; i < len; i++) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+    return crc ^ 0xFFFFFFFFu;
+}
+
+typedef struct section {
+    char tag[4];
+    const void *parts[2]; /* a payload may come in two pieces (ADAM: m then v) */
+    size_t sizes[2];
+} section;
+
+static int write_section(FILE *f, const section *s) {
+    uint32_t crc = 0xFFFFFFFFu;
+    /* CRC over the concatenated pieces, computed the same way vkt_crc32 does */
+    size_t total = s->sizes[0] + s->sizes[1];
+    unsigned char *joined = malloc(total ? total : 1);
+    if (!joined) return -1;
+    memcpy(joined, s->parts[0], s->sizes[0]);
+    if (s->sizes[1]) memcpy(joined + s->sizes[0], s->parts[1], s->sizes[1]);
+    crc = vkt_crc32(joined, total);
+    uint64_t bytes = total;
+    int ok = fwrite(s->tag, 4, 1, f) == 1 && fwrite(&crc, 4, 1, f) == 1 &&
+             fwrite(&bytes, 8, 1, f) == 1 && (total == 0 || fwrite(joined, total, 1, f) == 1);
+    free(joined);
+    return ok ? 0 : -1;
+}
+
+int vkt_checkpoint_save(const char *path, vkt_model *m, const vkt_config *cfg, int step,
+                        const vkt_loader_state *loader, char *err, size_t errlen) {
+    const vkt_gpt2_shape *s = vkt_model_shape(m);
+    size_t np = vkt_model_num_params(m), pbytes = np * sizeof(float);
+    vkt_backend *be = vkt_model_backend(m);
+    float *params = malloc(pbytes), *adam_m = malloc(pbytes), *adam_v = malloc(pbytes);
+    char *conf = NULL;
+    size_t conf_len = 0;
+    FILE *mem = open_memstream(&conf, &conf_len);
+    char tmp[VKT_PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int rc = 1;
+    FILE *f = NULL;
+    if (!params || !adam_m || !adam_v || !mem) {
+        snprintf(err, errlen, "%s: out of host memory writing the checkpoint", path);
+        goto done;
+    }
+    vkt_config_print(cfg, mem);
+    fclose(mem);
+    mem = NULL;
+    vkt_download(be, params, vkt_at(vkt_model_params(m), 0), pbytes);
+    vkt_download(be, adam_m, vkt_at(vkt_model_adam_m(m), 0), pbytes);
+    vkt_download(be, adam_v, vkt_at(vkt_model_adam_v(m), 0), pbytes);
+    int32_t shape[6] = {s->max_seq_len, s->vocab_size, s->padded_vocab_size, s->num_layers,
+                        s->num_heads, s->channels};
+    unsigned char stepbuf[20];
+    int32_t step32 = step;
+    memcpy(stepbuf, &step32, 4);
+    memcpy(stepbuf + 4, &loader->rng, 8);
+    memcpy(stepbuf + 12, &loader->batches, 8);
+    section secs[] = {
+        {"SHPE", {shape, NULL}, {sizeof shape, 0}},
+        {"STEP", {stepbuf, NULL}, {sizeof stepbuf, 0}},
+        {"CONF", {conf, NULL}, {conf_len, 0}},
+        {"PARM", {params, NULL}, {pbytes, 0}},
+        {"ADAM", {adam_m, adam_v}, {pbytes, pbytes}},
+    };
+    uint32_t version = VKT_CHECKPOINT_VERSION, nsec = sizeof secs / sizeof secs[0];
+    f = fopen(tmp, "wb");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot write: %s", tmp, strerror(errno));
+        goto done;
+    }
+    int ok = fwrite(MAGIC, 8, 1, f) == 1 && fwrite(&version, 4, 1, f) == 1 &&
+             fwrite(&nsec, 4, 1, f) == 1;
+    for (uint32_t i = 0; ok && i < nsec; i++) ok = write_section(f, &secs[i]) == 0;
+    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (fclose(f) != 0) ok = 0;
+    f = NULL;
+    if (!ok || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "%s: cannot write the checkpoint: %s", path, strerror(errno));
+        remove(tmp);
+        goto done;
+    }
+    rc = 0;
+done:
+    if (mem) fclose(mem);
+    free(conf);
+    free(params);
+    free(adam_m);
+    free(adam_v);
+    return rc;
+}
+
+void vkt_checkpoint_free(vkt_checkpoint *ck) {
+    free(ck->params);
+    free(ck->adam);
+    free(ck->config_text);
+    memset(ck, 0, sizeof *ck);
+}
+
+int vkt_checkpoint_read(const char *path, vkt_checkpoint *ck, char *err, size_t errlen) {
+    memset(ck, 0, sizeof *ck);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open the checkpoint: %s", path, strerror(errno));
+        return 2;
+    }
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    rewind(f);
+    unsigned char *buf = size > 0 ? malloc((size_t)size) : NULL;
+    if (!buf || fread(buf, 1, (size_t)size, f) != (size_t)size) {
+        fclose(f);
+        free(buf);
+        snprintf(err, errlen, "%s: cannot read the checkpoint", path);
+        return 2;
+    }
+    fclose(f);
+    size_t len = (size_t)size, pos = 16;
+    uint32_t version, nsec;
+    if (len < 16 || memcmp(buf, MAGIC, 8) != 0) {
+        snprintf(err, errlen, "%s: not a vktrain checkpoint (bad magic)", path);
+        goto fail;
+    }
+    memcpy(&version, buf + 8, 4);
+    memcpy(&nsec, buf + 12, 4);
+    if (version != VKT_CHECKPOINT_VERSION) {
+        snprintf(err, errlen, "%s: checkpoint version %u, this vktrain reads version %d", path,
+                 version, VKT_CHECKPOINT_VERSION);
+        goto fail;
+    }
+    int have_shape = 0, have_step = 0;
+    const unsigned char *adam = NULL, *params = NULL;
+    size_t adam_bytes = 0, param_bytes = 0;
+    for (uint32_t i = 0; i < nsec; i++) {
+        uint32_t crc;
+        uint64_t bytes;
+        if (len - pos < 16) goto truncated;
+        char tag[5] = {0};
+        memcpy(tag, buf + pos, 4);
+        memcpy(&crc, buf + pos + 4, 4);
+        memcpy(&bytes, buf + pos + 8, 8);
+        pos += 16;
+        if (bytes > len - pos) goto truncated;
+        const unsigned char *p = buf + pos;
+        if (vkt_crc32(p, bytes) != crc) {
+            snprintf(err, errlen, "%s: section %s is corrupt (CRC mismatch)", path, tag);
+            goto fail;
+        }
+        if (!strcmp(tag, "SHPE") && bytes == 24) {
+            int32_t s[6];
+            memcpy(s, p, 24);
+            ck->shape = (vkt_gpt2_shape){.max_seq_len = s[0], .vocab_size = s[1],
+                                         .padded_vocab_size = s[2], .num_layers = s[3],
+                                         .num_heads = s[4], .channels = s[5]};
+            have_shape = 1;
+        } else if (!strcmp(tag, "STEP") && bytes == 20) {
+            int32_t step;
+            memcpy(&step, p, 4);
+            memcpy(&ck->loader.rng, p + 4, 8);
+            memcpy(&ck->loader.batches, p + 12, 8);
+            ck->step = step;
+            have_step = 1;
+        } else if (!strcmp(tag, "CONF")) {
+            ck->config_text = malloc(bytes + 1);
+            if (!ck->config_text) goto truncated;
+            memcpy(ck->config_text, p, bytes);
+            ck->config_text[bytes] = 0;
+        } else if (!strcmp(tag, "PARM")) {
+            params = p;
+            param_bytes = bytes;
+        } else if (!strcmp(tag, "ADAM")) {
+            adam = p;
+            adam_bytes = bytes;
+        }
+        pos += bytes;
+    }
+    if (!have_shape || !have_step || !params) {
+        snprintf(err, errlen, "%s: checkpoint lacks a required section (SHPE, STEP, PARM)", path);
+        goto fail;
+    }
+    vkt_param_tensor t[VKT_NUM_PARAM_TENSORS];
+    ck->num_params = vkt_gpt2_param_layout(&ck->shape, t);
+    if (param_bytes != ck->num_params * sizeof(float) ||
+        (adam && adam_bytes != 2 * param_bytes)) {
+        snprintf(err, errlen, "%s: parameter section size does not match the model shape", path);
+        goto fail;
+    }
+    /* copied out: sections are not float-aligned in the file */
+    ck->params = malloc(param_bytes);
+    ck->adam = adam ? malloc(adam_bytes) : NULL;
+    if (!ck->params || (adam && !ck->adam)) {
+        snprintf(err, errlen, "%s: out of host memory reading the checkpoint", path);
+        goto fail;
+    }
+    memcpy(ck->params, params, param_bytes);
+    if (adam) memcpy(ck->adam, adam, adam_bytes);
+    free(buf);
+    return 0;
+truncated:
+    snprintf(err, errlen, "%s: checkpoint is truncated", path);
+fail:
+    free(buf);
+    vkt_checkpoint_free(ck);
+    return 2;
+}

@@ -1,0 +1,93 @@
+/* Progress line and metrics.jsonl. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vktrain/log.h"
+
+static int pending_cr = 0; /* an in-place line is on the terminal */
+
+static void fmt_duration(char *buf, size_t len, double s) {
+    if (s < 0 || s != s) s = 0;
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, len, "%ldh%02ldm", t / 3600, t / 60 % 60);
+    else if (t >= 60) snprintf(buf, len, "%ldm%02lds", t / 60, t % 60);
+    else snprintf(buf, len, "%lds", t);
+}
+
+void vkt_log_progress(const vkt_step_stats *s) {
+    int tty = isatty(fileno(stderr));
+    char eta[32];
+    fmt_duration(eta, sizeof eta, s->eta_s);
+    fprintf(stderr, "%sstep %*d/%d | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | ETA %s",
+            tty ? "\r" : "", (int)snprintf(NULL, 0, "%d", s->total_steps), s->step,
+            s->total_steps, s->loss, s->lr, s->grad_norm, s->tokens_per_s, eta);
+    if (s->has_val) fprintf(stderr, " | val %.4f", s->val_loss);
+    if (tty && !s->has_val) {
+        fprintf(stderr, "\033[K"); /* clear what a longer previous line left */
+        pending_cr = 1;
+    } else {
+        fprintf(stderr, "\n");
+        pending_cr = 0;
+    }
+    fflush(stderr);
+}
+
+void vkt_log_newline(void) {
+    if (pending_cr) fprintf(stderr, "\n");
+    pending_cr = 0;
+}
+
+/* Keeps the lines of path whose "step" is <= keep; rewrites the file atomically. */
+static int truncate_after(const char *path, int keep, char *err, size_t errlen) {
+    FILE *in = fopen(path, "r");
+    if (!in) return 0; /* nothing logged yet */
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        fclose(in);
+        snprintf(err, errlen, "%s: cannot write: %s", tmp, strerror(errno));
+        return 1;
+    }
+    char line[4096];
+    while (fgets(line, sizeof line, in)) {
+        const char *p = strstr(line, "\"step\":");
+        if (p && atoi(p + 7) <= keep) fputs(line, out);
+    }
+    fclose(in);
+    if (fclose(out) != 0 || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "%s: cannot rewrite: %s", path, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+int vkt_metrics_open(vkt_metrics *m, const char *out_dir, int keep_until_step, char *err,
+                     size_t errlen) {
+    snprintf(m->path, sizeof m->path, "%s/metrics.jsonl", out_dir);
+    if (keep_until_step >= 0 && truncate_after(m->path, keep_until_step, err, errlen)) return 1;
+    m->f = fopen(m->path, keep_until_step >= 0 ? "a" : "w");
+    if (!m->f) {
+        snprintf(err, errlen, "%s: cannot write: %s", m->path, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+void vkt_metrics_write(vkt_metrics *m, const vkt_step_stats *s) {
+    if (!m->f) return;
+    fprintf(m->f,
+            "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,"
+            "\"step_ms\":%.2f",
+            s->step, s->loss, s->lr, s->grad_norm, s->tokens_per_s, s->step_ms);
+    if (s->has_val) fprintf(m->f, ",\"val_loss\":%.6f", s->val_loss);
+    fprintf(m->f, "}\n");
+    fflush(m->f);
+}
+
+void vkt_metrics_close(vkt_metrics *m) {
+    if (m->f) fclose(m->f);
+    m->f = NULL;
+}

@@ -1,0 +1,296 @@
+/* The shared training loop: the same code drives every backend. One optimizer step =
+ * grad_accum_steps micro-batches (forward + backward, gradients summed), a gradient
+ * all-reduce through dist, global-norm clipping, AdamW, then evaluation, logging and
+ * checkpoints as configured. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/fs.h"
+#include "vktrain/checkpoint.h"
+#include "vktrain/data.h"
+#include "vktrain/dist.h"
+#include "vktrain/log.h"
+#include "vktrain/train.h"
+
+typedef struct run {
+    const vkt_config *cfg;
+    vkt_tokens train, val;
+    vkt_backend *be;
+    vkt_model *model;
+    vkt_buf *scalar; /* one float for reductions */
+    vkt_dist *dist;
+    vkt_loader loader;
+    vkt_schedule sched;
+    vkt_metrics metrics;
+    int32_t *inputs, *targets;
+    int B;          /* this rank's sequences per micro-batch */
+    int start_step; /* optimizer steps already done (resume) */
+} run;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int load_data(run *r, char *err, size_t errlen) {
+    const vkt_config *c = r->cfg;
+    int rc = vkt_tokens_load(c->data.train, c->model.vocab_size, &r->train, err, errlen);
+    if (rc) return rc;
+    if (c->data.val[0]) {
+        rc = vkt_tokens_load(c->data.val, c->model.vocab_size, &r->val, err, errlen);
+    } else if (c->data.val_fraction > 0) {
+        rc = vkt_tokens_split(&r->train, c->data.val_fraction, &r->val, err, errlen);
+    }
+    if (rc) return rc;
+    size_t need = (size_t)c->train.seq_len + 1;
+    if (r->train.n < need) {
+        snprintf(err, errlen, "%s: %zu training tokens, fewer than [train] seq_len + 1 = %zu",
+                 c->data.train, r->train.n, need);
+        return 2;
+    }
+    if (r->val.n > 0 && r->val.n < need) {
+        snprintf(err, errlen,
+                 "%s: %zu validation tokens, fewer than [train] seq_len + 1 = %zu. HINT: raise "
+                 "[data] val_fraction or give [data] val",
+                 c->data.val[0] ? c->data.val : c->data.train, r->val.n, need);
+        return 2;
+    }
+    return 0;
+}
+
+static int open_device(run *r, char *err, size_t errlen) {
+    const vkt_config *c = r->cfg;
+    int dev = vkt_device_resolve(c->backend.device, err, errlen);
+    if (dev < 0) return 2;
+    r->be = vkt_backend_create(dev, err, errlen);
+    if (!r->be) return 1;
+    vkt_gpt2_shape s = {.max_seq_len = c->model.block_size, .vocab_size = c->model.vocab_size,
+                        .padded_vocab_size = vkt_padded_vocab(c->model.vocab_size),
+                        .num_layers = c->model.n_layer, .num_heads = c->model.n_head,
+                        .channels = c->model.n_embd};
+    int offset;
+    vkt_dist_batch_slice(r->dist, c->train.batch_size, &offset, &r->B);
+    r->model = vkt_model_create(r->be, &s, r->B, c->train.seq_len, err, errlen);
+    if (!r->model) return 1;
+    r->scalar = vkt_alloc(r->be, sizeof(float), err, errlen);
+    size_t n = (size_t)r->B * c->train.seq_len;
+    r->inputs = malloc(n * sizeof(int32_t));
+    r->targets = malloc(n * sizeof(int32_t));
+    if (!r->scalar || !r->inputs || !r->targets) {
+        if (!err[0]) snprintf(err, errlen, "out of host memory");
+        return 1;
+    }
+    return 0;
+}
+
+static int same_shape(const vkt_gpt2_shape *a, const vkt_gpt2_shape *b) {
+    return a->max_seq_len == b->max_seq_len && a->vocab_size == b->vocab_size &&
+           a->num_layers == b->num_layers && a->num_heads == b->num_heads &&
+           a->channels == b->channels;
+}
+
+static void shape_str(char *buf, size_t len, const vkt_gpt2_shape *s) {
+    snprintf(buf, len, "n_layer %d, n_head %d, n_embd %d, vocab_size %d, block_size %d",
+             s->num_layers, s->num_heads, s->channels, s->vocab_size, s->max_seq_len);
+}
+
+/* Parameters (and for a resume, optimizer state, step and loader position) from a
+ * checkpoint; the shape must be the configured one. */
+static int load_checkpoint(run *r, const char *path, int resume, char *err, size_t errlen) {
+    vkt_checkpoint ck;
+    int rc = vkt_checkpoint_read(path, &ck, err, errlen);
+    if (rc) return rc;
+    const vkt_gpt2_shape *s = vkt_model_shape(r->model);
+    if (!same_shape(&ck.shape, s)) {
+        char a[200], b[200];
+        shape_str(a, sizeof a, &ck.shape);
+        shape_str(b, sizeof b, s);
+        snprintf(err, errlen, "%s: model shape (%s) differs from the config's [model] (%s)", path,
+                 a, b);
+        vkt_checkpoint_free(&ck);
+        return 2;
+    }
+    vkt_model_set_params(r->model, ck.params);
+    if (resume) {
+        size_t bytes = ck.num_params * sizeof(float);
+        if (!ck.adam) {
+            snprintf(err, errlen, "%s: has no optimizer state to resume from", path);
+            vkt_checkpoint_free(&ck);
+            return 2;
+        }
+        vkt_upload(r->be, vkt_at(vkt_model_adam_m(r->model), 0), ck.adam, bytes);
+        vkt_upload(r->be, vkt_at(vkt_model_adam_v(r->model), 0), ck.adam + ck.num_params, bytes);
+        r->start_step = ck.step;
+        r->loader.state = ck.loader;
+    }
+    vkt_checkpoint_free(&ck);
+    return 0;
+}
+
+static int init_state(run *r, char *err, size_t errlen) {
+    const vkt_config *c = r->cfg;
+    vkt_loader_init(&r->loader, &r->train, c->train.seed ^ 0x5DEECE66Dull);
+    r->start_step = 0;
+    if (c->train.resume) {
+        char path[VKT_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/%s", c->train.out_dir, VKT_CHECKPOINT_FILE);
+        if (!vkt_file_exists(path)) {
+            snprintf(err, errlen,
+                     "nothing to resume: %s does not exist. HINT: start without --resume, or "
+                     "set [train] out_dir to the earlier run's directory",
+                     path);
+            return 2;
+        }
+        return load_checkpoint(r, path, 1, err, errlen);
+    }
+    if (c->model.init_from[0]) return load_checkpoint(r, c->model.init_from, 0, err, errlen);
+    vkt_model_init_random(r->model, c->train.seed);
+    return 0;
+}
+
+static float evaluate(run *r) {
+    int T = r->cfg->train.seq_len;
+    double sum = 0;
+    for (int i = 0; i < r->cfg->train.eval_batches; i++) {
+        vkt_loader_eval_batch(&r->val, i, r->B, T, r->inputs, r->targets);
+        sum += vkt_model_forward(r->model, r->inputs, r->targets, r->B, T, 0.0f, 0);
+    }
+    return (float)(vkt_dist_sum(r->dist, sum / r->cfg->train.eval_batches) /
+                   vkt_dist_size(r->dist));
+}
+
+/* One optimizer step; fills the loss, lr and grad norm of st. */
+static void train_step(run *r, int step, vkt_step_stats *st) {
+    const vkt_config *c = r->cfg;
+    int T = vkt_schedule_seq_len(&r->sched, step), accum = c->train.grad_accum_steps;
+    /* the mean over the global batch: each micro-batch's dlogits carry 1/(B T accum) */
+    float grad_scale = 1.0f / ((float)r->B * T * accum);
+    vkt_model_zero_grad(r->model);
+    double loss = 0;
+    for (int micro = 0; micro < accum; micro++) {
+        vkt_loader_next(&r->loader, r->B, T, r->inputs, r->targets);
+        loss += vkt_model_forward(r->model, r->inputs, r->targets, r->B, T, grad_scale, 1);
+        vkt_model_backward(r->model, r->B, T);
+    }
+    int world = vkt_dist_size(r->dist);
+    vkt_dist_allreduce_grads(r->dist, r->be, vkt_model_grads(r->model),
+                             vkt_model_num_params(r->model), 1.0f / world);
+    st->loss = (float)(vkt_dist_sum(r->dist, loss / accum) / world);
+    st->grad_norm = vkt_grad_norm(r->model, r->scalar);
+    st->lr = (float)vkt_schedule_lr(&r->sched, step);
+    float clip = (float)c->optim.grad_clip;
+    vkt_optim_args a = {.lr = st->lr, .beta1 = (float)c->optim.beta1,
+                        .beta2 = (float)c->optim.beta2, .eps = (float)c->optim.eps,
+                        .weight_decay = (float)c->optim.weight_decay,
+                        .grad_scale = clip > 0 && st->grad_norm > clip ? clip / st->grad_norm : 1.0f,
+                        .t = step + 1};
+    vkt_optim_adamw_step(r->model, &a);
+}
+
+static void print_banner(const run *r, int end_step) {
+    const vkt_config *c = r->cfg;
+    const vkt_device_info *d = vkt_backend_info(r->be);
+    double params = (double)vkt_model_num_params(r->model);
+    fprintf(stderr,
+            "vktrain: %s:%d (%s) | GPT-2 %.2fM params (n_layer %d, n_head %d, n_embd %d, vocab "
+            "%d) | %d x %d x %d = %d tokens/step | steps %d..%d of %d | out_dir %s\n",
+            d->backend, d->backend_index, d->name, params / 1e6, c->model.n_layer,
+            c->model.n_head, c->model.n_embd, c->model.vocab_size, c->train.batch_size,
+            c->train.seq_len, c->train.grad_accum_steps,
+            c->train.batch_size * c->train.seq_len * c->train.grad_accum_steps,
+            r->start_step + 1, end_step, c->train.max_steps, c->train.out_dir);
+}
+
+static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, size_t errlen) {
+    const vkt_config *c = r->cfg;
+    int end_step = c->train.stop_step > 0 ? c->train.stop_step : c->train.max_steps;
+    char ckpt[VKT_PATH_MAX + 32];
+    snprintf(ckpt, sizeof ckpt, "%s/%s", c->train.out_dir, VKT_CHECKPOINT_FILE);
+    res->steps_done = r->start_step;
+    if (r->start_step >= end_step) {
+        fprintf(stderr, "vktrain: %s is at step %d: nothing left to do (end step %d)\n", ckpt,
+                r->start_step, end_step);
+        return 0;
+    }
+    print_banner(r, end_step);
+    double avg_step_s = 0;
+    for (int step = r->start_step; step < end_step; step++) {
+        vkt_step_stats st = {.step = step + 1, .total_steps = c->train.max_steps};
+        double t0 = now_s();
+        train_step(r, step, &st);
+        double dt = now_s() - t0;
+        if (!isfinite(st.loss) || !isfinite(st.grad_norm)) {
+            vkt_log_newline();
+            snprintf(err, errlen,
+                     "step %d: the loss or gradient is not finite (loss %g, grad norm %g). HINT: "
+                     "lower [optim] lr or set [optim] grad_clip",
+                     step + 1, st.loss, st.grad_norm);
+            return 1;
+        }
+        avg_step_s = step == r->start_step ? dt : 0.9 * avg_step_s + 0.1 * dt;
+        st.step_ms = dt * 1e3;
+        st.tokens_per_s = (double)c->train.batch_size * vkt_schedule_seq_len(&r->sched, step) *
+                          c->train.grad_accum_steps / dt;
+        st.eta_s = avg_step_s * (end_step - step - 1);
+        int last = step + 1 == end_step;
+        if (r->val.n > 0 &&
+            (last || (c->train.eval_interval > 0 && (step + 1) % c->train.eval_interval == 0))) {
+            st.has_val = 1;
+            st.val_loss = evaluate(r);
+            res->last_val_loss = st.val_loss;
+        }
+        if (losses_out) losses_out[step] = st.loss;
+        res->last_loss = st.loss;
+        res->steps_done = step + 1;
+        if (vkt_dist_rank(r->dist) == 0) {
+            if (last || st.has_val || (step + 1) % c->train.log_interval == 0)
+                vkt_log_progress(&st);
+            vkt_metrics_write(&r->metrics, &st);
+            if (last || (c->train.checkpoint_interval > 0 &&
+                         (step + 1) % c->train.checkpoint_interval == 0)) {
+                int rc = vkt_checkpoint_save(ckpt, r->model, c, step + 1, &r->loader.state, err,
+                                             errlen);
+                if (rc) return rc;
+            }
+        }
+    }
+    vkt_log_newline();
+    if (vkt_dist_rank(r->dist) == 0)
+        fprintf(stderr, "vktrain: done at step %d: loss %.4f%s, checkpoint %s\n", res->steps_done,
+                res->last_loss, r->val.n ? "" : " (no validation set)", ckpt);
+    return 0;
+}
+
+int vkt_train_run(const vkt_config *cfg, vkt_train_result *res, float *losses_out, char *err,
+                  size_t errlen) {
+    run r = {.cfg = cfg};
+    vkt_train_result local;
+    if (!res) res = &local;
+    memset(res, 0, sizeof *res);
+    res->last_val_loss = -1;
+    err[0] = 0;
+    r.dist = vkt_dist_init(NULL, NULL);
+    vkt_schedule_from_config(&r.sched, cfg);
+    int rc = load_data(&r, err, errlen);
+    if (!rc) rc = open_device(&r, err, errlen);
+    if (!rc) rc = init_state(&r, err, errlen);
+    if (!rc && vkt_dist_rank(r.dist) == 0) {
+        if (vkt_mkdirs(cfg->train.out_dir, err, errlen)) rc = 1;
+        else rc = vkt_metrics_open(&r.metrics, cfg->train.out_dir,
+                                   cfg->train.resume ? r.start_step : -1, err, errlen);
+    }
+    if (!rc) rc = loop(&r, res, losses_out, err, errlen);
+    vkt_metrics_close(&r.metrics);
+    free(r.inputs);
+    free(r.targets);
+    if (r.be) vkt_free(r.be, r.scalar);
+    vkt_model_destroy(r.model);
+    vkt_backend_destroy(r.be);
+    vkt_tokens_free(&r.train);
+    vkt_tokens_free(&r.val);
+    return rc;
+}
