@@ -7,16 +7,19 @@
  * Unlike llm.c's test_gpt2.c this exits non-zero on any mismatch.
  *
  * Tolerances (vkt_test_close: |got - want| <= rtol * max(|want|, atol_frac * max|want|)) were
- * chosen by running the same fixture model in float32 torch against the float64 reference and
- * by injecting bugs into the float64 model (ratios are "x tolerance"; > 1 fails):
- *   logits  rtol 1e-4, atol_frac 1e-3: float32 torch 0.19; GELU's sqrt(2/pi) mistyped as 0.7978
- *           10; erf GELU instead of tanh 8; a missing bias (qkvb, attprojb, fcprojb, lnfb) or
- *           LayerNorm eps 1e-4: >= 1e4.
- *   loss    rtol 1e-5.
- *   grads   rtol 1e-3, atol_frac 1e-2 per tensor: float32 torch <= 0.02 (room for another
- *           summation order); GELU backward without the 3*0.044715*x^2 term 87; erf GELU 2.
- *   losses  rtol 1e-5 over the 10 steps: float32 torch 0.012; weight decay also applied to
- *           biases/LayerNorm 17, weight decay missing 13, L2 instead of decoupled decay 670.
+ * chosen by running the fixture model in float32 torch against the float64 reference, and by
+ * injecting bugs into the float64 model; numbers are the worst element in units of the
+ * tolerance (> 1 fails), with this cpu backend's own result when written:
+ *   logits  rtol 2e-4, atol_frac 1e-3: cpu backend 0.21, float32 torch 0.10; GELU's sqrt(2/pi)
+ *           written 0.7978: 5.0; erf GELU instead of tanh: 4.1; a missing bias (qkvb,
+ *           attprojb, fcprojb, lnfb) or LayerNorm eps 1e-4: >= 2e4. (Logits are ~0.5 at most
+ *           and many are small dot products with cancellation, so float32 noise is ~1e-7
+ *           absolute; the floor keeps that from failing while bugs stay well above 1.)
+ *   loss    rtol 1e-5: cpu backend 0.000, float32 torch 0.01.
+ *   grads   rtol 3e-4, atol_frac 1e-2, per tensor: cpu backend 0.07, float32 torch 0.07;
+ *           erf GELU 6.9; GELU backward without its 3*0.044715*x^2 term 290.
+ *   losses  rtol 1e-5 over the 10 steps: cpu backend 0.007, float32 torch 0.012; weight decay
+ *           also on biases/LayerNorm 17, no weight decay 13, L2 instead of decoupled decay 670.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -159,7 +162,7 @@ int main(void) {
         memcpy(got_v + i * V, logits + i * Vp, V * sizeof(float));
         memcpy(want_v + i * V, want_logits + i * Vp, V * sizeof(float));
     }
-    double w_logits = vkt_test_close("logits", got_v, want_v, BT * V, 1e-4, 1e-3);
+    double w_logits = vkt_test_close("logits", got_v, want_v, BT * V, 2e-4, 1e-3);
     double e_logits = rel_err(got_v, want_v, BT * V);
     double w_loss = vkt_test_close("loss", &loss, &want_loss, 1, 1e-5, 0);
     printf("  loss %.7f (torch %.7f)\n", loss, want_loss);
@@ -179,7 +182,7 @@ int main(void) {
         CHECK(t->offset + t->size <= np, "tensor %s outside the parameter buffer", t->name);
         if (t->offset + t->size > np) continue;
         double w = vkt_test_close(what, grads + t->offset, want_grads + t->offset, t->size,
-                                  1e-3, 1e-2);
+                                  3e-4, 1e-2);
         double e = rel_err(grads + t->offset, want_grads + t->offset, t->size);
         if (!(w <= w_grads)) { w_grads = w; worst_name = t->name; }
         if (!(e <= e_grads)) e_grads = e;
