@@ -24,6 +24,7 @@ static const char USAGE[] =
     "  --resume            continue from out_dir/checkpoint.bin (same as --set train.resume=true)\n"
     "  --list-devices      list every device of every compiled backend\n"
     "  --print-config      print the effective config, parameter count and memory estimate\n"
+    "  --config-reference  print every config key with its default (Markdown table)\n"
     "Options may come before or after CONFIG.ini.\n";
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -100,6 +101,10 @@ int main(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "--version")) {
             printf("vktrain %s\n", VKT_VERSION);
+            return 0;
+        } else if (!strcmp(a, "--config-reference")) {
+            printf("| section | key | default | meaning |\n|---|---|---|---|\n");
+            vkt_config_print_reference(stdout);
             return 0;
         } else if (!strcmp(a, "--list-devices")) {
             return list_devices();

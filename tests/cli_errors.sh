@@ -1,0 +1,95 @@
+#!/bin/sh
+# The real binary on bad input: each case must exit with the documented status and print a
+# message naming what is wrong; config errors must leave nothing behind in out_dir.
+# usage: cli_errors.sh VKTRAIN SOURCE_DIR
+set -u
+BIN=$1
+SRC=$2
+T=$(mktemp -d /tmp/vkt_cli_XXXXXX)
+trap 'rm -rf "$T"' EXIT
+fails=0
+cases=0
+
+# expect STATUS SUBSTRING ARGS... : runs vktrain ARGS, checks the exit status and that the
+# combined output contains SUBSTRING.
+expect() {
+    want=$1 pattern=$2
+    shift 2
+    cases=$((cases + 1))
+    out=$("$BIN" "$@" 2>&1)
+    got=$?
+    if [ "$got" -ne "$want" ]; then
+        echo "FAIL: vktrain $*: exit $got, want $want"; echo "$out" | tail -3
+        fails=$((fails + 1))
+    elif ! printf '%s' "$out" | grep -qF -- "$pattern"; then
+        echo "FAIL: vktrain $*: output lacks '$pattern':"; echo "$out" | tail -3
+        fails=$((fails + 1))
+    fi
+}
+
+# A good base config; each bad case is this file with one line changed.
+cat > "$T/good.ini" <<INI
+[model]
+n_layer = 1
+n_head = 2
+n_embd = 16
+block_size = 16
+[data]
+train = $SRC/data/tinyshakespeare.txt
+[train]
+batch_size = 2
+seq_len = 16
+max_steps = 2
+eval_batches = 1
+out_dir = $T/out
+[backend]
+device = cpu:0
+INI
+bad() { # bad NAME SED-EXPRESSION
+    sed "$2" "$T/good.ini" > "$T/$1.ini"
+}
+
+expect 0 "vktrain" --version
+expect 0 "usage:" --help
+expect 0 "cpu:0" --list-devices
+expect 0 "# parameters:" --print-config "$T/good.ini"
+expect 2 "no config file" --device cpu:0
+expect 2 "unknown option '--frobnicate'" --frobnicate "$T/good.ini"
+expect 2 "not available in this version" sample
+expect 2 "nope.ini" "$T/nope.ini"
+bad unknown_key 's/^batch_size = 2/batchsize = 2/';         expect 2 "batchsize" "$T/unknown_key.ini"
+bad unknown_section 's/^\[optim\]//; s/^\[backend\]/[trian]/'; expect 2 "trian" "$T/unknown_section.ini"
+bad malformed 's/^batch_size = 2/batch_size = 2x/';         expect 2 "batch_size" "$T/malformed.ini"
+bad zero_batch 's/^batch_size = 2/batch_size = 0/';         expect 2 "batch_size" "$T/zero_batch.ini"
+bad divisible 's/^n_embd = 16/n_embd = 15/';                expect 2 "n_embd" "$T/divisible.ini"
+bad long_seq 's/^seq_len = 16/seq_len = 17/';               expect 2 "seq_len" "$T/long_seq.ini"
+bad no_data 's|^train = .*|train = /nonexistent/x.txt|';    expect 2 "/nonexistent/x.txt" "$T/no_data.ini"
+bad syntax 's/^n_layer = 1/n_layer 1/';                     expect 2 "syntax.ini" "$T/syntax.ini"
+expect 2 "lr" --set optim.lr=-1 "$T/good.ini"
+expect 2 "schedule" --set optim.schedule=sawtooth "$T/good.ini"
+expect 2 "train.batch_size" --set train.batch_size "$T/good.ini"
+expect 2 "precision" --set train.precision=fp64 "$T/good.ini"
+expect 2 "--list-devices" --device 99 "$T/good.ini"
+expect 2 "unknown backend" --device warp:0 "$T/good.ini"
+expect 2 "nothing to resume" --resume "$T/good.ini"
+: > "$T/empty.txt"
+expect 2 "empty" --set data.train="$T/empty.txt" "$T/good.ini"
+printf 'not a checkpoint' > "$T/fake.bin"
+expect 2 "fake.bin" --set model.init_from="$T/fake.bin" "$T/good.ini"
+printf 'ab' > "$T/short.txt"
+expect 2 "fewer than" --set data.train="$T/short.txt" "$T/good.ini"
+
+cases=$((cases + 1))
+if [ -e "$T/out" ]; then
+    echo "FAIL: a rejected run left $T/out behind"; fails=$((fails + 1))
+fi
+
+# finally a good run trains, writes its checkpoint, and resume of a finished run is a no-op
+expect 0 "done at step 2" "$T/good.ini"
+cases=$((cases + 1))
+[ -s "$T/out/checkpoint.bin" ] || { echo "FAIL: no checkpoint written"; fails=$((fails + 1)); }
+expect 0 "nothing left to do" --resume "$T/good.ini"
+expect 2 "differs from the config" --set model.init_from="$T/out/checkpoint.bin" --set model.n_layer=2 "$T/good.ini"
+
+echo "cli_errors: $((cases - fails)) passed, $fails failed"
+[ "$fails" -eq 0 ]
