@@ -91,5 +91,15 @@ cases=$((cases + 1))
 expect 0 "nothing left to do" --resume "$T/good.ini"
 expect 2 "differs from the config" --set model.init_from="$T/out/checkpoint.bin" --set model.n_layer=2 "$T/good.ini"
 
+# the documented config reference is the one the binary knows
+cases=$((cases + 1))
+sed -n '/config-reference:begin/,/config-reference:end/p' "$SRC/configs/README.md" | sed '1d;$d' > "$T/ref_doc.md"
+"$BIN" --config-reference > "$T/ref_bin.md"
+if ! cmp -s "$T/ref_doc.md" "$T/ref_bin.md"; then
+    echo "FAIL: configs/README.md's key table differs from vktrain --config-reference:"
+    diff "$T/ref_doc.md" "$T/ref_bin.md" | head -5
+    fails=$((fails + 1))
+fi
+
 echo "cli_errors: $((cases - fails)) passed, $fails failed"
 [ "$fails" -eq 0 ]

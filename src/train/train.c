@@ -62,10 +62,8 @@ static int load_data(run *r, char *err, size_t errlen) {
     return 0;
 }
 
-static int open_device(run *r, char *err, size_t errlen) {
+static int open_device(run *r, int dev, char *err, size_t errlen) {
     const vkt_config *c = r->cfg;
-    int dev = vkt_device_resolve(c->backend.device, err, errlen);
-    if (dev < 0) return 2;
     r->be = vkt_backend_create(dev, err, errlen);
     if (!r->be) return 1;
     vkt_gpt2_shape s = {.max_seq_len = c->model.block_size, .vocab_size = c->model.vocab_size,
@@ -275,8 +273,10 @@ int vkt_train_run(const vkt_config *cfg, vkt_train_result *res, float *losses_ou
     err[0] = 0;
     r.dist = vkt_dist_init(NULL, NULL);
     vkt_schedule_from_config(&r.sched, cfg);
-    int rc = load_data(&r, err, errlen);
-    if (!rc) rc = open_device(&r, err, errlen);
+    /* cheap checks first: a wrong device name should not wait for the data to load */
+    int dev = vkt_device_resolve(cfg->backend.device, err, errlen);
+    int rc = dev < 0 ? 2 : load_data(&r, err, errlen);
+    if (!rc) rc = open_device(&r, dev, err, errlen);
     if (!rc) rc = init_state(&r, err, errlen);
     if (!rc && vkt_dist_rank(r.dist) == 0) {
         if (vkt_mkdirs(cfg->train.out_dir, err, errlen)) rc = 1;
