@@ -9,7 +9,8 @@
 
 static const char MAGIC[8] = "VKTCKPT";
 
-uint32_t vkt_crc32(const void *data, size_t len) {
+/* CRC-32 (IEEE, as zlib), continued over pieces: crc = crc32_update(crc, piece) from 0. */
+static uint32_t crc32_update(uint32_t crc, const void *data, size_t len) {
     static uint32_t table[256];
     static int ready = 0;
     if (!ready) { /* idempotent: a race only recomputes the same table */
@@ -21,10 +22,12 @@ uint32_t vkt_crc32(const void *data, size_t len) {
         ready = 1;
     }
     const unsigned char *p = data;
-    uint32_t crc = 0xFFFFFFFFu;
+    crc ^= 0xFFFFFFFFu;
     for (size_t i = 0; i < len; i++) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
     return crc ^ 0xFFFFFFFFu;
 }
+
+uint32_t vkt_crc32(const void *data, size_t len) { return crc32_update(0, data, len); }
 
 typedef struct section {
     char tag[4];
@@ -33,18 +36,13 @@ typedef struct section {
 } section;
 
 static int write_section(FILE *f, const section *s) {
-    uint32_t crc = 0xFFFFFFFFu;
-    /* CRC over the concatenated pieces, computed the same way vkt_crc32 does */
-    size_t total = s->sizes[0] + s->sizes[1];
-    unsigned char *joined = malloc(total ? total : 1);
-    if (!joined) return -1;
-    memcpy(joined, s->parts[0], s->sizes[0]);
-    if (s->sizes[1]) memcpy(joined + s->sizes[0], s->parts[1], s->sizes[1]);
-    crc = vkt_crc32(joined, total);
-    uint64_t bytes = total;
+    uint32_t crc = crc32_update(0, s->parts[0], s->sizes[0]);
+    if (s->sizes[1]) crc = crc32_update(crc, s->parts[1], s->sizes[1]);
+    uint64_t bytes = s->sizes[0] + s->sizes[1];
     int ok = fwrite(s->tag, 4, 1, f) == 1 && fwrite(&crc, 4, 1, f) == 1 &&
-             fwrite(&bytes, 8, 1, f) == 1 && (total == 0 || fwrite(joined, total, 1, f) == 1);
-    free(joined);
+             fwrite(&bytes, 8, 1, f) == 1;
+    for (int i = 0; ok && i < 2; i++)
+        if (s->sizes[i]) ok = fwrite(s->parts[i], s->sizes[i], 1, f) == 1;
     return ok ? 0 : -1;
 }
 
