@@ -27,6 +27,8 @@ typedef struct vkt_optim_args {
 /* One AdamW update of every parameter tensor (weight decay only where the tensor decays). */
 void vkt_optim_adamw_step(vkt_model *m, const vkt_optim_args *a);
 
+/* The gradient multiplier that clips a global norm to max_norm (max_norm 0 = no clipping). */
+float vkt_clip_scale(float norm, float max_norm);
 /* Global L2 norm of the gradient buffer; scalar is a one-float device buffer to reduce into. */
 float vkt_grad_norm(vkt_model *m, vkt_buf *scalar);
 

@@ -18,6 +18,10 @@ void vkt_optim_adamw_step(vkt_model *m, const vkt_optim_args *a) {
     }
 }
 
+float vkt_clip_scale(float norm, float max_norm) {
+    return max_norm > 0 && norm > max_norm ? max_norm / norm : 1.0f;
+}
+
 float vkt_grad_norm(vkt_model *m, vkt_buf *scalar) {
     vkt_backend *be = vkt_model_backend(m);
     float ss;

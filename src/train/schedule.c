@@ -27,7 +27,7 @@ double vkt_schedule_lr(const vkt_schedule *s, int step) {
     }
     if (decay_len <= 0) return s->lr;
     /* progress runs from 0 at the first decaying step to 1 at the last step */
-    double progress = decay_len > 1 ? (double)(step - decay_start) / (decay_len - 1) : 1.0;
+    double progress = decay_len > 1 ? (double)(step - decay_start) / (decay_len - 1) : 0.0;
     if (progress > 1) progress = 1;
     double coeff = s->kind == VKT_SCHED_COSINE ? 0.5 * (1.0 + cos(3.14159265358979323846 * progress))
                                                : 1.0 - progress;

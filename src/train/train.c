@@ -180,11 +180,10 @@ static void train_step(run *r, int step, vkt_step_stats *st) {
     st->loss = (float)(vkt_dist_sum(r->dist, loss / accum) / world);
     st->grad_norm = vkt_grad_norm(r->model, r->scalar);
     st->lr = (float)vkt_schedule_lr(&r->sched, step);
-    float clip = (float)c->optim.grad_clip;
     vkt_optim_args a = {.lr = st->lr, .beta1 = (float)c->optim.beta1,
                         .beta2 = (float)c->optim.beta2, .eps = (float)c->optim.eps,
                         .weight_decay = (float)c->optim.weight_decay,
-                        .grad_scale = clip > 0 && st->grad_norm > clip ? clip / st->grad_norm : 1.0f,
+                        .grad_scale = vkt_clip_scale(st->grad_norm, (float)c->optim.grad_clip),
                         .t = step + 1};
     vkt_optim_adamw_step(r->model, &a);
 }
