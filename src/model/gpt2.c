@@ -212,6 +212,21 @@ static vkt_ptr param0(vkt_model *m, vkt_buf *buf, int i) {
     return vkt_at(buf, m->tensors[i].offset * sizeof(float));
 }
 
+/* A linear layer on N rows: out(N,OC) = inp(N,IC) . weight(OC,IC)^T + bias(OC). */
+static void linear_forward(vkt_backend *be, vkt_ptr out, vkt_ptr inp, vkt_ptr weight,
+                           vkt_ptr bias, int N, int IC, int OC) {
+    vkt_matmul(be, out, inp, weight, bias, N, OC, IC, 0, 1, 1.0f, 0.0f);
+}
+
+/* Its backward: dinp = dout . weight (overwritten), dweight += dout^T . inp, dbias += column
+ * sums of dout (skipped when dbias is VKT_NULL_PTR). */
+static void linear_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight, vkt_ptr dbias,
+                            vkt_ptr dout, vkt_ptr inp, vkt_ptr weight, int N, int IC, int OC) {
+    vkt_matmul(be, dinp, dout, weight, VKT_NULL_PTR, N, IC, OC, 0, 0, 1.0f, 0.0f);
+    vkt_matmul(be, dweight, dout, inp, VKT_NULL_PTR, OC, IC, N, 1, 0, 1.0f, 1.0f);
+    if (dbias.buf) vkt_bias_backward(be, dbias, dout, N, OC);
+}
+
 float vkt_model_forward(vkt_model *m, const int32_t *tokens, const int32_t *targets, int B, int T,
                         float grad_scale, int want_grad) {
     if (B > m->max_B || T > m->max_T || T > m->shape.max_seq_len) {
@@ -246,26 +261,24 @@ float vkt_model_forward(vkt_model *m, const int32_t *tokens, const int32_t *targ
 
         vkt_layernorm_forward(be, ln1, ln1_mean, ln1_rstd, residual, param(m, P, LN1W, l),
                               param(m, P, LN1B, l), BT, C);
-        vkt_matmul(be, qkv, ln1, param(m, P, QKVW, l), param(m, P, QKVB, l), BT, 3 * C, C, 0, 1,
-                   1.0f, 0.0f);
+        linear_forward(be, qkv, ln1, param(m, P, QKVW, l), param(m, P, QKVB, l), BT, C, 3 * C);
         vkt_attention_forward(be, atty, att, qkv, B, T, C, NH);
-        vkt_matmul(be, attproj, atty, param(m, P, ATTPROJW, l), param(m, P, ATTPROJB, l), BT, C,
-                   C, 0, 1, 1.0f, 0.0f);
+        linear_forward(be, attproj, atty, param(m, P, ATTPROJW, l), param(m, P, ATTPROJB, l), BT,
+                       C, C);
         vkt_residual_forward(be, residual2, residual, attproj, (size_t)BT * C);
         vkt_layernorm_forward(be, ln2, ln2_mean, ln2_rstd, residual2, param(m, P, LN2W, l),
                               param(m, P, LN2B, l), BT, C);
-        vkt_matmul(be, fch, ln2, param(m, P, FCW, l), param(m, P, FCB, l), BT, 4 * C, C, 0, 1,
-                   1.0f, 0.0f);
+        linear_forward(be, fch, ln2, param(m, P, FCW, l), param(m, P, FCB, l), BT, C, 4 * C);
         vkt_gelu_forward(be, fch_gelu, fch, (size_t)BT * 4 * C);
-        vkt_matmul(be, fcproj, fch_gelu, param(m, P, FCPROJW, l), param(m, P, FCPROJB, l), BT, C,
-                   4 * C, 0, 1, 1.0f, 0.0f);
+        linear_forward(be, fcproj, fch_gelu, param(m, P, FCPROJW, l), param(m, P, FCPROJB, l), BT,
+                       4 * C, C);
         vkt_residual_forward(be, residual3, residual2, fcproj, (size_t)BT * C);
     }
     vkt_ptr last = layer(a.residual3, sz.residual3, L, L - 1);
     vkt_layernorm_forward(be, a.lnf, a.lnf_mean, a.lnf_rstd, last, param0(m, P, LNFW),
                           param0(m, P, LNFB), BT, C);
     /* tied embedding: logits = lnf . wte^T over all Vp rows (padded rows are masked in the loss) */
-    vkt_matmul(be, a.logits, a.lnf, param0(m, P, WTE), VKT_NULL_PTR, BT, Vp, C, 0, 1, 1.0f, 0.0f);
+    linear_forward(be, a.logits, a.lnf, param0(m, P, WTE), VKT_NULL_PTR, BT, C, Vp);
     if (!targets) return 0.0f;
 
     vkt_upload(be, vkt_at(m->targets, 0), targets, sizeof(int32_t) * BT);
@@ -304,8 +317,8 @@ void vkt_model_backward(vkt_model *m, int B, int T) {
     vkt_ptr dlogits = a.logits; /* softmax_xent left them there */
 
     vkt_fill(be, dres, 0.0f, (size_t)BT * C);
-    vkt_matmul(be, dbuf, dlogits, param0(m, P, WTE), VKT_NULL_PTR, BT, C, Vp, 0, 0, 1.0f, 0.0f);
-    vkt_matmul(be, param0(m, G, WTE), dlogits, a.lnf, VKT_NULL_PTR, Vp, C, BT, 1, 0, 1.0f, 1.0f);
+    linear_backward(be, dbuf, param0(m, G, WTE), VKT_NULL_PTR, dlogits, a.lnf, param0(m, P, WTE),
+                    BT, C, Vp);
     vkt_layernorm_backward(be, dres, param0(m, G, LNFW), param0(m, G, LNFB), dbuf,
                            layer(a.residual3, sz.residual3, L, L - 1), param0(m, P, LNFW),
                            a.lnf_mean, a.lnf_rstd, BT, C);
@@ -321,32 +334,20 @@ void vkt_model_backward(vkt_model *m, int B, int T) {
                 fch_gelu = layer(a.fch_gelu, sz.fch_gelu, L, l);
 
         /* MLP: dres is d(fcproj) and, through the residual add, d(residual2) */
-        vkt_matmul(be, dfch, dres, param(m, P, FCPROJW, l), VKT_NULL_PTR, BT, 4 * C, C, 0, 0,
-                   1.0f, 0.0f);
-        vkt_matmul(be, param(m, G, FCPROJW, l), dres, fch_gelu, VKT_NULL_PTR, C, 4 * C, BT, 1, 0,
-                   1.0f, 1.0f);
-        vkt_bias_backward(be, param(m, G, FCPROJB, l), dres, BT, C);
+        linear_backward(be, dfch, param(m, G, FCPROJW, l), param(m, G, FCPROJB, l), dres,
+                        fch_gelu, param(m, P, FCPROJW, l), BT, 4 * C, C);
         vkt_gelu_backward(be, dfch, fch, dfch, (size_t)BT * 4 * C);
-        vkt_matmul(be, dbuf, dfch, param(m, P, FCW, l), VKT_NULL_PTR, BT, C, 4 * C, 0, 0, 1.0f,
-                   0.0f);
-        vkt_matmul(be, param(m, G, FCW, l), dfch, ln2, VKT_NULL_PTR, 4 * C, C, BT, 1, 0, 1.0f,
-                   1.0f);
-        vkt_bias_backward(be, param(m, G, FCB, l), dfch, BT, 4 * C);
+        linear_backward(be, dbuf, param(m, G, FCW, l), param(m, G, FCB, l), dfch, ln2,
+                        param(m, P, FCW, l), BT, C, 4 * C);
         vkt_layernorm_backward(be, dres, param(m, G, LN2W, l), param(m, G, LN2B, l), dbuf,
                                residual2, param(m, P, LN2W, l), ln2_mean, ln2_rstd, BT, C);
 
         /* attention: dres is now d(residual2) = d(attproj) = d(residual) so far */
-        vkt_matmul(be, dbuf, dres, param(m, P, ATTPROJW, l), VKT_NULL_PTR, BT, C, C, 0, 0, 1.0f,
-                   0.0f);
-        vkt_matmul(be, param(m, G, ATTPROJW, l), dres, atty, VKT_NULL_PTR, C, C, BT, 1, 0, 1.0f,
-                   1.0f);
-        vkt_bias_backward(be, param(m, G, ATTPROJB, l), dres, BT, C);
+        linear_backward(be, dbuf, param(m, G, ATTPROJW, l), param(m, G, ATTPROJB, l), dres, atty,
+                        param(m, P, ATTPROJW, l), BT, C, C);
         vkt_attention_backward(be, dqkv, dbuf, qkv, att, B, T, C, NH);
-        vkt_matmul(be, dbuf, dqkv, param(m, P, QKVW, l), VKT_NULL_PTR, BT, C, 3 * C, 0, 0, 1.0f,
-                   0.0f);
-        vkt_matmul(be, param(m, G, QKVW, l), dqkv, ln1, VKT_NULL_PTR, 3 * C, C, BT, 1, 0, 1.0f,
-                   1.0f);
-        vkt_bias_backward(be, param(m, G, QKVB, l), dqkv, BT, 3 * C);
+        linear_backward(be, dbuf, param(m, G, QKVW, l), param(m, G, QKVB, l), dqkv, ln1,
+                        param(m, P, QKVW, l), BT, C, 3 * C);
         vkt_layernorm_backward(be, dres, param(m, G, LN1W, l), param(m, G, LN1B, l), dbuf,
                                residual, param(m, P, LN1W, l), ln1_mean, ln1_rstd, BT, C);
     }
