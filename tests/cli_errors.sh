@@ -91,6 +91,21 @@ cases=$((cases + 1))
 expect 0 "nothing left to do" --resume "$T/good.ini"
 expect 2 "differs from the config" --set model.init_from="$T/out/checkpoint.bin" --set model.n_layer=2 "$T/good.ini"
 
+# Ctrl-C: the run stops after its step, saves a checkpoint, exits 130, and resumes from it
+cases=$((cases + 1))
+"$BIN" --set train.max_steps=1000000 --set train.out_dir="$T/int" "$T/good.ini" > "$T/int.log" 2>&1 &
+pid=$!
+i=0
+while [ ! -s "$T/int/metrics.jsonl" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+kill -INT $pid
+wait $pid
+got=$?
+if [ "$got" -ne 130 ] || ! grep -q "interrupted after step" "$T/int.log" || [ ! -s "$T/int/checkpoint.bin" ]; then
+    echo "FAIL: SIGINT: exit $got, want 130 with a checkpoint"; tail -2 "$T/int.log"; fails=$((fails + 1))
+fi
+n=$(sed -n 's/.*interrupted after step \([0-9]*\).*/\1/p' "$T/int.log")
+expect 0 "done at step $((n + 1))" --resume --set train.max_steps=1000000 --set train.stop_step=$((n + 1)) --set train.out_dir="$T/int" "$T/good.ini"
+
 # the documented config reference is the one the binary knows
 cases=$((cases + 1))
 sed -n '/config-reference:begin/,/config-reference:end/p' "$SRC/configs/README.md" | sed '1d;$d' > "$T/ref_doc.md"

@@ -38,6 +38,11 @@ typedef struct vkt_train_result {
     float last_loss, last_val_loss; /* val loss < 0 when never evaluated */
 } vkt_train_result;
 
+/* Asks a running vkt_train_run to stop after the current step, saving a checkpoint; safe to
+ * call from a signal handler. The run then returns VKT_TRAIN_INTERRUPTED. */
+void vkt_train_request_stop(void);
+#define VKT_TRAIN_INTERRUPTED 130
+
 /* Trains as the config says. losses_out (may be NULL) receives the loss of every step run in
  * this call, indexed by step number (size cfg->train.max_steps). Returns 0, or 1 (runtime
  * failure) / 2 (data or config problem) with err filled. */

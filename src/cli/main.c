@@ -1,5 +1,7 @@
 /* vktrain's command line: parses arguments and wires the modules together. Exit status:
- * 0 success, 1 runtime or device failure, 2 usage, config or data error. */
+ * 0 success, 1 runtime or device failure, 2 usage, config or data error, 130 interrupted
+ * (after saving a checkpoint). */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +82,23 @@ static int print_config(const vkt_config *cfg) {
     return 0;
 }
 
+/* The first Ctrl-C (or SIGTERM) lets training finish its step and checkpoint; a second one
+ * kills at once (a checkpoint being written then stays a .tmp file nobody reads). */
+static void on_signal(int sig) {
+    (void)sig;
+    vkt_train_request_stop();
+}
+
+static void catch_stop_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART | SA_RESETHAND; /* no EINTR mid-write; the second signal kills */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 int main(int argc, char **argv) {
     const char *overrides[MAX_OVERRIDES];
     char owned[MAX_OVERRIDES][320];
@@ -141,6 +160,7 @@ int main(int argc, char **argv) {
     }
     if (want_print) return print_config(&cfg);
 
+    catch_stop_signals();
     vkt_train_result res;
     rc = vkt_train_run(&cfg, &res, NULL, err, sizeof err);
     if (rc) fprintf(stderr, "vktrain: error: %s\n", err);

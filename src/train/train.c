@@ -3,6 +3,7 @@
  * all-reduce through dist, global-norm clipping, AdamW, then evaluation, logging and
  * checkpoints as configured. */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,10 @@ typedef struct run {
     int B;          /* this rank's sequences per micro-batch */
     int start_step; /* optimizer steps already done (resume) */
 } run;
+
+static volatile sig_atomic_t stop_requested = 0;
+
+void vkt_train_request_stop(void) { stop_requested = 1; }
 
 static double now_s(void) {
     struct timespec ts;
@@ -233,7 +238,8 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
         st.tokens_per_s = (double)c->train.batch_size * vkt_schedule_seq_len(&r->sched, step) *
                           c->train.grad_accum_steps / dt;
         st.eta_s = avg_step_s * (end_step - step - 1);
-        int last = step + 1 == end_step;
+        int interrupted = stop_requested != 0;
+        int last = step + 1 == end_step || interrupted;
         if (r->val.n > 0 &&
             (last || (c->train.eval_interval > 0 && (step + 1) % c->train.eval_interval == 0))) {
             st.has_val = 1;
@@ -253,6 +259,13 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
                                              errlen);
                 if (rc) return rc;
             }
+        }
+        if (interrupted) {
+            vkt_log_newline();
+            snprintf(err, errlen,
+                     "interrupted after step %d; checkpoint %s saved. HINT: continue with --resume",
+                     step + 1, ckpt);
+            return VKT_TRAIN_INTERRUPTED;
         }
     }
     vkt_log_newline();
