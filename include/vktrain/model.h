@@ -36,7 +36,7 @@ int vkt_padded_vocab(int vocab_size);
 size_t vkt_gpt2_param_layout(const vkt_gpt2_shape *s, vkt_param_tensor out[VKT_NUM_PARAM_TENSORS]);
 /* Bytes of device memory the model needs for batches up to B x T (params, grads, moments,
  * activations, activation gradients). */
-size_t vkt_gpt2_memory_bytes(const vkt_gpt2_shape *s, int B, int T);
+double vkt_gpt2_memory_bytes(const vkt_gpt2_shape *s, int B, int T);
 
 /* Allocates everything for batches of up to max_B x max_T tokens. NULL + message on failure. */
 vkt_model *vkt_model_create(vkt_backend *be, const vkt_gpt2_shape *s, int max_B, int max_T,
@@ -45,6 +45,8 @@ void vkt_model_destroy(vkt_model *m);
 
 const vkt_gpt2_shape *vkt_model_shape(const vkt_model *m);
 size_t vkt_model_num_params(const vkt_model *m);
+/* Bytes of device memory the model allocated (what vkt_gpt2_memory_bytes predicts). */
+size_t vkt_model_device_bytes(const vkt_model *m);
 const vkt_param_tensor *vkt_model_tensors(const vkt_model *m); /* VKT_NUM_PARAM_TENSORS */
 vkt_backend *vkt_model_backend(const vkt_model *m);
 /* The contiguous device buffers (num_params floats each). */

@@ -73,12 +73,17 @@ static size_t grad_scratch_floats(const vkt_gpt2_shape *s, int B, int T) {
     return BT * C /* dres */ + BT * C /* dbuf */ + BT * 3 * C /* dqkv */ + BT * 4 * C /* dfch */;
 }
 
-size_t vkt_gpt2_memory_bytes(const vkt_gpt2_shape *s, int B, int T) {
-    vkt_param_tensor t[VKT_NUM_PARAM_TENSORS];
-    size_t np = vkt_gpt2_param_layout(s, t);
-    act_layout a = act_sizes(s, B, T);
-    return sizeof(float) * (4 * np + act_total(&a) + grad_scratch_floats(s, B, T)) +
-           2 * sizeof(int32_t) * (size_t)B * T;
+/* In double so that absurd shapes give a huge number instead of wrapping around: the
+ * trainer compares it with the device's memory before allocating anything. Mirrors
+ * vkt_gpt2_param_layout, act_sizes and grad_scratch_floats. */
+double vkt_gpt2_memory_bytes(const vkt_gpt2_shape *s, int B, int T) {
+    double C = s->channels, L = s->num_layers, Vp = s->padded_vocab_size, NH = s->num_heads;
+    double BT = (double)B * T;
+    double params = Vp * C + (double)s->max_seq_len * C + L * (12 * C * C + 13 * C) + 2 * C;
+    double acts = BT * C * 2 + BT * 3 + BT * Vp +
+                  L * (18 * BT * C + 4 * BT + (double)B * NH * T * T);
+    double scratch = 9 * BT * C;
+    return 4.0 * (4 * params + acts + scratch) + 2 * 4.0 * BT;
 }
 
 struct vkt_model {
@@ -92,7 +97,7 @@ struct vkt_model {
     vkt_buf *scratch; /* backward scratch */
     vkt_buf *tokens, *targets; /* int32 (B,T) */
     float *host_losses;
-    int last_B, last_T; /* shape of the last forward */
+    size_t device_bytes; /* all of the above buffers */
 };
 
 vkt_model *vkt_model_create(vkt_backend *be, const vkt_gpt2_shape *s, int max_B, int max_T,
@@ -124,6 +129,8 @@ vkt_model *vkt_model_create(vkt_backend *be, const vkt_gpt2_shape *s, int max_B,
         vkt_model_destroy(m);
         return NULL;
     }
+    m->device_bytes = 4 * pbytes + act_total(&a) * sizeof(float) +
+                      grad_scratch_floats(s, max_B, max_T) * sizeof(float) + 2 * tbytes;
     vkt_fill(be, vkt_at(m->grads, 0), 0, m->num_params);
     vkt_fill(be, vkt_at(m->adam_m, 0), 0, m->num_params);
     vkt_fill(be, vkt_at(m->adam_v, 0), 0, m->num_params);
@@ -141,6 +148,7 @@ void vkt_model_destroy(vkt_model *m) {
 
 const vkt_gpt2_shape *vkt_model_shape(const vkt_model *m) { return &m->shape; }
 size_t vkt_model_num_params(const vkt_model *m) { return m->num_params; }
+size_t vkt_model_device_bytes(const vkt_model *m) { return m->device_bytes; }
 const vkt_param_tensor *vkt_model_tensors(const vkt_model *m) { return m->tensors; }
 vkt_backend *vkt_model_backend(const vkt_model *m) { return m->be; }
 vkt_buf *vkt_model_params(vkt_model *m) { return m->params; }
@@ -240,8 +248,6 @@ float vkt_model_forward(vkt_model *m, const int32_t *tokens, const int32_t *targ
     act_layout sz;
     acts a = act_ptrs(m, B, T, &sz);
     vkt_buf *P = m->params;
-    m->last_B = B;
-    m->last_T = T;
 
     vkt_upload(be, vkt_at(m->tokens, 0), tokens, sizeof(int32_t) * BT);
     vkt_encoder_forward(be, a.encoded, vkt_at(m->tokens, 0), param0(m, P, WTE), param0(m, P, WPE),

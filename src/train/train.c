@@ -77,6 +77,17 @@ static int open_device(run *r, int dev, char *err, size_t errlen) {
                         .channels = c->model.n_embd};
     int offset;
     vkt_dist_batch_slice(r->dist, c->train.batch_size, &offset, &r->B);
+    const vkt_device_info *info = vkt_backend_info(r->be);
+    double need = vkt_gpt2_memory_bytes(&s, r->B, c->train.seq_len);
+    if (info->memory_bytes && need > (double)info->memory_bytes) {
+        snprintf(err, errlen,
+                 "the model needs about %.2f GiB for batch %d x %d, but %s:%d (%s) has %.2f GiB. "
+                 "HINT: lower [train] batch_size or seq_len (raise grad_accum_steps instead), or "
+                 "the model size",
+                 need / 1073741824.0, r->B, c->train.seq_len, info->backend, info->backend_index,
+                 info->name, info->memory_bytes / 1073741824.0);
+        return 1;
+    }
     r->model = vkt_model_create(r->be, &s, r->B, c->train.seq_len, err, errlen);
     if (!r->model) return 1;
     r->scalar = vkt_alloc(r->be, sizeof(float), err, errlen);
