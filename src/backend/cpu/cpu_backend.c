@@ -81,7 +81,8 @@ static void cpu_shutdown(vkt_backend *be) { (void)be; }
 static void cpu_synchronize(vkt_backend *be) { (void)be; } /* ops run synchronously */
 
 static vkt_buf *cpu_alloc(vkt_backend *be, size_t bytes, char *err, size_t errlen) {
-    vkt_buf *b = calloc(1, sizeof *b);
+    /* more than the machine has would only "succeed" through overcommit and die later */
+    vkt_buf *b = bytes <= be->info.memory_bytes ? calloc(1, sizeof *b) : NULL;
     size_t rounded = (bytes + 63) / 64 * 64;
     if (b) b->data = aligned_alloc(64, rounded ? rounded : 64);
     if (!b || !b->data) {
