@@ -4,45 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/fs.h"
 #include "util/rng.h"
 #include "vktrain/data.h"
-
-static int read_file(const char *path, unsigned char **data, size_t *len, char *err,
-                     size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return 2;
-    }
-    if (fseek(f, 0, SEEK_END) != 0) {
-        snprintf(err, errlen, "%s: cannot read: not a regular file", path);
-        fclose(f);
-        return 2;
-    }
-    long size = ftell(f);
-    rewind(f);
-    if (size < 0) {
-        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-        fclose(f);
-        return 2;
-    }
-    *data = malloc((size_t)size + 1);
-    if (!*data) {
-        snprintf(err, errlen, "%s: out of memory reading %ld bytes", path, size);
-        fclose(f);
-        return 1;
-    }
-    size_t got = fread(*data, 1, (size_t)size, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || got != (size_t)size) {
-        snprintf(err, errlen, "%s: read error", path);
-        free(*data);
-        return 2;
-    }
-    *len = (size_t)size;
-    return 0;
-}
 
 static int parse_shard(const char *path, const unsigned char *data, size_t len, vkt_tokens *out,
                        char *err, size_t errlen) {
@@ -78,7 +42,7 @@ int vkt_tokens_load(const char *path, int vocab_size, vkt_tokens *out, char *err
     unsigned char *data;
     size_t len;
     memset(out, 0, sizeof *out);
-    int rc = read_file(path, &data, &len, err, errlen);
+    int rc = vkt_read_file(path, &data, &len, err, errlen);
     if (rc) return rc;
     int32_t magic = 0;
     if (len >= 4) memcpy(&magic, data, 4);

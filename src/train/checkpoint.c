@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/fs.h"
 #include "vktrain/checkpoint.h"
 
 static const char MAGIC[8] = "VKTCKPT";
@@ -119,23 +120,10 @@ void vkt_checkpoint_free(vkt_checkpoint *ck) {
 
 int vkt_checkpoint_read(const char *path, vkt_checkpoint *ck, char *err, size_t errlen) {
     memset(ck, 0, sizeof *ck);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open the checkpoint: %s", path, strerror(errno));
-        return 2;
-    }
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    rewind(f);
-    unsigned char *buf = size > 0 ? malloc((size_t)size) : NULL;
-    if (!buf || fread(buf, 1, (size_t)size, f) != (size_t)size) {
-        fclose(f);
-        free(buf);
-        snprintf(err, errlen, "%s: cannot read the checkpoint", path);
-        return 2;
-    }
-    fclose(f);
-    size_t len = (size_t)size, pos = 16;
+    unsigned char *buf;
+    size_t len, pos = 16;
+    int rc = vkt_read_file(path, &buf, &len, err, errlen);
+    if (rc) return rc;
     uint32_t version, nsec;
     if (len < 16 || memcmp(buf, MAGIC, 8) != 0) {
         snprintf(err, errlen, "%s: not a vktrain checkpoint (bad magic)", path);

@@ -1,5 +1,6 @@
 /* Small filesystem helpers. */
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -32,4 +33,36 @@ int vkt_mkdirs(const char *path, char *err, size_t errlen) {
 int vkt_file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int vkt_read_file(const char *path, unsigned char **data, size_t *len, char *err,
+                     size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return 2;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: cannot read: not a regular file", path);
+        fclose(f);
+        return 2;
+    }
+    size_t size = (size_t)st.st_size;
+    *data = malloc(size + 1);
+    if (!*data) {
+        snprintf(err, errlen, "%s: out of memory reading %zu bytes", path, size);
+        fclose(f);
+        return 1;
+    }
+    size_t got = fread(*data, 1, size, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || got != size) {
+        snprintf(err, errlen, "%s: read error", path);
+        free(*data);
+        return 2;
+    }
+    *len = size;
+    return 0;
 }

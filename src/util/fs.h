@@ -9,4 +9,9 @@ int vkt_mkdirs(const char *path, char *err, size_t errlen);
 /* 1 when path exists as a regular file */
 int vkt_file_exists(const char *path);
 
+/* Reads a whole regular file into a malloc'd buffer (one spare byte at the end). 0; or 2 with
+ * err naming the file (missing, not a regular file, read error); 1 when out of memory. */
+int vkt_read_file(const char *path, unsigned char **data, size_t *len, char *err,
+                  size_t errlen);
+
 #endif
