@@ -101,6 +101,11 @@ static int open_device(run *r, int dev, char *err, size_t errlen) {
     return 0;
 }
 
+/* The run's checkpoint: written by loop(), read back by --resume. */
+static void checkpoint_path(const vkt_config *c, char *buf, size_t len) {
+    snprintf(buf, len, "%s/%s", c->train.out_dir, VKT_CHECKPOINT_FILE);
+}
+
 static int same_shape(const vkt_gpt2_shape *a, const vkt_gpt2_shape *b) {
     return a->max_seq_len == b->max_seq_len && a->vocab_size == b->vocab_size &&
            a->num_layers == b->num_layers && a->num_heads == b->num_heads &&
@@ -151,7 +156,7 @@ static int init_state(run *r, char *err, size_t errlen) {
     r->start_step = 0;
     if (c->train.resume) {
         char path[VKT_PATH_MAX + 32];
-        snprintf(path, sizeof path, "%s/%s", c->train.out_dir, VKT_CHECKPOINT_FILE);
+        checkpoint_path(c, path, sizeof path);
         if (!vkt_file_exists(path)) {
             snprintf(err, errlen,
                      "nothing to resume: %s does not exist. HINT: start without --resume, or "
@@ -222,7 +227,7 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
     const vkt_config *c = r->cfg;
     int end_step = c->train.stop_step > 0 ? c->train.stop_step : c->train.max_steps;
     char ckpt[VKT_PATH_MAX + 32];
-    snprintf(ckpt, sizeof ckpt, "%s/%s", c->train.out_dir, VKT_CHECKPOINT_FILE);
+    checkpoint_path(c, ckpt, sizeof ckpt);
     res->steps_done = r->start_step;
     if (r->start_step >= end_step) {
         fprintf(stderr, "vktrain: %s is at step %d: nothing left to do (end step %d)\n", ckpt,
@@ -315,5 +320,6 @@ int vkt_train_run(const vkt_config *cfg, vkt_train_result *res, float *losses_ou
     vkt_backend_destroy(r.be);
     vkt_tokens_free(&r.train);
     vkt_tokens_free(&r.val);
+    vkt_dist_finalize(r.dist);
     return rc;
 }
