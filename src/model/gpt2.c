@@ -212,6 +212,34 @@ static acts act_ptrs(vkt_model *m, int B, int T, act_layout *sizes) {
 static vkt_ptr layer(vkt_ptr stacked, size_t total, int L, int l) {
     return vkt_ptr_addf(stacked, total / L * l);
 }
+/* Layer l's activations; residual is the layer's input (the embedding for layer 0). */
+typedef struct layer_acts {
+    vkt_ptr residual, ln1, ln1_mean, ln1_rstd, qkv, atty, att, attproj, residual2, ln2, ln2_mean,
+        ln2_rstd, fch, fch_gelu, fcproj, residual3;
+} layer_acts;
+
+static layer_acts layer_of(const acts *a, const act_layout *sz, int L, int l) {
+    layer_acts x = {
+        .residual = l == 0 ? a->encoded : layer(a->residual3, sz->residual3, L, l - 1),
+        .ln1 = layer(a->ln1, sz->ln1, L, l),
+        .ln1_mean = layer(a->ln1_mean, sz->ln1_mean, L, l),
+        .ln1_rstd = layer(a->ln1_rstd, sz->ln1_rstd, L, l),
+        .qkv = layer(a->qkv, sz->qkv, L, l),
+        .atty = layer(a->atty, sz->atty, L, l),
+        .att = layer(a->att, sz->att, L, l),
+        .attproj = layer(a->attproj, sz->attproj, L, l),
+        .residual2 = layer(a->residual2, sz->residual2, L, l),
+        .ln2 = layer(a->ln2, sz->ln2, L, l),
+        .ln2_mean = layer(a->ln2_mean, sz->ln2_mean, L, l),
+        .ln2_rstd = layer(a->ln2_rstd, sz->ln2_rstd, L, l),
+        .fch = layer(a->fch, sz->fch, L, l),
+        .fch_gelu = layer(a->fch_gelu, sz->fch_gelu, L, l),
+        .fcproj = layer(a->fcproj, sz->fcproj, L, l),
+        .residual3 = layer(a->residual3, sz->residual3, L, l),
+    };
+    return x;
+}
+
 static vkt_ptr param(vkt_model *m, vkt_buf *buf, int i, int l) {
     const vkt_param_tensor *t = &m->tensors[i];
     return vkt_at(buf, (t->offset + t->size / m->shape.num_layers * l) * sizeof(float));
@@ -253,32 +281,22 @@ float vkt_model_forward(vkt_model *m, const int32_t *tokens, const int32_t *targ
     vkt_encoder_forward(be, a.encoded, vkt_at(m->tokens, 0), param0(m, P, WTE), param0(m, P, WPE),
                         B, T, C);
     for (int l = 0; l < L; l++) {
-        vkt_ptr residual = l == 0 ? a.encoded : layer(a.residual3, sz.residual3, L, l - 1);
-        vkt_ptr ln1 = layer(a.ln1, sz.ln1, L, l), ln1_mean = layer(a.ln1_mean, sz.ln1_mean, L, l),
-                ln1_rstd = layer(a.ln1_rstd, sz.ln1_rstd, L, l), qkv = layer(a.qkv, sz.qkv, L, l),
-                atty = layer(a.atty, sz.atty, L, l), att = layer(a.att, sz.att, L, l),
-                attproj = layer(a.attproj, sz.attproj, L, l),
-                residual2 = layer(a.residual2, sz.residual2, L, l),
-                ln2 = layer(a.ln2, sz.ln2, L, l), ln2_mean = layer(a.ln2_mean, sz.ln2_mean, L, l),
-                ln2_rstd = layer(a.ln2_rstd, sz.ln2_rstd, L, l), fch = layer(a.fch, sz.fch, L, l),
-                fch_gelu = layer(a.fch_gelu, sz.fch_gelu, L, l),
-                fcproj = layer(a.fcproj, sz.fcproj, L, l),
-                residual3 = layer(a.residual3, sz.residual3, L, l);
+        layer_acts x = layer_of(&a, &sz, L, l);
 
-        vkt_layernorm_forward(be, ln1, ln1_mean, ln1_rstd, residual, param(m, P, LN1W, l),
+        vkt_layernorm_forward(be, x.ln1, x.ln1_mean, x.ln1_rstd, x.residual, param(m, P, LN1W, l),
                               param(m, P, LN1B, l), BT, C);
-        linear_forward(be, qkv, ln1, param(m, P, QKVW, l), param(m, P, QKVB, l), BT, C, 3 * C);
-        vkt_attention_forward(be, atty, att, qkv, B, T, C, NH);
-        linear_forward(be, attproj, atty, param(m, P, ATTPROJW, l), param(m, P, ATTPROJB, l), BT,
+        linear_forward(be, x.qkv, x.ln1, param(m, P, QKVW, l), param(m, P, QKVB, l), BT, C, 3 * C);
+        vkt_attention_forward(be, x.atty, x.att, x.qkv, B, T, C, NH);
+        linear_forward(be, x.attproj, x.atty, param(m, P, ATTPROJW, l), param(m, P, ATTPROJB, l), BT,
                        C, C);
-        vkt_residual_forward(be, residual2, residual, attproj, (size_t)BT * C);
-        vkt_layernorm_forward(be, ln2, ln2_mean, ln2_rstd, residual2, param(m, P, LN2W, l),
+        vkt_residual_forward(be, x.residual2, x.residual, x.attproj, (size_t)BT * C);
+        vkt_layernorm_forward(be, x.ln2, x.ln2_mean, x.ln2_rstd, x.residual2, param(m, P, LN2W, l),
                               param(m, P, LN2B, l), BT, C);
-        linear_forward(be, fch, ln2, param(m, P, FCW, l), param(m, P, FCB, l), BT, C, 4 * C);
-        vkt_gelu_forward(be, fch_gelu, fch, (size_t)BT * 4 * C);
-        linear_forward(be, fcproj, fch_gelu, param(m, P, FCPROJW, l), param(m, P, FCPROJB, l), BT,
+        linear_forward(be, x.fch, x.ln2, param(m, P, FCW, l), param(m, P, FCB, l), BT, C, 4 * C);
+        vkt_gelu_forward(be, x.fch_gelu, x.fch, (size_t)BT * 4 * C);
+        linear_forward(be, x.fcproj, x.fch_gelu, param(m, P, FCPROJW, l), param(m, P, FCPROJB, l), BT,
                        4 * C, C);
-        vkt_residual_forward(be, residual3, residual2, fcproj, (size_t)BT * C);
+        vkt_residual_forward(be, x.residual3, x.residual2, x.fcproj, (size_t)BT * C);
     }
     vkt_ptr last = layer(a.residual3, sz.residual3, L, L - 1);
     vkt_layernorm_forward(be, a.lnf, a.lnf_mean, a.lnf_rstd, last, param0(m, P, LNFW),
@@ -330,32 +348,25 @@ void vkt_model_backward(vkt_model *m, int B, int T) {
                            a.lnf_mean, a.lnf_rstd, BT, C);
 
     for (int l = L - 1; l >= 0; l--) {
-        vkt_ptr residual = l == 0 ? a.encoded : layer(a.residual3, sz.residual3, L, l - 1);
-        vkt_ptr ln1 = layer(a.ln1, sz.ln1, L, l), ln1_mean = layer(a.ln1_mean, sz.ln1_mean, L, l),
-                ln1_rstd = layer(a.ln1_rstd, sz.ln1_rstd, L, l), qkv = layer(a.qkv, sz.qkv, L, l),
-                atty = layer(a.atty, sz.atty, L, l), att = layer(a.att, sz.att, L, l),
-                residual2 = layer(a.residual2, sz.residual2, L, l),
-                ln2 = layer(a.ln2, sz.ln2, L, l), ln2_mean = layer(a.ln2_mean, sz.ln2_mean, L, l),
-                ln2_rstd = layer(a.ln2_rstd, sz.ln2_rstd, L, l), fch = layer(a.fch, sz.fch, L, l),
-                fch_gelu = layer(a.fch_gelu, sz.fch_gelu, L, l);
+        layer_acts x = layer_of(&a, &sz, L, l);
 
         /* MLP: dres is d(fcproj) and, through the residual add, d(residual2) */
         linear_backward(be, dfch, param(m, G, FCPROJW, l), param(m, G, FCPROJB, l), dres,
-                        fch_gelu, param(m, P, FCPROJW, l), BT, 4 * C, C);
-        vkt_gelu_backward(be, dfch, fch, dfch, (size_t)BT * 4 * C);
-        linear_backward(be, dbuf, param(m, G, FCW, l), param(m, G, FCB, l), dfch, ln2,
+                        x.fch_gelu, param(m, P, FCPROJW, l), BT, 4 * C, C);
+        vkt_gelu_backward(be, dfch, x.fch, dfch, (size_t)BT * 4 * C);
+        linear_backward(be, dbuf, param(m, G, FCW, l), param(m, G, FCB, l), dfch, x.ln2,
                         param(m, P, FCW, l), BT, C, 4 * C);
         vkt_layernorm_backward(be, dres, param(m, G, LN2W, l), param(m, G, LN2B, l), dbuf,
-                               residual2, param(m, P, LN2W, l), ln2_mean, ln2_rstd, BT, C);
+                               x.residual2, param(m, P, LN2W, l), x.ln2_mean, x.ln2_rstd, BT, C);
 
         /* attention: dres is now d(residual2) = d(attproj) = d(residual) so far */
-        linear_backward(be, dbuf, param(m, G, ATTPROJW, l), param(m, G, ATTPROJB, l), dres, atty,
+        linear_backward(be, dbuf, param(m, G, ATTPROJW, l), param(m, G, ATTPROJB, l), dres, x.atty,
                         param(m, P, ATTPROJW, l), BT, C, C);
-        vkt_attention_backward(be, dqkv, dbuf, qkv, att, B, T, C, NH);
-        linear_backward(be, dbuf, param(m, G, QKVW, l), param(m, G, QKVB, l), dqkv, ln1,
+        vkt_attention_backward(be, dqkv, dbuf, x.qkv, x.att, B, T, C, NH);
+        linear_backward(be, dbuf, param(m, G, QKVW, l), param(m, G, QKVB, l), dqkv, x.ln1,
                         param(m, P, QKVW, l), BT, C, 3 * C);
         vkt_layernorm_backward(be, dres, param(m, G, LN1W, l), param(m, G, LN1B, l), dbuf,
-                               residual, param(m, P, LN1W, l), ln1_mean, ln1_rstd, BT, C);
+                               x.residual, param(m, P, LN1W, l), x.ln1_mean, x.ln1_rstd, BT, C);
     }
     vkt_encoder_backward(be, param0(m, G, WTE), param0(m, G, WPE), dres, vkt_at(m->tokens, 0), B,
                          T, C);
