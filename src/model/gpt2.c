@@ -287,15 +287,15 @@ float vkt_model_forward(vkt_model *m, const int32_t *tokens, const int32_t *targ
                               param(m, P, LN1B, l), BT, C);
         linear_forward(be, x.qkv, x.ln1, param(m, P, QKVW, l), param(m, P, QKVB, l), BT, C, 3 * C);
         vkt_attention_forward(be, x.atty, x.att, x.qkv, B, T, C, NH);
-        linear_forward(be, x.attproj, x.atty, param(m, P, ATTPROJW, l), param(m, P, ATTPROJB, l), BT,
-                       C, C);
+        linear_forward(be, x.attproj, x.atty, param(m, P, ATTPROJW, l), param(m, P, ATTPROJB, l),
+                       BT, C, C);
         vkt_residual_forward(be, x.residual2, x.residual, x.attproj, (size_t)BT * C);
         vkt_layernorm_forward(be, x.ln2, x.ln2_mean, x.ln2_rstd, x.residual2, param(m, P, LN2W, l),
                               param(m, P, LN2B, l), BT, C);
         linear_forward(be, x.fch, x.ln2, param(m, P, FCW, l), param(m, P, FCB, l), BT, C, 4 * C);
         vkt_gelu_forward(be, x.fch_gelu, x.fch, (size_t)BT * 4 * C);
-        linear_forward(be, x.fcproj, x.fch_gelu, param(m, P, FCPROJW, l), param(m, P, FCPROJB, l), BT,
-                       4 * C, C);
+        linear_forward(be, x.fcproj, x.fch_gelu, param(m, P, FCPROJW, l),
+                       param(m, P, FCPROJB, l), BT, 4 * C, C);
         vkt_residual_forward(be, x.residual3, x.residual2, x.fcproj, (size_t)BT * C);
     }
     vkt_ptr last = layer(a.residual3, sz.residual3, L, L - 1);
@@ -337,7 +337,8 @@ void vkt_model_backward(vkt_model *m, int B, int T) {
     acts a = act_ptrs(m, B, T, &sz);
     vkt_buf *P = m->params, *G = m->grads;
     vkt_ptr dres = vkt_at(m->scratch, 0), dbuf = vkt_ptr_addf(dres, (size_t)BT * C),
-            dqkv = vkt_ptr_addf(dbuf, (size_t)BT * C), dfch = vkt_ptr_addf(dqkv, (size_t)BT * 3 * C);
+            dqkv = vkt_ptr_addf(dbuf, (size_t)BT * C),
+            dfch = vkt_ptr_addf(dqkv, (size_t)BT * 3 * C);
     vkt_ptr dlogits = a.logits; /* softmax_xent left them there */
 
     vkt_fill(be, dres, 0.0f, (size_t)BT * C);
