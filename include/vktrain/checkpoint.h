@@ -29,8 +29,6 @@ typedef struct vkt_checkpoint {
     size_t num_params;
 } vkt_checkpoint;
 
-uint32_t vkt_crc32(const void *data, size_t len);
-
 /* Writes path atomically (path.tmp, then rename). 0, or 1 with err naming the file. */
 int vkt_checkpoint_save(const char *path, vkt_model *m, const vkt_config *cfg, int step,
                         const vkt_loader_state *loader, char *err, size_t errlen);

@@ -5,30 +5,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/crc32.h"
 #include "util/fs.h"
 #include "vktrain/checkpoint.h"
 
 static const char MAGIC[8] = "VKTCKPT";
 
-/* CRC-32 (IEEE, as zlib), continued over pieces: crc = crc32_update(crc, piece) from 0. */
-static uint32_t crc32_update(uint32_t crc, const void *data, size_t len) {
-    static uint32_t table[256];
-    static int ready = 0;
-    if (!ready) { /* idempotent: a race only recomputes the same table */
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            table[i] = c;
-        }
-        ready = 1;
-    }
-    const unsigned char *p = data;
-    crc ^= 0xFFFFFFFFu;
-    for (size_t i = 0; i < len; i++) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
-    return crc ^ 0xFFFFFFFFu;
-}
-
-uint32_t vkt_crc32(const void *data, size_t len) { return crc32_update(0, data, len); }
 
 typedef struct section {
     char tag[4];
@@ -37,8 +19,8 @@ typedef struct section {
 } section;
 
 static int write_section(FILE *f, const section *s) {
-    uint32_t crc = crc32_update(0, s->parts[0], s->sizes[0]);
-    if (s->sizes[1]) crc = crc32_update(crc, s->parts[1], s->sizes[1]);
+    uint32_t crc = vkt_crc32_update(0, s->parts[0], s->sizes[0]);
+    if (s->sizes[1]) crc = vkt_crc32_update(crc, s->parts[1], s->sizes[1]);
     uint64_t bytes = s->sizes[0] + s->sizes[1];
     int ok = fwrite(s->tag, 4, 1, f) == 1 && fwrite(&crc, 4, 1, f) == 1 &&
              fwrite(&bytes, 8, 1, f) == 1;

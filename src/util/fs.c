@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "util/fs.h"
 
@@ -65,4 +66,23 @@ int vkt_read_file(const char *path, unsigned char **data, size_t *len, char *err
     }
     *len = size;
     return 0;
+}
+
+int vkt_write_file_atomic(const char *path, const void *data, size_t len, char *err,
+                          size_t errlen) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+        return 1;
+    }
+    int ok = fwrite(data, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    int saved = errno;
+    ok = fclose(f) == 0 && ok;
+    if (ok && rename(tmp, path) == 0) return 0;
+    if (ok) saved = errno;
+    remove(tmp);
+    snprintf(err, errlen, "%s: cannot write: %s", path, strerror(saved));
+    return 1;
 }

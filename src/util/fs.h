@@ -14,4 +14,9 @@ int vkt_file_exists(const char *path);
 int vkt_read_file(const char *path, unsigned char **data, size_t *len, char *err,
                   size_t errlen);
 
+/* Writes len bytes to path atomically: path.tmp.<pid>, fsync, rename. A crash leaves either the
+ * old file or the new one, never half of it. 0, or 1 with err naming the file. */
+int vkt_write_file_atomic(const char *path, const void *data, size_t len, char *err,
+                          size_t errlen);
+
 #endif
