@@ -7,6 +7,7 @@ BIN=$1
 SRC=$2
 T=$(mktemp -d /tmp/vkt_cli_XXXXXX)
 trap 'rm -rf "$T"' EXIT
+export XDG_CACHE_HOME="$T/cache" # prepared data goes here, not into ~/.cache
 fails=0
 cases=0
 
@@ -78,7 +79,7 @@ expect 2 "empty" --set data.train="$T/empty.txt" "$T/good.ini"
 printf 'not a checkpoint' > "$T/fake.bin"
 expect 2 "fake.bin" --set model.init_from="$T/fake.bin" "$T/good.ini"
 printf 'ab' > "$T/short.txt"
-expect 2 "fewer than" --set data.train="$T/short.txt" "$T/good.ini"
+expect 2 "hold no sequence" --set data.train="$T/short.txt" "$T/good.ini"
 
 cases=$((cases + 1))
 if [ -e "$T/out" ]; then

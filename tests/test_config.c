@@ -207,8 +207,17 @@ int main(void) {
     EXPECT_ERR(rc, ini, "[data] val = v.txt", "file not found");
     rc = load(&cfg, "[model]\ninit_from = ck.bin\n", NULL, 0);
     EXPECT_ERR(rc, ini, "[model] init_from = ck.bin", "file not found");
+    rc = load(&cfg, "[model]\ninit_from = sub\n", NULL, 0);
+    EXPECT_ERR(rc, ini, "[model] init_from = sub", "directory");
+    /* data keys take a directory (prepared data) or a glob of shards that matches something */
     rc = load(&cfg, "[data]\nval = sub\n", NULL, 0);
-    EXPECT_ERR(rc, ini, "[data] val = sub", "directory");
+    CHECK(rc == 0, "a directory as [data] val: %s", err);
+    rc = load(&cfg, "[data]\ntrain = nothing_*.bin\n", NULL, 0);
+    EXPECT_ERR(rc, ini, "[data] train = nothing_*.bin", "no file matches");
+    rc = load(&cfg, "[data]\ntrain = d*.txt\n", NULL, 0);
+    snprintf(want, sizeof want, "%s/d*.txt", tmp_real);
+    CHECK(rc == 0 && !strcmp(cfg.data.train, want), "glob kept as %s (want %s): %s",
+          cfg.data.train, want, err);
     /* A config in a subdirectory finds its data beside it, wherever we run from. */
     write_file(sub_ini, "[data]\ntrain = ./sub.txt\nval = ../data.txt\n");
     rc = vkt_config_load(&cfg, sub_ini, NULL, 0, err, sizeof err);
@@ -302,7 +311,7 @@ int main(void) {
         }
         fclose(f);
         unlink(ref);
-        CHECK(rows == 36 && has_batch && has_path_rule, "reference: %d rows", rows);
+        CHECK(rows == 38 && has_batch && has_path_rule, "reference: %d rows", rows);
     }
 
     unlink(ini);

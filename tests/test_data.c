@@ -1,6 +1,7 @@
-/* Token loading (byte-level text and llm.c shards), the validation split, and the loader:
- * determinism from a seed, resume from a saved state, fixed evaluation batches, and each kind
- * of bad file refused with a message naming it. */
+/* Shards, data sets and the loader: shard write/read round trip, each kind of bad shard refused
+ * with a message naming it, data sets from shards, globs and splits, token ids checked
+ * against the vocabulary, and the loader's determinism (seed, resume position, prefetch thread
+ * giving exactly the batches computed on demand, sequential order across shards). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -18,10 +19,9 @@ static const char *path_of(const char *name) {
     return buf[k];
 }
 
-/* An llm.c shard: 256 int32 header {magic, version, ntok}, then ntok uint16 tokens; body_tokens
- * lets a test write fewer tokens than the header claims. */
-static void write_shard(const char *name, int32_t magic, int32_t version, int32_t ntok,
-                        const uint16_t *toks, int body_tokens) {
+/* A hand-made file: 256 int32 header {magic, version, ntok}, then body_tokens tokens. */
+static void write_raw(const char *name, int32_t magic, int32_t version, int32_t ntok,
+                      const uint16_t *toks, int body_tokens) {
     int32_t header[256] = {magic, version, ntok};
     FILE *f = fopen(path_of(name), "wb");
     fwrite(header, sizeof header, 1, f);
@@ -29,94 +29,216 @@ static void write_shard(const char *name, int32_t magic, int32_t version, int32_
     fclose(f);
 }
 
-static void write_text(const char *name, const void *data, size_t len) {
-    FILE *f = fopen(path_of(name), "wb");
-    fwrite(data, 1, len, f);
-    fclose(f);
-}
-
-static void expect_error(const char *name, int vocab, const char *needle) {
-    vkt_tokens t;
+static void expect_bad_shard(const char *name, const char *needle) {
+    vkt_shard s;
     char err[512] = "";
-    int rc = vkt_tokens_load(path_of(name), vocab, &t, err, sizeof err);
+    int rc = vkt_shard_open(path_of(name), &s, err, sizeof err);
     CHECK(rc == 2 && strstr(err, path_of(name)) && strstr(err, needle),
           "%s: rc %d, message '%s' (want '%s')", name, rc, err, needle);
+    CHECK(s.map == NULL, "%s: mapping left open", name);
+}
+
+static int config_for(vkt_config *cfg, const char *train, const char *val, int vocab,
+                      const char *fraction) {
+    char t[600], v[600], vs[64], fr[64], cache[600];
+    snprintf(t, sizeof t, "data.train=%s", train);
+    snprintf(v, sizeof v, "data.val=%s", val ? val : "");
+    snprintf(vs, sizeof vs, "model.vocab_size=%d", vocab);
+    snprintf(fr, sizeof fr, "data.val_fraction=%s", fraction);
+    snprintf(cache, sizeof cache, "backend.cache_dir=%s/cache", dir);
+    const char *ov[] = {t, v, vs, fr, cache, "train.seq_len=8", "model.block_size=8"};
+    char err[1024];
+    int rc = vkt_config_load(cfg, NULL, ov, 7, err, sizeof err);
+    if (rc) fprintf(stderr, "config: %s\n", err);
+    return rc;
+}
+
+static void test_shards(void) {
+    uint16_t toks[1000];
+    for (int i = 0; i < 1000; i++) toks[i] = (uint16_t)(i * 37 % 50257);
+    char err[512];
+    CHECK(vkt_shard_write(path_of("a.bin"), toks, 1000, err, sizeof err) == 0, "%s", err);
+    vkt_shard s;
+    CHECK(vkt_shard_open(path_of("a.bin"), &s, err, sizeof err) == 0, "%s", err);
+    CHECK(s.n == 1000 && !memcmp(s.ids, toks, sizeof toks), "round trip differs (n %zu)", s.n);
+    vkt_shard_close(&s);
+    /* the header is llm.c's: magic, version, count at int32 0..2 */
+    FILE *f = fopen(path_of("a.bin"), "rb");
+    int32_t h[3] = {0};
+    CHECK(f && fread(h, 4, 3, f) == 3, "read header");
+    if (f) fclose(f);
+    CHECK(h[0] == 20240520 && h[1] == 1 && h[2] == 1000, "header %d %d %d", h[0], h[1], h[2]);
+
+    write_raw("magic.bin", 12345, 1, 10, toks, 10);
+    expect_bad_shard("magic.bin", "magic");
+    write_raw("model.bin", VKT_LLMC_MODEL_MAGIC, 3, 10, toks, 10);
+    expect_bad_shard("model.bin", "llm.c model file");
+    write_raw("version.bin", VKT_SHARD_MAGIC, 2, 10, toks, 10);
+    expect_bad_shard("version.bin", "version 2");
+    write_raw("short.bin", VKT_SHARD_MAGIC, 1, 100, toks, 60);
+    expect_bad_shard("short.bin", "truncated");
+    write_raw("empty.bin", VKT_SHARD_MAGIC, 1, 0, toks, 0);
+    expect_bad_shard("empty.bin", "no tokens");
+    f = fopen(path_of("tiny.bin"), "wb");
+    fwrite("abc", 1, 3, f);
+    fclose(f);
+    expect_bad_shard("tiny.bin", "truncated");
+    expect_bad_shard("missing.bin", "cannot open");
+}
+
+/* Two shards of 300 and 200 tokens: token value = its global position % 500. */
+static void make_two_shards(void) {
+    uint16_t t[500];
+    for (int i = 0; i < 500; i++) t[i] = (uint16_t)i;
+    char err[512];
+    CHECK(vkt_shard_write(path_of("ds_train_000.bin"), t, 300, err, sizeof err) == 0, "%s", err);
+    CHECK(vkt_shard_write(path_of("ds_train_001.bin"), t + 300, 200, err, sizeof err) == 0, "%s",
+          err);
+}
+
+static void test_dataset(void) {
+    make_two_shards();
+    vkt_config cfg;
+    vkt_data d;
+    char err[1024];
+    /* a glob: both shards, in name order; val = the last 10% (50 tokens) as a view */
+    CHECK(config_for(&cfg, path_of("ds_train_*.bin"), NULL, 512, "0.1") == 0, "config");
+    CHECK(vkt_data_open(&cfg, &d, err, sizeof err) == 0, "%s", err);
+    CHECK(d.n_shards == 2 && d.train.n_tokens == 450 && d.val.n_tokens == 50,
+          "shards %d train %zu val %zu", d.n_shards, d.train.n_tokens, d.val.n_tokens);
+    CHECK(d.val.n_spans == 1 && d.val.spans[0].ids[0] == 450 && d.tokenizer == NULL,
+          "val starts at token %u", d.val.n_spans ? d.val.spans[0].ids[0] : 0);
+    CHECK(d.train.spans[0].ids[0] == 0 && d.train.spans[1].ids[0] == 300, "glob order");
+    vkt_data_close(&d);
+
+    /* the split may take whole spans and part of the one before */
+    CHECK(config_for(&cfg, path_of("ds_train_*.bin"), NULL, 512, "0.5") == 0, "config");
+    CHECK(vkt_data_open(&cfg, &d, err, sizeof err) == 0, "%s", err);
+    CHECK(d.train.n_tokens == 250 && d.val.n_tokens == 250 && d.val.n_spans == 2 &&
+              d.val.spans[0].ids[0] == 250 && d.val.spans[0].n == 50 && d.train.n_spans == 1,
+          "half split: train %zu val %zu spans %d", d.train.n_tokens, d.val.n_tokens,
+          d.val.n_spans);
+    vkt_data_close(&d);
+
+    /* explicit val shard; val_fraction then ignored */
+    CHECK(config_for(&cfg, path_of("ds_train_000.bin"), path_of("ds_train_001.bin"), 512, "0.1") ==
+              0,
+          "config");
+    CHECK(vkt_data_open(&cfg, &d, err, sizeof err) == 0, "%s", err);
+    CHECK(d.train.n_tokens == 300 && d.val.n_tokens == 200, "train %zu val %zu",
+          d.train.n_tokens, d.val.n_tokens);
+    vkt_data_close(&d);
+
+    /* a token id >= vocab is refused, naming the data and the token */
+    CHECK(config_for(&cfg, path_of("ds_train_*.bin"), NULL, 400, "0.1") == 0, "config");
+    int rc = vkt_data_open(&cfg, &d, err, sizeof err);
+    CHECK(rc == 2 && strstr(err, "ds_train_") && strstr(err, "token 400") &&
+              strstr(err, "vocab_size"),
+          "rc %d: %s", rc, err);
+    /* an llm.c model file named as data */
+    uint16_t z[4] = {0};
+    write_raw("gpt2.bin", VKT_LLMC_MODEL_MAGIC, 3, 4, z, 4);
+    CHECK(config_for(&cfg, path_of("gpt2.bin"), NULL, 512, "0.1") == 0, "config");
+    rc = vkt_data_open(&cfg, &d, err, sizeof err);
+    CHECK(rc == 2 && strstr(err, "gpt2.bin") && strstr(err, "llm.c model file"), "rc %d: %s", rc,
+          err);
+}
+
+static int same_batches(const vkt_token_view *v, vkt_data_order order, int prefetch) {
+    char err[256];
+    vkt_loader *a = vkt_loader_create(v, order, 42, 4, 16, 0, err, sizeof err);
+    vkt_loader *b = vkt_loader_create(v, order, 42, 4, 16, prefetch, err, sizeof err);
+    int32_t i1[64], t1[64], i2[64], t2[64];
+    int same = a && b;
+    for (int k = 0; k < 40 && same; k++) {
+        int T = k < 15 ? 16 : k < 25 ? 8 : 16; /* a curriculum changes T mid-run */
+        vkt_loader_next(a, 4, T, i1, t1);
+        vkt_loader_next(b, 4, T, i2, t2);
+        same = !memcmp(i1, i2, sizeof(int32_t) * 4 * T) && !memcmp(t1, t2, sizeof(int32_t) * 4 * T);
+        if (k == 30) { /* a seek, as a resume does */
+            vkt_loader_state s = {42, 7};
+            vkt_loader_set_state(a, s);
+            vkt_loader_set_state(b, s);
+        }
+    }
+    vkt_loader_destroy(a);
+    vkt_loader_destroy(b);
+    return same;
+}
+
+static void test_loader(void) {
+    make_two_shards();
+    vkt_config cfg;
+    vkt_data d;
+    char err[1024];
+    CHECK(config_for(&cfg, path_of("ds_train_*.bin"), NULL, 512, "0") == 0, "config");
+    CHECK(vkt_data_open(&cfg, &d, err, sizeof err) == 0, "%s", err);
+    const int B = 4, T = 16;
+    int32_t in[64], tg[64], in2[64], tg2[64];
+
+    /* random order: windows are contiguous, inside one shard, targets shifted by one */
+    int ok = 1;
+    for (uint64_t k = 0; k < 200; k++) {
+        vkt_batch_at(&d.train, VKT_ORDER_RANDOM, 9, k, B, T, in, tg);
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) {
+                int v = in[b * T + t], w = tg[b * T + t];
+                ok &= w == v + 1 && (t == 0 || v == in[b * T + t - 1] + 1);
+                ok &= !(v < 300 && w >= 300); /* never across the shard boundary */
+            }
+    }
+    CHECK(ok, "a random window is not contiguous or crosses shards");
+    /* the same (seed, k) gives the same batch; another seed another */
+    vkt_batch_at(&d.train, VKT_ORDER_RANDOM, 9, 5, B, T, in, tg);
+    vkt_batch_at(&d.train, VKT_ORDER_RANDOM, 9, 5, B, T, in2, tg2);
+    CHECK(!memcmp(in, in2, sizeof in), "batch 5 differs between calls");
+    vkt_batch_at(&d.train, VKT_ORDER_RANDOM, 10, 5, B, T, in2, tg2);
+    CHECK(memcmp(in, in2, sizeof in), "seed 10 gives seed 9's batch");
+
+    /* sequential: shard 0 has (300-1)/16 = 18 windows, shard 1 has 12; then it wraps */
+    CHECK(vkt_view_windows(&d.train, T) == 30, "windows %zu", vkt_view_windows(&d.train, T));
+    vkt_batch_at(&d.train, VKT_ORDER_SEQUENTIAL, 0, 4, B, T, in, tg); /* windows 16..19 */
+    CHECK(in[0] == 256 && in[T] == 272 && in[2 * T] == 300 && in[3 * T] == 316,
+          "sequential windows start at %d %d %d %d", in[0], in[T], in[2 * T], in[3 * T]);
+    vkt_batch_at(&d.train, VKT_ORDER_SEQUENTIAL, 0, 7, B, T, in, tg); /* 28, 29, 0, 1 */
+    CHECK(in[0] == 300 + 10 * 16 && in[2 * T] == 0 && in[3 * T] == 16, "wrap: %d %d %d", in[0],
+          in[2 * T], in[3 * T]);
+    vkt_eval_batch(&d.train, 1, B, T, in, tg);
+    CHECK(in[0] == 64 && tg[0] == 65, "eval batch 1 starts at %d", in[0]);
+
+    /* the loader hands out batch 0, 1, 2...; state = seed + next index, so a loader set to a
+     * saved state continues with the same next batch */
+    vkt_loader *l = vkt_loader_create(&d.train, VKT_ORDER_RANDOM, 77, B, T, 3, err, sizeof err);
+    CHECK(l != NULL, "%s", err);
+    for (int k = 0; k < 5; k++) vkt_loader_next(l, B, T, in, tg);
+    vkt_loader_state saved = vkt_loader_get_state(l);
+    CHECK(saved.seed == 77 && saved.batches == 5, "state %llu %llu",
+          (unsigned long long)saved.seed, (unsigned long long)saved.batches);
+    vkt_loader_next(l, B, T, in, tg);
+    vkt_loader *r = vkt_loader_create(&d.train, VKT_ORDER_RANDOM, 1, B, T, 3, err, sizeof err);
+    vkt_loader_set_state(r, saved);
+    vkt_loader_next(r, B, T, in2, tg2);
+    CHECK(!memcmp(in, in2, sizeof in) && !memcmp(tg, tg2, sizeof tg),
+          "a loader set to the saved state gives another next batch");
+    vkt_batch_at(&d.train, VKT_ORDER_RANDOM, 77, 5, B, T, in2, tg2);
+    CHECK(!memcmp(in, in2, sizeof in), "loader batch 5 is not vkt_batch_at(5)");
+    vkt_loader_destroy(l);
+    vkt_loader_destroy(r);
+
+    /* prefetching (any depth) changes nothing, across T changes and seeks */
+    CHECK(same_batches(&d.train, VKT_ORDER_RANDOM, 1), "prefetch 1 differs");
+    CHECK(same_batches(&d.train, VKT_ORDER_RANDOM, 4), "prefetch 4 differs");
+    CHECK(same_batches(&d.train, VKT_ORDER_SEQUENTIAL, 2), "sequential prefetch differs");
+    vkt_data_close(&d);
 }
 
 int main(void) {
     if (!mkdtemp(dir)) return 1;
-    char err[512];
-    vkt_tokens t, v;
-
-    /* byte-level text: every byte value round-trips as its own token */
-    unsigned char bytes[512];
-    for (int i = 0; i < 512; i++) bytes[i] = (unsigned char)(i * 7 + 3);
-    write_text("bytes.txt", bytes, sizeof bytes);
-    CHECK(vkt_tokens_load(path_of("bytes.txt"), 256, &t, err, sizeof err) == 0, "%s", err);
-    CHECK(t.n == 512, "n %zu", t.n);
-    int same = 1;
-    for (size_t i = 0; i < t.n && i < 512; i++) same &= t.ids[i] == bytes[i];
-    CHECK(same, "byte tokens differ from the bytes");
-
-    /* split: the last 10% becomes validation, in order */
-    CHECK(vkt_tokens_split(&t, 0.1, &v, err, sizeof err) == 0, "%s", err);
-    CHECK(t.n == 461 && v.n == 51 && v.ids[0] == bytes[461] && v.ids[50] == bytes[511],
-          "split %zu / %zu", t.n, v.n);
-
-    /* loader: the same seed gives the same batches; targets are inputs shifted by one */
-    enum { B = 3, T = 8 };
-    int32_t in1[B * T], tg1[B * T], in2[B * T], tg2[B * T];
-    vkt_loader a, b;
-    vkt_loader_init(&a, &t, 7);
-    vkt_loader_init(&b, &t, 7);
-    for (int step = 0; step < 5; step++) {
-        vkt_loader_next(&a, B, T, in1, tg1);
-        vkt_loader_next(&b, B, T, in2, tg2);
-        CHECK(!memcmp(in1, in2, sizeof in1) && !memcmp(tg1, tg2, sizeof tg1), "step %d", step);
-    }
-    for (int i = 0; i + 1 < T; i++) CHECK(tg1[i] == in1[i + 1], "shift at %d", i);
-    /* resume: a loader given a saved state continues with the same next batch */
-    vkt_loader_state saved = a.state;
-    vkt_loader_next(&a, B, T, in1, tg1);
-    vkt_loader c;
-    vkt_loader_init(&c, &t, 12345);
-    c.state = saved;
-    vkt_loader_next(&c, B, T, in2, tg2);
-    CHECK(!memcmp(in1, in2, sizeof in1) && a.state.batches == 6, "resumed loader differs");
-    vkt_loader_init(&c, &t, 8);
-    vkt_loader_next(&c, B, T, in2, tg2);
-    CHECK(memcmp(in1, in2, sizeof in1) != 0, "another seed gives the same batch");
-    /* evaluation batches are fixed windows laid end to end */
-    vkt_loader_eval_batch(&v, 0, 2, 8, in1, tg1);
-    CHECK(in1[0] == v.ids[0] && in1[8] == v.ids[8] && tg1[15] == v.ids[16], "eval batch 0");
-    vkt_tokens_free(&t);
-    vkt_tokens_free(&v);
-
-    /* an llm.c shard trains as it is */
-    uint16_t toks[300];
-    for (int i = 0; i < 300; i++) toks[i] = (uint16_t)(i * 131 % 50257);
-    write_shard("good.bin", VKT_SHARD_MAGIC, VKT_SHARD_VERSION, 300, toks, 300);
-    CHECK(vkt_tokens_load(path_of("good.bin"), 50257, &t, err, sizeof err) == 0, "%s", err);
-    CHECK(t.n == 300 && t.ids[299] == toks[299], "shard tokens");
-    vkt_tokens_free(&t);
-
-    /* bad input: each is refused with exit status 2 and the file named */
-    write_shard("version.bin", VKT_SHARD_MAGIC, 7, 300, toks, 300);
-    expect_error("version.bin", 50257, "version 7");
-    write_shard("short.bin", VKT_SHARD_MAGIC, VKT_SHARD_VERSION, 300, toks, 100);
-    expect_error("short.bin", 50257, "truncated");
-    write_text("header.bin", (int32_t[]){VKT_SHARD_MAGIC, 1, 5}, 12);
-    expect_error("header.bin", 50257, "truncated");
-    expect_error("good.bin", 1000, "vocab_size");
-    write_text("empty.txt", "", 0);
-    expect_error("empty.txt", 256, "empty");
-    expect_error("missing.txt", 256, "cannot open");
-    write_text("small_vocab.txt", "hello", 5);
-    expect_error("small_vocab.txt", 100, "vocab_size >= 256");
-    expect_error("", 256, "cannot"); /* the directory itself */
-
+    test_shards();
+    test_dataset();
+    test_loader();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd)) fprintf(stderr, "cleanup failed\n");
-    return vkt_test_finish("test_data");
+    return vkt_test_failures ? 1 : 0;
 }

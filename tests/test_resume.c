@@ -67,7 +67,7 @@ int main(void) {
                   !memcmp(ca.params, cb.params, ca.num_params * sizeof(float)) &&
                   !memcmp(ca.adam, cb.adam, 2 * ca.num_params * sizeof(float)),
               "parameters or AdamW moments differ");
-        CHECK(ca.loader.rng == cb.loader.rng && ca.loader.batches == cb.loader.batches,
+        CHECK(ca.loader.seed == cb.loader.seed && ca.loader.batches == cb.loader.batches,
               "loader positions differ");
         CHECK(ca.config_text && strstr(ca.config_text, "[model]"), "no config text");
         vkt_checkpoint_free(&ca);

@@ -3,8 +3,10 @@
  *
  *   "VKTCKPT\0"  u32 version (1)  u32 section count
  *   per section: u32 tag  u32 crc32(payload)  u64 payload bytes  payload
- *   tags: SHPE (6 x int32: maxT V Vp L NH C), STEP (int32 step, u64 loader rng, u64 loader
- *         batches), CONF (effective INI text), PARM (fp32 params), ADAM (fp32 m then v)
+ *   tags: SHPE (6 x int32: maxT V Vp L NH C), STEP (int32 step, u64 loader seed, u64 loader
+ *         batches), CONF (effective INI text), PARM (fp32 params), ADAM (fp32 m then v),
+ *         TOKN (the tokenizer, vkt_tokenizer_serialize; absent when unknown)
+ * Readers skip sections they do not know.
  * Written to a temporary name and renamed, so a crash never leaves a half file behind. */
 #ifndef VKTRAIN_CHECKPOINT_H
 #define VKTRAIN_CHECKPOINT_H
@@ -15,6 +17,7 @@
 #include "vktrain/config.h"
 #include "vktrain/data.h"
 #include "vktrain/model.h"
+#include "vktrain/tokenizer.h"
 
 #define VKT_CHECKPOINT_VERSION 1
 #define VKT_CHECKPOINT_FILE "checkpoint.bin"
@@ -26,14 +29,33 @@ typedef struct vkt_checkpoint {
     char *config_text;       /* NUL-terminated */
     float *params;           /* num_params floats */
     float *adam;             /* 2 * num_params floats (m then v), or NULL when absent */
+    vkt_tokenizer *tokenizer; /* NULL when absent */
     size_t num_params;
 } vkt_checkpoint;
 
 /* Writes path atomically (path.tmp, then rename). 0, or 1 with err naming the file. */
 int vkt_checkpoint_save(const char *path, vkt_model *m, const vkt_config *cfg, int step,
-                        const vkt_loader_state *loader, char *err, size_t errlen);
+                        const vkt_loader_state *loader, const vkt_tokenizer *tok, char *err,
+                        size_t errlen);
 /* Reads and verifies (magic, version, every CRC, sizes). 0, or 2 with err naming the file. */
 int vkt_checkpoint_read(const char *path, vkt_checkpoint *ck, char *err, size_t errlen);
 void vkt_checkpoint_free(vkt_checkpoint *ck);
+
+/* ---- llm.c model files ----------------------------------------------------------------------
+ * 256 x int32 header {magic 20240326, version, maxT, V, L, NH, C, Vp}, then the parameters in
+ * the order of vkt_gpt2_param_layout: version 3 = fp32, version 5 = bf16 (read only). */
+#define VKT_LLMC_VERSION_FP32 3
+#define VKT_LLMC_VERSION_BF16 5
+
+/* Reads an llm.c model file into ck (shape and params; step 0, no adam, config or
+ * tokenizer). 0, or 2 with err naming the file and the problem. */
+int vkt_llmc_model_read(const char *path, vkt_checkpoint *ck, char *err, size_t errlen);
+/* Writes version 3 (fp32) atomically. 0, or 1 with err. */
+int vkt_llmc_model_write(const char *path, const vkt_gpt2_shape *s, const float *params,
+                         char *err, size_t errlen);
+
+/* Weights from any of: a vktrain checkpoint file, a directory holding checkpoint.bin (a run's
+ * out_dir), or an llm.c model file (by its magic). 0, or 2 with err. */
+int vkt_weights_read(const char *path, vkt_checkpoint *ck, char *err, size_t errlen);
 
 #endif

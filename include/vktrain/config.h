@@ -19,7 +19,9 @@ typedef struct vkt_config {
         char train[VKT_PATH_MAX];
         char val[VKT_PATH_MAX]; /* "" = last val_fraction of train */
         double val_fraction;
-        char tokenizer[32];     /* "byte" */
+        char tokenizer[32];     /* "byte" | "bpe": for text inputs */
+        int order;              /* vkt_data_order: random | sequential */
+        int prefetch;           /* batches prefetched by the loader thread; 0 = none */
     } data;
     struct {
         int batch_size, seq_len, grad_accum_steps, max_steps, stop_step;

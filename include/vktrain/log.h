@@ -10,6 +10,7 @@ typedef struct vkt_step_stats {
     int step, total_steps; /* step: optimizer steps done, 1-based */
     float loss, lr, grad_norm;
     double tokens_per_s, step_ms, eta_s;
+    double data_wait_ms; /* of step_ms: waiting for the loader */
     int has_val;
     float val_loss;
 } vkt_step_stats;

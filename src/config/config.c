@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <glob.h>
 #include <iniparser.h>
 #include <limits.h>
 #include <math.h>
@@ -40,6 +41,7 @@ enum {
     F_REQUIRED = 1 << 5, /* must not be empty */
     F_DEVICE = 1 << 6,   /* device selector syntax */
     F_CACHE = 1 << 7,    /* empty = the XDG cache dir */
+    F_DATA = 1 << 8,     /* with F_INPUT: may also be a directory or a glob of shards */
 };
 
 typedef struct {
@@ -56,7 +58,9 @@ typedef struct {
 
 #define FIELD(f) offsetof(vkt_config, f), sizeof(((vkt_config *)0)->f)
 
-static const char *const tokenizers[] = {"byte", NULL};
+static const char *const tokenizers[] = {"byte", "bpe", NULL};
+/* Order must match vkt_data_order: the index is stored. */
+static const char *const orders[] = {"random", "sequential", NULL};
 static const char *const precisions[] = {"fp32", NULL};
 static const char *const optimizers[] = {"adamw", NULL};
 /* Order must match vkt_sched_kind: the index is stored. */
@@ -76,19 +80,30 @@ static const key_def keys[] = {
     {"model", "block_size", K_INT, FIELD(model.block_size), "128", 1, 0, F_MIN, NULL, NULL, NULL,
      "Maximum context length (positional embeddings)."},
     {"model", "init_from", K_STR, FIELD(model.init_from), "", 0, 0, F_INPUT, NULL, NULL, NULL,
-     "Path of a vktrain checkpoint to start from; empty = random init. A relative path is "
+     "Start from these weights instead of a random init: a vktrain checkpoint, or an llm.c model "
+     "file (gpt2_124M.bin etc.; its shape replaces the [model] shape keys). A relative path is "
      "resolved against the config file's directory (from --set: the current directory)."},
 
-    {"data", "train", K_STR, FIELD(data.train), "", 0, 0, F_INPUT | F_REQUIRED, NULL, NULL, NULL,
-     "Required: path of a text file or an llm.c token shard. A relative path is resolved "
-     "against the config file's directory (from --set: the current directory)."},
-    {"data", "val", K_STR, FIELD(data.val), "", 0, 0, F_INPUT, NULL, NULL, NULL,
-     "Validation text file or token shard; empty = hold out the last val_fraction of train. "
-     "Relative paths resolve like train."},
+    {"data", "train", K_STR, FIELD(data.train), "", 0, 0, F_INPUT | F_DATA | F_REQUIRED, NULL,
+     NULL, NULL,
+     "Required: a text file (tokenized once into cache_dir), a directory written by `vktrain "
+     "prepare`, an llm.c token shard, or a glob of shards such as data/fineweb_train_*.bin. A "
+     "relative path is resolved against the config file's directory (from --set: the current "
+     "directory)."},
+    {"data", "val", K_STR, FIELD(data.val), "", 0, 0, F_INPUT | F_DATA, NULL, NULL, NULL,
+     "Validation data, in the same forms as train; empty = the validation shards of a prepared "
+     "train directory, else the last val_fraction of train."},
     {"data", "val_fraction", K_DOUBLE, FIELD(data.val_fraction), "0.1", 0, 0.5, F_MIN | F_MAX,
      NULL, NULL, NULL, "Share of train held out for validation when val is empty."},
     {"data", "tokenizer", K_CHOICE, FIELD(data.tokenizer), "byte", 0, 0, 0, tokenizers, NULL,
-     NULL, "Tokenizer for text files."},
+     NULL,
+     "Tokenizer for text inputs: byte (vocab 256) or bpe (byte-level BPE trained on train with "
+     "[model] vocab_size tokens)."},
+    {"data", "order", K_ENUM, FIELD(data.order), "random", 0, 0, 0, orders, NULL, NULL,
+     "random = each sequence starts at a random token (seeded); sequential = consecutive "
+     "windows through the shards in order."},
+    {"data", "prefetch", K_INT, FIELD(data.prefetch), "4", 0, 64, F_MIN | F_MAX, NULL, NULL, NULL,
+     "Batches a background thread prepares ahead of training; 0 = none."},
 
     {"train", "batch_size", K_INT, FIELD(train.batch_size), "8", 1, 0, F_MIN, NULL, NULL, NULL,
      "Sequences per micro-batch."},
@@ -622,7 +637,21 @@ static int apply_override(load_ctx *c, int o) {
     return 0;
 }
 
-/* Resolves an input path (train/val/init_from) and checks that it is a readable file. */
+/* A glob of shards: kept as an absolute pattern; it must match at least one file. */
+static int resolve_glob(load_ctx *c, vkt_config *cfg, int i, const char *pattern) {
+    glob_t g;
+    int rc = glob(pattern, 0, NULL, &g);
+    size_t n = rc == 0 ? g.gl_pathc : 0;
+    globfree(&g);
+    if (n == 0) return fail_key(c, i, "no file matches the pattern (resolved to %s)", pattern);
+    if (set_str(at(cfg, &keys[i]), keys[i].size, pattern))
+        return fail_key(c, i, "resolved pattern %s is too long (at most %zu characters)", pattern,
+                        keys[i].size - 1);
+    return 0;
+}
+
+/* Resolves an input path (train/val/init_from) and checks that it is readable: a file, or for
+ * data keys also a directory or a glob pattern. */
 static int resolve_input(load_ctx *c, vkt_config *cfg, int i) {
     const key_def *k = &keys[i];
     char *val = at(cfg, k);
@@ -648,6 +677,7 @@ static int resolve_input(load_ctx *c, vkt_config *cfg, int i) {
         while (rel[0] == '.' && rel[1] == '/') rel += 2;
         snprintf(joined, sizeof joined, "%s%s%s", base, strcmp(base, "/") ? "/" : "", rel);
     }
+    if ((k->flags & F_DATA) && strpbrk(joined, "*?[")) return resolve_glob(c, cfg, i, joined);
     struct stat st;
     if (stat(joined, &st) != 0) {
         if (errno == ENOENT)
@@ -658,11 +688,10 @@ static int resolve_input(load_ctx *c, vkt_config *cfg, int i) {
                                 : "");
         return fail_key(c, i, "%s (resolved to %s)", strerror(errno), joined);
     }
-    if (S_ISDIR(st.st_mode))
+    if (S_ISDIR(st.st_mode) && !(k->flags & F_DATA))
         return fail_key(c, i, "is a directory, not a file (resolved to %s)", joined);
-    FILE *f = fopen(joined, "rb");
-    if (!f) return fail_key(c, i, "cannot read: %s (resolved to %s)", strerror(errno), joined);
-    fclose(f);
+    if (access(joined, R_OK) != 0)
+        return fail_key(c, i, "cannot read: %s (resolved to %s)", strerror(errno), joined);
     char real[PATH_MAX];
     if (!realpath(joined, real))
         return fail_key(c, i, "cannot resolve: %s (resolved to %s)", strerror(errno), joined);

@@ -30,19 +30,22 @@ static int write_section(FILE *f, const section *s) {
 }
 
 int vkt_checkpoint_save(const char *path, vkt_model *m, const vkt_config *cfg, int step,
-                        const vkt_loader_state *loader, char *err, size_t errlen) {
+                        const vkt_loader_state *loader, const vkt_tokenizer *tok, char *err,
+                        size_t errlen) {
     const vkt_gpt2_shape *s = vkt_model_shape(m);
     size_t np = vkt_model_num_params(m), pbytes = np * sizeof(float);
     vkt_backend *be = vkt_model_backend(m);
     float *params = malloc(pbytes), *adam_m = malloc(pbytes), *adam_v = malloc(pbytes);
     char *conf = NULL;
-    size_t conf_len = 0;
+    size_t conf_len = 0, tok_len = 0;
+    unsigned char *tok_data = NULL;
     FILE *mem = open_memstream(&conf, &conf_len);
     char tmp[VKT_PATH_MAX + 8];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int rc = 1;
     FILE *f = NULL;
-    if (!params || !adam_m || !adam_v || !mem) {
+    if (!params || !adam_m || !adam_v || !mem ||
+        (tok && vkt_tokenizer_serialize(tok, &tok_data, &tok_len) != 0)) {
         snprintf(err, errlen, "%s: out of host memory writing the checkpoint", path);
         goto done;
     }
@@ -57,7 +60,7 @@ int vkt_checkpoint_save(const char *path, vkt_model *m, const vkt_config *cfg, i
     unsigned char stepbuf[20];
     int32_t step32 = step;
     memcpy(stepbuf, &step32, 4);
-    memcpy(stepbuf + 4, &loader->rng, 8);
+    memcpy(stepbuf + 4, &loader->seed, 8);
     memcpy(stepbuf + 12, &loader->batches, 8);
     section secs[] = {
         {"SHPE", {shape, NULL}, {sizeof shape, 0}},
@@ -65,8 +68,9 @@ int vkt_checkpoint_save(const char *path, vkt_model *m, const vkt_config *cfg, i
         {"CONF", {conf, NULL}, {conf_len, 0}},
         {"PARM", {params, NULL}, {pbytes, 0}},
         {"ADAM", {adam_m, adam_v}, {pbytes, pbytes}},
+        {"TOKN", {tok_data, NULL}, {tok_len, 0}}, /* last: absent when the tokenizer is unknown */
     };
-    uint32_t version = VKT_CHECKPOINT_VERSION, nsec = sizeof secs / sizeof secs[0];
+    uint32_t version = VKT_CHECKPOINT_VERSION, nsec = sizeof secs / sizeof secs[0] - !tok;
     f = fopen(tmp, "wb");
     if (!f) {
         snprintf(err, errlen, "%s: cannot write: %s", tmp, strerror(errno));
@@ -87,6 +91,7 @@ int vkt_checkpoint_save(const char *path, vkt_model *m, const vkt_config *cfg, i
 done:
     if (mem) fclose(mem);
     free(conf);
+    free(tok_data);
     free(params);
     free(adam_m);
     free(adam_v);
@@ -97,6 +102,7 @@ void vkt_checkpoint_free(vkt_checkpoint *ck) {
     free(ck->params);
     free(ck->adam);
     free(ck->config_text);
+    vkt_tokenizer_free(ck->tokenizer);
     memset(ck, 0, sizeof *ck);
 }
 
@@ -146,7 +152,7 @@ int vkt_checkpoint_read(const char *path, vkt_checkpoint *ck, char *err, size_t 
         } else if (!strcmp(tag, "STEP") && bytes == 20) {
             int32_t step;
             memcpy(&step, p, 4);
-            memcpy(&ck->loader.rng, p + 4, 8);
+            memcpy(&ck->loader.seed, p + 4, 8);
             memcpy(&ck->loader.batches, p + 12, 8);
             ck->step = step;
             have_step = 1;
@@ -161,6 +167,9 @@ int vkt_checkpoint_read(const char *path, vkt_checkpoint *ck, char *err, size_t 
         } else if (!strcmp(tag, "ADAM")) {
             adam = p;
             adam_bytes = bytes;
+        } else if (!strcmp(tag, "TOKN") && !ck->tokenizer) {
+            ck->tokenizer = vkt_tokenizer_parse(p, bytes, path, err, errlen);
+            if (!ck->tokenizer) goto fail;
         }
         pos += bytes;
     }

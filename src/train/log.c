@@ -80,8 +80,8 @@ void vkt_metrics_write(vkt_metrics *m, const vkt_step_stats *s) {
     if (!m->f) return;
     fprintf(m->f,
             "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,"
-            "\"step_ms\":%.2f",
-            s->step, s->loss, s->lr, s->grad_norm, s->tokens_per_s, s->step_ms);
+            "\"step_ms\":%.2f,\"data_wait_ms\":%.3f",
+            s->step, s->loss, s->lr, s->grad_norm, s->tokens_per_s, s->step_ms, s->data_wait_ms);
     if (s->has_val) fprintf(m->f, ",\"val_loss\":%.6f", s->val_loss);
     fprintf(m->f, "}\n");
     fflush(m->f);

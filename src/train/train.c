@@ -17,18 +17,20 @@
 #include "vktrain/train.h"
 
 typedef struct run {
-    const vkt_config *cfg;
-    vkt_tokens train, val;
+    vkt_config *cfg;          /* the run's copy: an llm.c init_from sets the model shape */
+    vkt_data data;
     vkt_backend *be;
     vkt_model *model;
     vkt_buf *scalar; /* one float for reductions */
     vkt_dist *dist;
-    vkt_loader loader;
+    vkt_loader *loader;
     vkt_schedule sched;
     vkt_metrics metrics;
     int32_t *inputs, *targets;
     int B;          /* this rank's sequences per micro-batch */
     int start_step; /* optimizer steps already done (resume) */
+    double data_wait_s; /* waiting for the loader in this step */
+    vkt_checkpoint init; /* weights to start from ([model] init_from), read before the model */
 } run;
 
 static volatile sig_atomic_t stop_requested = 0;
@@ -43,25 +45,42 @@ static double now_s(void) {
 
 static int load_data(run *r, char *err, size_t errlen) {
     const vkt_config *c = r->cfg;
-    int rc = vkt_tokens_load(c->data.train, c->model.vocab_size, &r->train, err, errlen);
-    if (rc) return rc;
-    if (c->data.val[0]) {
-        rc = vkt_tokens_load(c->data.val, c->model.vocab_size, &r->val, err, errlen);
-    } else if (c->data.val_fraction > 0) {
-        rc = vkt_tokens_split(&r->train, c->data.val_fraction, &r->val, err, errlen);
-    }
+    int rc = vkt_data_open(c, &r->data, err, errlen);
     if (rc) return rc;
     size_t need = (size_t)c->train.seq_len + 1;
-    if (r->train.n < need) {
-        snprintf(err, errlen, "%s: %zu training tokens, fewer than [train] seq_len + 1 = %zu",
-                 c->data.train, r->train.n, need);
+    if (vkt_view_windows(&r->data.train, c->train.seq_len) == 0) {
+        snprintf(err, errlen,
+                 "%s: %zu training tokens hold no sequence of [train] seq_len + 1 = %zu tokens",
+                 r->data.train.name, r->data.train.n_tokens, need);
         return 2;
     }
-    if (r->val.n > 0 && r->val.n < need) {
+    if (r->data.val.n_tokens > 0 && vkt_view_windows(&r->data.val, c->train.seq_len) == 0) {
         snprintf(err, errlen,
-                 "%s: %zu validation tokens, fewer than [train] seq_len + 1 = %zu. HINT: raise "
-                 "[data] val_fraction or give [data] val",
-                 c->data.val[0] ? c->data.val : c->data.train, r->val.n, need);
+                 "%s: %zu validation tokens hold no sequence of [train] seq_len + 1 = %zu "
+                 "tokens. HINT: raise [data] val_fraction or give [data] val",
+                 r->data.val.name, r->data.val.n_tokens, need);
+        return 2;
+    }
+    return 0;
+}
+
+/* An llm.c model named by init_from brings its own shape: it replaces the [model] keys (and
+ * so is what checkpoints record), before anything is sized from them. */
+static int read_init_weights(run *r, char *err, size_t errlen) {
+    vkt_config *c = r->cfg;
+    if (!c->model.init_from[0] || c->train.resume) return 0;
+    int rc = vkt_weights_read(c->model.init_from, &r->init, err, errlen);
+    if (rc || r->init.config_text) return rc; /* a vktrain checkpoint: shape must match */
+    const vkt_gpt2_shape *s = &r->init.shape;
+    c->model.n_layer = s->num_layers;
+    c->model.n_head = s->num_heads;
+    c->model.n_embd = s->channels;
+    c->model.vocab_size = s->vocab_size;
+    c->model.block_size = s->max_seq_len;
+    if (c->train.seq_len > s->max_seq_len) {
+        snprintf(err, errlen,
+                 "[train] seq_len = %d is longer than the %d positions of the llm.c model %s",
+                 c->train.seq_len, s->max_seq_len, c->model.init_from);
         return 2;
     }
     return 0;
@@ -119,40 +138,37 @@ static void shape_str(char *buf, size_t len, const vkt_gpt2_shape *s) {
 
 /* Parameters (and for a resume, optimizer state, step and loader position) from a
  * checkpoint; the shape must be the configured one. */
-static int load_checkpoint(run *r, const char *path, int resume, char *err, size_t errlen) {
-    vkt_checkpoint ck;
-    int rc = vkt_checkpoint_read(path, &ck, err, errlen);
-    if (rc) return rc;
+static int apply_checkpoint(run *r, const vkt_checkpoint *ck, const char *path, int resume,
+                            char *err, size_t errlen) {
     const vkt_gpt2_shape *s = vkt_model_shape(r->model);
-    if (!same_shape(&ck.shape, s)) {
+    if (!same_shape(&ck->shape, s)) {
         char a[200], b[200];
-        shape_str(a, sizeof a, &ck.shape);
+        shape_str(a, sizeof a, &ck->shape);
         shape_str(b, sizeof b, s);
         snprintf(err, errlen, "%s: model shape (%s) differs from the config's [model] (%s)", path,
                  a, b);
-        vkt_checkpoint_free(&ck);
         return 2;
     }
-    vkt_model_set_params(r->model, ck.params);
-    if (resume) {
-        size_t bytes = ck.num_params * sizeof(float);
-        if (!ck.adam) {
-            snprintf(err, errlen, "%s: has no optimizer state to resume from", path);
-            vkt_checkpoint_free(&ck);
-            return 2;
-        }
-        vkt_upload(r->be, vkt_at(vkt_model_adam_m(r->model), 0), ck.adam, bytes);
-        vkt_upload(r->be, vkt_at(vkt_model_adam_v(r->model), 0), ck.adam + ck.num_params, bytes);
-        r->start_step = ck.step;
-        r->loader.state = ck.loader;
+    vkt_model_set_params(r->model, ck->params);
+    if (!resume) return 0;
+    size_t bytes = ck->num_params * sizeof(float);
+    if (!ck->adam) {
+        snprintf(err, errlen, "%s: has no optimizer state to resume from", path);
+        return 2;
     }
-    vkt_checkpoint_free(&ck);
+    vkt_upload(r->be, vkt_at(vkt_model_adam_m(r->model), 0), ck->adam, bytes);
+    vkt_upload(r->be, vkt_at(vkt_model_adam_v(r->model), 0), ck->adam + ck->num_params, bytes);
+    r->start_step = ck->step;
+    vkt_loader_set_state(r->loader, ck->loader);
     return 0;
 }
 
 static int init_state(run *r, char *err, size_t errlen) {
     const vkt_config *c = r->cfg;
-    vkt_loader_init(&r->loader, &r->train, c->train.seed ^ 0x5DEECE66Dull);
+    r->loader = vkt_loader_create(&r->data.train, (vkt_data_order)c->data.order,
+                                  c->train.seed ^ 0x5DEECE66Dull, r->B, c->train.seq_len,
+                                  c->data.prefetch, err, errlen);
+    if (!r->loader) return 1;
     r->start_step = 0;
     if (c->train.resume) {
         char path[VKT_PATH_MAX + 32];
@@ -164,9 +180,17 @@ static int init_state(run *r, char *err, size_t errlen) {
                      path);
             return 2;
         }
-        return load_checkpoint(r, path, 1, err, errlen);
+        vkt_checkpoint ck;
+        int rc = vkt_checkpoint_read(path, &ck, err, errlen);
+        if (!rc) rc = apply_checkpoint(r, &ck, path, 1, err, errlen);
+        vkt_checkpoint_free(&ck);
+        return rc;
     }
-    if (c->model.init_from[0]) return load_checkpoint(r, c->model.init_from, 0, err, errlen);
+    if (r->init.params) {
+        int rc = apply_checkpoint(r, &r->init, c->model.init_from, 0, err, errlen);
+        vkt_checkpoint_free(&r->init);
+        return rc;
+    }
     vkt_model_init_random(r->model, c->train.seed);
     return 0;
 }
@@ -175,7 +199,7 @@ static float evaluate(run *r) {
     int T = r->cfg->train.seq_len;
     double sum = 0;
     for (int i = 0; i < r->cfg->train.eval_batches; i++) {
-        vkt_loader_eval_batch(&r->val, i, r->B, T, r->inputs, r->targets);
+        vkt_eval_batch(&r->data.val, i, r->B, T, r->inputs, r->targets);
         sum += vkt_model_forward(r->model, r->inputs, r->targets, r->B, T, 0.0f, 0);
     }
     return (float)(vkt_dist_sum(r->dist, sum / r->cfg->train.eval_batches) /
@@ -190,8 +214,9 @@ static void train_step(run *r, int step, vkt_step_stats *st) {
     float grad_scale = 1.0f / ((float)r->B * T * accum);
     vkt_model_zero_grad(r->model);
     double loss = 0;
+    r->data_wait_s = 0;
     for (int micro = 0; micro < accum; micro++) {
-        vkt_loader_next(&r->loader, r->B, T, r->inputs, r->targets);
+        r->data_wait_s += vkt_loader_next(r->loader, r->B, T, r->inputs, r->targets);
         loss += vkt_model_forward(r->model, r->inputs, r->targets, r->B, T, grad_scale, 1);
         vkt_model_backward(r->model, r->B, T);
     }
@@ -221,6 +246,11 @@ static void print_banner(const run *r, int end_step) {
             c->train.seq_len, c->train.grad_accum_steps,
             c->train.batch_size * c->train.seq_len * c->train.grad_accum_steps,
             r->start_step + 1, end_step, c->train.max_steps, c->train.out_dir);
+    const vkt_tokenizer *t = r->data.tokenizer;
+    fprintf(stderr, "vktrain: data %s | %zu train tokens, %zu val tokens | tokenizer %s%s%.0d\n",
+            r->data.source, r->data.train.n_tokens, r->data.val.n_tokens,
+            t ? vkt_tokenizer_kind_name(t) : "unknown (llm.c shards)", t ? ", vocab " : "",
+            t ? vkt_tokenizer_vocab_size(t) : 0);
 }
 
 static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, size_t errlen) {
@@ -235,7 +265,7 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
         return 0;
     }
     print_banner(r, end_step);
-    double avg_step_s = 0;
+    double avg_step_s = 0, wait_s = 0, steps_s = 0;
     for (int step = r->start_step; step < end_step; step++) {
         vkt_step_stats st = {.step = step + 1, .total_steps = c->train.max_steps};
         double t0 = now_s();
@@ -251,12 +281,15 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
         }
         avg_step_s = step == r->start_step ? dt : 0.9 * avg_step_s + 0.1 * dt;
         st.step_ms = dt * 1e3;
+        st.data_wait_ms = r->data_wait_s * 1e3;
+        wait_s += r->data_wait_s;
+        steps_s += dt;
         st.tokens_per_s = (double)c->train.batch_size * vkt_schedule_seq_len(&r->sched, step) *
                           c->train.grad_accum_steps / dt;
         st.eta_s = avg_step_s * (end_step - step - 1);
         int interrupted = stop_requested != 0;
         int last = step + 1 == end_step || interrupted;
-        if (r->val.n > 0 &&
+        if (r->data.val.n_tokens > 0 &&
             (last || (c->train.eval_interval > 0 && (step + 1) % c->train.eval_interval == 0))) {
             st.has_val = 1;
             st.val_loss = evaluate(r);
@@ -271,8 +304,9 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
             vkt_metrics_write(&r->metrics, &st);
             if (last || (c->train.checkpoint_interval > 0 &&
                          (step + 1) % c->train.checkpoint_interval == 0)) {
-                int rc = vkt_checkpoint_save(ckpt, r->model, c, step + 1, &r->loader.state, err,
-                                             errlen);
+                vkt_loader_state ls = vkt_loader_get_state(r->loader);
+                int rc = vkt_checkpoint_save(ckpt, r->model, c, step + 1, &ls, r->data.tokenizer,
+                                             err, errlen);
                 if (rc) return rc;
             }
         }
@@ -286,13 +320,18 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
     }
     vkt_log_newline();
     if (vkt_dist_rank(r->dist) == 0)
-        fprintf(stderr, "vktrain: done at step %d: loss %.4f%s, checkpoint %s\n", res->steps_done,
-                res->last_loss, r->val.n ? "" : " (no validation set)", ckpt);
+        fprintf(stderr,
+                "vktrain: done at step %d: loss %.4f%s, checkpoint %s; waited %.1f ms for data "
+                "(%.3f%% of step time)\n",
+                res->steps_done, res->last_loss,
+                r->data.val.n_tokens ? "" : " (no validation set)", ckpt, wait_s * 1e3,
+                steps_s > 0 ? 100 * wait_s / steps_s : 0.0);
     return 0;
 }
 
-int vkt_train_run(const vkt_config *cfg, vkt_train_result *res, float *losses_out, char *err,
-                  size_t errlen) {
+int vkt_train_run(const vkt_config *config, vkt_train_result *res, float *losses_out,
+                  char *err, size_t errlen) {
+    vkt_config copy = *config, *cfg = &copy;
     run r = {.cfg = cfg};
     vkt_train_result local;
     if (!res) res = &local;
@@ -303,7 +342,8 @@ int vkt_train_run(const vkt_config *cfg, vkt_train_result *res, float *losses_ou
     vkt_schedule_from_config(&r.sched, cfg);
     /* cheap checks first: a wrong device name should not wait for the data to load */
     int dev = vkt_device_resolve(cfg->backend.device, err, errlen);
-    int rc = dev < 0 ? 2 : load_data(&r, err, errlen);
+    int rc = dev < 0 ? 2 : read_init_weights(&r, err, errlen);
+    if (!rc) rc = load_data(&r, err, errlen);
     if (!rc) rc = open_device(&r, dev, err, errlen);
     if (!rc) rc = init_state(&r, err, errlen);
     if (!rc && vkt_dist_rank(r.dist) == 0) {
@@ -318,8 +358,9 @@ int vkt_train_run(const vkt_config *cfg, vkt_train_result *res, float *losses_ou
     if (r.be) vkt_free(r.be, r.scalar);
     vkt_model_destroy(r.model);
     vkt_backend_destroy(r.be);
-    vkt_tokens_free(&r.train);
-    vkt_tokens_free(&r.val);
+    vkt_loader_destroy(r.loader);
+    vkt_data_close(&r.data);
+    vkt_checkpoint_free(&r.init);
     vkt_dist_finalize(r.dist);
     return rc;
 }

@@ -1,0 +1,116 @@
+/* Token shards in llm.c's format: memory-mapped for reading (the loader copies windows out of
+ * the page cache; nothing is read twice into our own memory), written atomically. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vktrain/data.h"
+
+/* What a file that is not a shard probably is, for the message. */
+static const char *guess_kind(int32_t magic) {
+    if (magic == VKT_LLMC_MODEL_MAGIC) return " (it is an llm.c model file, not token data)";
+    if (magic == VKT_LLMC_TOKENIZER_MAGIC) return " (it is an llm.c tokenizer file)";
+    return "";
+}
+
+static int bad_shard(vkt_shard *s) {
+    vkt_shard_close(s);
+    return 2;
+}
+
+int vkt_shard_open(const char *path, vkt_shard *s, char *err, size_t errlen) {
+    memset(s, 0, sizeof *s);
+    snprintf(s->path, sizeof s->path, "%s", path);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return 2;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: cannot read: not a regular file", path);
+        close(fd);
+        return 2;
+    }
+    size_t len = (size_t)st.st_size;
+    if (len < VKT_SHARD_HEADER_BYTES) {
+        close(fd);
+        snprintf(err, errlen, "%s: token shard is truncated: %zu bytes, the header alone is %d",
+                 path, len, VKT_SHARD_HEADER_BYTES);
+        return 2;
+    }
+    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    int saved = errno;
+    close(fd); /* the mapping keeps the file */
+    if (map == MAP_FAILED) {
+        snprintf(err, errlen, "%s: cannot map: %s", path, strerror(saved));
+        return 1;
+    }
+    s->map = map;
+    s->map_len = len;
+    int32_t h[3];
+    memcpy(h, map, sizeof h);
+    if (h[0] != VKT_SHARD_MAGIC) {
+        snprintf(err, errlen, "%s: not a token shard: magic %d, expected %d%s", path, h[0],
+                 VKT_SHARD_MAGIC, guess_kind(h[0]));
+        return bad_shard(s);
+    }
+    if (h[1] != VKT_SHARD_VERSION) {
+        snprintf(err, errlen, "%s: token shard version %d, this vktrain reads version %d", path,
+                 h[1], VKT_SHARD_VERSION);
+        return bad_shard(s);
+    }
+    size_t body = (len - VKT_SHARD_HEADER_BYTES) / sizeof(uint16_t);
+    if (h[2] < 0 || (size_t)h[2] > body) {
+        snprintf(err, errlen,
+                 "%s: token shard is truncated: header says %d tokens, the body holds %zu", path,
+                 h[2], body);
+        return bad_shard(s);
+    }
+    if (h[2] == 0) {
+        snprintf(err, errlen, "%s: token shard holds no tokens", path);
+        return bad_shard(s);
+    }
+    s->ids = (const uint16_t *)((const char *)map + VKT_SHARD_HEADER_BYTES);
+    s->n = (size_t)h[2];
+    /* read ahead: the first batches should not wait for the disk */
+    posix_madvise(map, len, POSIX_MADV_WILLNEED);
+    return 0;
+}
+
+void vkt_shard_close(vkt_shard *s) {
+    if (s->map) munmap(s->map, s->map_len);
+    s->map = NULL;
+    s->ids = NULL;
+    s->n = 0;
+}
+
+int vkt_shard_write(const char *path, const uint16_t *ids, size_t n, char *err, size_t errlen) {
+    if (n > VKT_SHARD_MAX_TOKENS) {
+        snprintf(err, errlen, "%s: %zu tokens do not fit one shard (at most %u)", path, n,
+                 VKT_SHARD_MAX_TOKENS);
+        return 1;
+    }
+    char tmp[VKT_PATH_MAX + 32];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+        return 1;
+    }
+    int32_t header[VKT_SHARD_HEADER_BYTES / 4] = {VKT_SHARD_MAGIC, VKT_SHARD_VERSION, (int32_t)n};
+    int ok = fwrite(header, sizeof header, 1, f) == 1 &&
+             fwrite(ids, sizeof(uint16_t), n, f) == n && fflush(f) == 0 &&
+             fsync(fileno(f)) == 0;
+    int saved = errno;
+    ok = fclose(f) == 0 && ok;
+    if (ok && rename(tmp, path) == 0) return 0;
+    if (ok) saved = errno;
+    remove(tmp);
+    snprintf(err, errlen, "%s: cannot write: %s", path, strerror(saved));
+    return 1;
+}
