@@ -56,7 +56,7 @@ expect 0 "cpu:0" --list-devices
 expect 0 "# parameters:" --print-config "$T/good.ini"
 expect 2 "no config file" --device cpu:0
 expect 2 "unknown option '--frobnicate'" --frobnicate "$T/good.ini"
-expect 2 "not available in this version" sample
+expect 2 "not available in this version" bench
 expect 2 "nope.ini" "$T/nope.ini"
 bad unknown_key 's/^batch_size = 2/batchsize = 2/';         expect 2 "batchsize" "$T/unknown_key.ini"
 bad unknown_section 's/^\[optim\]//; s/^\[backend\]/[trian]/'; expect 2 "trian" "$T/unknown_section.ini"

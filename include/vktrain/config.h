@@ -55,6 +55,12 @@ void vkt_config_defaults(vkt_config *cfg);
 int vkt_config_load(vkt_config *cfg, const char *path, const char *const *overrides,
                     int n_overrides, char *err, size_t errlen);
 
+/* Loads config text (as vkt_config_print writes it, e.g. saved in a checkpoint); name is what
+ * messages call it. Same rules and return values as vkt_config_load. */
+int vkt_config_load_text(vkt_config *cfg, const char *text, const char *name,
+                         const char *const *overrides, int n_overrides, char *err,
+                         size_t errlen);
+
 /* Writes the effective config as INI, every key with its value. */
 void vkt_config_print(const vkt_config *cfg, FILE *f);
 

@@ -109,6 +109,9 @@ typedef struct vkt_data {
     char source[2 * VKT_PATH_MAX + 64]; /* a line for the banner: where the tokens came from */
 } vkt_data;
 
+/* 1 when path names text (not a directory, glob or shard). */
+int vkt_data_is_text(const char *path);
+
 /* Opens what cfg's [data] names, holds out validation tokens as configured, and checks that
  * every token id is < [model] vocab_size. 0, or 2 with err naming the file/key, or 1. */
 int vkt_data_open(const vkt_config *cfg, vkt_data *d, char *err, size_t errlen);

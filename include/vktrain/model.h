@@ -69,8 +69,28 @@ float vkt_model_forward(vkt_model *m, const int32_t *tokens, const int32_t *targ
                         float grad_scale, int want_grad);
 /* Logits of the last forward: (B,T,Vp) floats into dst (host). Only valid without want_grad. */
 void vkt_model_get_logits(vkt_model *m, float *dst, int B, int T);
+/* Only the Vp logits of position t of sequence b (what sampling needs). */
+void vkt_model_get_logits_at(vkt_model *m, float *dst, int B, int T, int b, int t);
 /* Adds this micro-batch's parameter gradients into grads (call vkt_model_zero_grad first). */
 void vkt_model_backward(vkt_model *m, int B, int T);
 void vkt_model_zero_grad(vkt_model *m);
+
+/* ---- generation ---------------------------------------------------------------------------- */
+
+typedef struct vkt_sample_opts {
+    float temperature; /* 0 = greedy (argmax) */
+    int top_k;         /* 0 = the whole vocabulary */
+    uint64_t seed;
+} vkt_sample_opts;
+
+/* One token from a row of logits (the first V of Vp entries): softmax at the temperature over
+ * the top_k largest. Deterministic given rng_state, which it advances. */
+int vkt_sample_logits(const float *logits, int V, const vkt_sample_opts *o, uint64_t *rng_state);
+
+/* Continues tokens[0..n) by n_new tokens written to tokens[n..n+n_new), calling emit after
+ * each (for streaming). The context is the last block_size tokens, so the model must have been
+ * created for batches of 1 x block_size. Returns the number of tokens generated. */
+int vkt_generate(vkt_model *m, int32_t *tokens, int n, int n_new, const vkt_sample_opts *o,
+                 void (*emit)(int token, void *user), void *user);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cli.h"
 #include "vktrain/backend.h"
 #include "vktrain/config.h"
 #include "vktrain/model.h"
@@ -17,6 +18,7 @@ static const char USAGE[] =
     "usage: vktrain [--device DEV] [--set section.key=value]... [--resume] CONFIG.ini\n"
     "       vktrain --list-devices\n"
     "       vktrain --print-config [--device DEV] [--set section.key=value]... CONFIG.ini\n"
+    "       vktrain prepare|sample|eval|export ...   (vktrain COMMAND --help for each)\n"
     "       vktrain --help | --version\n"
     "\n"
     "Trains a GPT-2 style model as CONFIG.ini says (see configs/README.md for every key).\n"
@@ -106,11 +108,12 @@ int main(int argc, char **argv) {
     const char *config_path = NULL;
 
     if (argc >= 2) {
-        static const char *later[] = {"prepare", "bench", "sample", "eval", "export"};
-        for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
-            if (!strcmp(argv[1], later[i]))
-                return usage_error("'%s' is not available in this version of vktrain yet",
-                                   argv[1]);
+        if (!strcmp(argv[1], "prepare")) return vkt_cmd_prepare(argc, argv);
+        if (!strcmp(argv[1], "sample")) return vkt_cmd_sample(argc, argv);
+        if (!strcmp(argv[1], "eval")) return vkt_cmd_eval(argc, argv);
+        if (!strcmp(argv[1], "export")) return vkt_cmd_export(argc, argv);
+        if (!strcmp(argv[1], "bench"))
+            return usage_error("'%s' is not available in this version of vktrain yet", argv[1]);
     }
     int first = argc >= 2 && !strcmp(argv[1], "train") ? 2 : 1;
     for (int i = first; i < argc; i++) {

@@ -795,6 +795,38 @@ int vkt_config_load(vkt_config *cfg, const char *path, const char *const *overri
     return rc;
 }
 
+/* iniparser reads only files: the text goes through a private temporary one. Its paths are
+ * absolute (vkt_config_print writes resolved ones), so the file's location does not matter. */
+int vkt_config_load_text(vkt_config *cfg, const char *text, const char *name,
+                         const char *const *overrides, int n_overrides, char *err,
+                         size_t errlen) {
+    const char *dir = getenv("TMPDIR");
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s/vktrain-config-XXXXXX", dir && *dir ? dir : "/tmp");
+    int fd = mkstemp(tmp);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        if (fd >= 0) close(fd), unlink(tmp);
+        put(err, errlen, "%s: cannot write a temporary file in %s", name, tmp);
+        return 1;
+    }
+    int ok = fputs(text, f) >= 0;
+    ok = fclose(f) == 0 && ok;
+    int rc = ok ? vkt_config_load(cfg, tmp, overrides, n_overrides, err, errlen) : 1;
+    unlink(tmp);
+    if (!ok) put(err, errlen, "%s: cannot write a temporary file in %s", name, tmp);
+    if (rc && err && errlen) { /* name the config for the user, not the temporary file */
+        char *at = strstr(err, tmp);
+        if (at) {
+            char rest[2048];
+            snprintf(rest, sizeof rest, "%s", at + strlen(tmp));
+            snprintf(at, errlen - (size_t)(at - err), "%s%s", name, rest);
+        }
+    }
+    if (!rc) set_str(cfg->path, sizeof cfg->path, name);
+    return rc;
+}
+
 /* ---- print ----------------------------------------------------------------------------------- */
 
 /* The shortest text that reads back as the same double, so printed configs round-trip

@@ -26,6 +26,8 @@ static source_kind classify(const char *path) {
     return magic == VKT_SHARD_MAGIC || magic == VKT_LLMC_MODEL_MAGIC ? SRC_SHARDS : SRC_TEXT;
 }
 
+int vkt_data_is_text(const char *path) { return classify(path) == SRC_TEXT; }
+
 /* Maps one more shard into d; its tokens become a span of view. */
 static int add_shard(vkt_data *d, vkt_token_view *view, const char *path, char *err,
                      size_t errlen) {

@@ -325,6 +325,13 @@ void vkt_model_get_logits(vkt_model *m, float *dst, int B, int T) {
     vkt_download(m->be, dst, a.logits, sz.logits * sizeof(float));
 }
 
+void vkt_model_get_logits_at(vkt_model *m, float *dst, int B, int T, int b, int t) {
+    act_layout sz;
+    acts a = act_ptrs(m, B, T, &sz);
+    size_t Vp = (size_t)m->shape.padded_vocab_size;
+    vkt_download(m->be, dst, vkt_ptr_addf(a.logits, ((size_t)b * T + t) * Vp), Vp * sizeof(float));
+}
+
 /* Backward of the last forward (which must have had want_grad). Activation gradients live in
  * four scratch tensors reused by every layer: dres carries the residual stream's gradient
  * (residual adds pass it through unchanged, so they need no op), dbuf the (B,T,C) gradient
