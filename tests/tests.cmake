@@ -24,3 +24,7 @@ endforeach()
 # CLI-level checks: exit statuses and messages of the real binary.
 add_test(NAME cli_errors COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli_errors.sh $<TARGET_FILE:vktrain> ${CMAKE_SOURCE_DIR})
 set_tests_properties(cli_errors PROPERTIES LABELS "cpu")
+
+# The data commands end to end (prepare, train on it, sample, eval, export) and bad data input.
+add_test(NAME cli_data COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli_data.sh $<TARGET_FILE:vktrain> ${CMAKE_SOURCE_DIR})
+set_tests_properties(cli_data PROPERTIES LABELS "cpu")

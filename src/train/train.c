@@ -72,6 +72,11 @@ static int read_init_weights(run *r, char *err, size_t errlen) {
     int rc = vkt_weights_read(c->model.init_from, &r->init, err, errlen);
     if (rc || r->init.config_text) return rc; /* a vktrain checkpoint: shape must match */
     const vkt_gpt2_shape *s = &r->init.shape;
+    fprintf(stderr,
+            "vktrain: [model] shape from the llm.c model %s: n_layer %d, n_head %d, n_embd %d, "
+            "vocab_size %d, block_size %d\n",
+            c->model.init_from, s->num_layers, s->num_heads, s->channels, s->vocab_size,
+            s->max_seq_len);
     c->model.n_layer = s->num_layers;
     c->model.n_head = s->num_heads;
     c->model.n_embd = s->channels;
