@@ -148,10 +148,11 @@ static int same_batches(const vkt_token_view *v, vkt_data_order order, int prefe
     char err[256];
     vkt_loader *a = vkt_loader_create(v, order, 42, 4, 16, 0, err, sizeof err);
     vkt_loader *b = vkt_loader_create(v, order, 42, 4, 16, prefetch, err, sizeof err);
-    int32_t i1[64], t1[64], i2[64], t2[64];
+    int32_t i1[128], t1[128], i2[128], t2[128];
     int same = a && b;
     for (int k = 0; k < 40 && same; k++) {
-        int T = k < 15 ? 16 : k < 25 ? 8 : 16; /* a curriculum changes T mid-run */
+        /* a curriculum changes T mid-run; at k = 35 a shape beyond the ring's buffers */
+        int T = k < 15 ? 16 : k < 25 ? 8 : k == 35 ? 24 : 16;
         vkt_loader_next(a, 4, T, i1, t1);
         vkt_loader_next(b, 4, T, i2, t2);
         same = !memcmp(i1, i2, sizeof(int32_t) * 4 * T) && !memcmp(t1, t2, sizeof(int32_t) * 4 * T);

@@ -224,11 +224,18 @@ void vkt_loader_set_state(vkt_loader *l, vkt_loader_state s) {
 
 double vkt_loader_next(vkt_loader *l, int B, int T, int32_t *inputs, int32_t *targets) {
     uint64_t k = l->state.batches;
-    if (l->depth <= 0 || B > l->max_B || T > l->max_T) {
+    if (l->depth <= 0 || B > l->max_B || T > l->max_T) { /* computed here, all of it waiting */
         double t0 = now_s();
         vkt_batch_at(l->view, l->order, l->state.seed, k, B, T, inputs, targets);
-        l->state.batches++;
-        return now_s() - t0; /* all of it was waiting */
+        if (l->depth > 0) { /* a shape beyond the ring's buffers: the thread starts over */
+            pthread_mutex_lock(&l->mu);
+            l->state.batches++;
+            restart_locked(l, 0, 0);
+            pthread_mutex_unlock(&l->mu);
+        } else {
+            l->state.batches++;
+        }
+        return now_s() - t0;
     }
     pthread_mutex_lock(&l->mu);
     if (B != l->B || T != l->T) restart_locked(l, B, T); /* e.g. a seq_len curriculum step */
