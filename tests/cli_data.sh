@@ -82,6 +82,20 @@ expect 2 "--vocab-size 100" prepare --tokenizer bpe --vocab-size 100 --out "$T/o
 expect 2 "--out DIR is required" prepare "$T/corpus.txt"
 expect 2 "unknown option '--bogus'" prepare --bogus --out "$T/o1" "$T/corpus.txt"
 [ -e "$T/o1" ] && fail "a refused prepare left $T/o1"
+# a prepare killed midway leaves no output (only a temporary directory, which the next prepare
+# of the same output removes); the output is complete or absent, never half
+i=0; while [ $i -lt 40 ]; do cat "$SRC/data/tinyshakespeare.txt"; i=$((i + 1)); done > "$T/big.txt"
+"$BIN" prepare --quiet --out "$T/killed" "$T/big.txt" >/dev/null 2>&1 &
+pid=$!; sleep 0.3; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+cases=$((cases + 1))
+if [ -e "$T/killed" ] && ! grep -q "^val_tokens" "$T/killed/manifest.ini" 2>/dev/null; then
+    fail "a killed prepare left a half output"
+fi
+mkdir -p "$T/killed.tmp.999999" && : > "$T/killed.tmp.999999/train_000000.bin"
+expect 0 "wrote" prepare --quiet --force --out "$T/killed" "$T/corpus.txt"
+cases=$((cases + 1))
+ls -d "$T"/killed.tmp.* >/dev/null 2>&1 && fail "temporary directories of dead prepares remain"
+expect 0 "wrote $T/slash" prepare --quiet --out "$T/slash/" "$T/corpus.txt"
 # binary input: the byte tokenizer round-trips it, BPE does not crash on it
 head -c 30000 /dev/urandom > "$T/random.bin"
 expect 0 "wrote" prepare --quiet --out "$T/rb" "$T/random.bin"

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <iniparser.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,6 +197,25 @@ static void remove_dir(const char *dir) {
     rmdir(dir);
 }
 
+/* Removes what killed prepares left beside out_dir: "<name>.tmp.<pid>" of processes that no
+ * longer exist (a live pid may be a concurrent prepare of the same output: left alone). */
+static void remove_stale_temps(const char *parent, const char *name) {
+    DIR *d = opendir(parent);
+    if (!d) return;
+    size_t nl = strlen(name);
+    struct dirent *e;
+    char path[VKT_PATH_MAX + 300];
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, name, nl) || strncmp(e->d_name + nl, ".tmp.", 5)) continue;
+        char *end;
+        long pid = strtol(e->d_name + nl + 5, &end, 10);
+        if (*end || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        snprintf(path, sizeof path, "%s/%s", parent, e->d_name);
+        remove_dir(path);
+    }
+    closedir(d);
+}
+
 static int is_dir(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
@@ -362,7 +382,14 @@ out:
     return rc;
 }
 
-int vkt_prepare(const vkt_prepare_opts *o, char *err, size_t errlen) {
+int vkt_prepare(const vkt_prepare_opts *opts, char *err, size_t errlen) {
+    /* "out/" names the same directory as "out"; the temporary one must sit beside it */
+    char out[VKT_PATH_MAX];
+    snprintf(out, sizeof out, "%s", opts->out_dir ? opts->out_dir : "");
+    for (size_t n = strlen(out); n > 1 && out[n - 1] == '/'; n--) out[n - 1] = 0;
+    vkt_prepare_opts copy = *opts;
+    copy.out_dir = out;
+    const vkt_prepare_opts *o = &copy;
     int rc = check_opts(o, err, errlen);
     if (rc) return rc;
     input *in = calloc((size_t)(o->n_inputs + o->n_val_inputs), sizeof *in);
@@ -379,10 +406,18 @@ int vkt_prepare(const vkt_prepare_opts *o, char *err, size_t errlen) {
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", o->out_dir, (long)getpid());
     snprintf(parent, sizeof parent, "%s", o->out_dir);
     char *slash = strrchr(parent, '/');
+    const char *name = o->out_dir;
     if (!rc && slash && slash != parent) {
         *slash = 0;
+        name = slash + 1;
         if (vkt_mkdirs(parent, err, errlen)) rc = 1;
+    } else if (!slash) {
+        snprintf(parent, sizeof parent, ".");
+    } else {
+        snprintf(parent, sizeof parent, "/");
+        name = o->out_dir + 1;
     }
+    if (!rc) remove_stale_temps(parent, name);
     if (!rc && mkdir(tmp, 0777) != 0) {
         snprintf(err, errlen, "%s: cannot create directory: %s", tmp, strerror(errno));
         rc = 1;
