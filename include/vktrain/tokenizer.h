@@ -36,7 +36,7 @@ int vkt_tokenizer_can_encode(const vkt_tokenizer *t);
 
 /* Encodes len bytes into out, which must hold at least len ids (every token covers >= 1
  * byte); returns the number of ids. Thread-safe on a shared tokenizer (any cache is
- * internal and synchronised, or per call). */
+ * internal and synchronised, or per call). A decode-only (llmc) tokenizer gives 0 ids. */
 size_t vkt_tokenizer_encode(const vkt_tokenizer *t, const unsigned char *text, size_t len,
                             uint16_t *out);
 /* A cut position in text[0..len) at or after pos (or len) such that encoding the two sides
@@ -53,7 +53,9 @@ size_t vkt_tokenizer_decode(const vkt_tokenizer *t, const uint16_t *ids, size_t 
                             unsigned char *out, size_t cap);
 
 /* Serialised form (our file format: magic "VKTTOKEN", version, kind, vocab size, merges,
- * CRC32). Fingerprint = hash of that form: shards record it to catch a mismatched tokenizer. */
+ * CRC32; layout in src/data/tokenizer.c). Fingerprint = hash of that form: shards record it
+ * to catch a mismatched tokenizer. parse reads what load reads (ours or llm.c's), name
+ * standing for the file in messages. */
 int vkt_tokenizer_serialize(const vkt_tokenizer *t, unsigned char **data, size_t *len);
 vkt_tokenizer *vkt_tokenizer_parse(const unsigned char *data, size_t len, const char *name,
                                    char *err, size_t errlen);
