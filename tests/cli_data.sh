@@ -105,7 +105,7 @@ cp "$T/byte/train_000000.bin" "$T/good.bin"
 
 cp "$T/good.bin" "$T/magic.bin"
 printf '\001\002\003\004' | dd of="$T/magic.bin" conv=notrunc 2>/dev/null
-expect 2 "magic.bin: not a token shard" --set data.train="$T/magic.bin" "$T/run.ini"
+expect 2 "magic.bin: not a token shard: magic 67305985" --set data.train="$T/magic.bin" "$T/run.ini"
 cp "$T/good.bin" "$T/version.bin"
 printf '\007' | dd of="$T/version.bin" bs=1 seek=4 conv=notrunc 2>/dev/null
 expect 2 "version.bin: token shard version 7" --set data.train="$T/version.bin" "$T/run.ini"
@@ -123,7 +123,9 @@ expect 2 "badtok/tokenizer.bin" --set data.train="$T/badtok" "$T/run.ini"
 # the model's vocab is smaller than the tokenizer's
 expect 2 "set vocab_size = 512" --set model.vocab_size=300 "$T/run.ini"
 # a tokenizer that does not fit the model when sampling
-expect 2 "not the model's tokenizer" sample --checkpoint "$T/out" --tokenizer "$T/rbpe/tokenizer.bin" --device cpu:0
+expect 0 "wrote" prepare --quiet --tokenizer bpe --vocab-size 1000 --out "$T/bpe1000" "$T/corpus.txt"
+expect 2 "not the model's tokenizer" sample --checkpoint "$T/out" --tokenizer "$T/bpe1000/tokenizer.bin" --device cpu:0
+expect 0 "differs from the tokenizer saved" sample --checkpoint "$T/out" --tokenizer "$T/rbpe/tokenizer.bin" --tokens 3 --device cpu:0
 # sample / eval / export arguments
 expect 2 "--checkpoint DIR|FILE is required" sample
 expect 2 "$T/nothing" sample --checkpoint "$T/nothing" --device cpu:0

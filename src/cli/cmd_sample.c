@@ -120,6 +120,10 @@ int vkt_cmd_sample(int argc, char **argv) {
     rc = cli_model_open(&cm, a.checkpoint, a.device, 1, 0, err, sizeof err);
     vkt_tokenizer *tok = NULL;
     if (!rc && a.tokenizer && !(tok = vkt_tokenizer_load(a.tokenizer, err, sizeof err))) rc = 2;
+    if (!rc && tok && cm.ck.tokenizer &&
+        vkt_tokenizer_fingerprint(tok) != vkt_tokenizer_fingerprint(cm.ck.tokenizer))
+        fprintf(stderr, "vktrain sample: warning: %s differs from the tokenizer saved in %s\n",
+                a.tokenizer, a.checkpoint);
     if (!rc && !tok) tok = cm.ck.tokenizer;
     int V = cm.ck.shape.vocab_size;
     if (!rc && tok && vkt_tokenizer_vocab_size(tok) > V) {

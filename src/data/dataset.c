@@ -15,15 +15,24 @@ static source_kind classify(const char *path) {
     if (!path[0]) return SRC_NONE;
     if (strpbrk(path, "*?[")) return SRC_SHARDS;
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return SRC_DIR;
-    int32_t magic = 0;
+    if (stat(path, &st) != 0) st.st_size = 0;
+    else if (S_ISDIR(st.st_mode)) return SRC_DIR;
+    int32_t h[3] = {0};
     FILE *f = fopen(path, "rb");
     if (f) {
-        if (fread(&magic, 4, 1, f) != 1) magic = 0;
+        if (fread(h, 4, 3, f) != 3) h[0] = 0;
         fclose(f);
     }
-    /* an llm.c model file is refused by the shard reader, which names what it is */
-    return magic == VKT_SHARD_MAGIC || magic == VKT_LLMC_MODEL_MAGIC ? SRC_SHARDS : SRC_TEXT;
+    /* What is meant as binary token data goes to the shard reader, which names what is wrong
+     * with it (a damaged magic, an llm.c model file) instead of training on its bytes as text:
+     * a .bin name, or a header that fits the file but for its magic. */
+    size_t n = strlen(path);
+    int bin_name = n > 4 && !strcmp(path + n - 4, ".bin");
+    int shard_like = h[1] == VKT_SHARD_VERSION && h[2] > 0 &&
+                     (off_t)VKT_SHARD_HEADER_BYTES + 2 * (off_t)h[2] == st.st_size;
+    if (h[0] == VKT_SHARD_MAGIC || h[0] == VKT_LLMC_MODEL_MAGIC || bin_name || shard_like)
+        return SRC_SHARDS;
+    return SRC_TEXT;
 }
 
 int vkt_data_is_text(const char *path) { return classify(path) == SRC_TEXT; }

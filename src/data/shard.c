@@ -55,8 +55,10 @@ int vkt_shard_open(const char *path, vkt_shard *s, char *err, size_t errlen) {
     int32_t h[3];
     memcpy(h, map, sizeof h);
     if (h[0] != VKT_SHARD_MAGIC) {
-        snprintf(err, errlen, "%s: not a token shard: magic %d, expected %d%s", path, h[0],
-                 VKT_SHARD_MAGIC, guess_kind(h[0]));
+        snprintf(err, errlen,
+                 "%s: not a token shard: magic %d, expected %d%s. HINT: to train on a file's "
+                 "bytes as text, give it a name that does not end in .bin, or vktrain prepare it",
+                 path, h[0], VKT_SHARD_MAGIC, guess_kind(h[0]));
         return bad_shard(s);
     }
     if (h[1] != VKT_SHARD_VERSION) {
