@@ -135,6 +135,13 @@ static void test_dataset(void) {
     CHECK(rc == 2 && strstr(err, "ds_train_") && strstr(err, "token 400") &&
               strstr(err, "vocab_size"),
           "rc %d: %s", rc, err);
+    /* a file whose header fits it but for a damaged magic is reported, not read as text */
+    uint16_t ten[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    write_raw("damaged.dat", 20240521, 1, 10, ten, 10);
+    CHECK(config_for(&cfg, path_of("damaged.dat"), NULL, 512, "0.1") == 0, "config");
+    rc = vkt_data_open(&cfg, &d, err, sizeof err);
+    CHECK(rc == 2 && strstr(err, "damaged.dat: not a token shard: magic 20240521"), "rc %d: %s",
+          rc, err);
     /* an llm.c model file named as data */
     uint16_t z[4] = {0};
     write_raw("gpt2.bin", VKT_LLMC_MODEL_MAGIC, 3, 4, z, 4);
