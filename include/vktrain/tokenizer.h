@@ -53,9 +53,9 @@ size_t vkt_tokenizer_decode(const vkt_tokenizer *t, const uint16_t *ids, size_t 
                             unsigned char *out, size_t cap);
 
 /* Serialised form (our file format: magic "VKTTOKEN", version, kind, vocab size, merges,
- * CRC32; layout in src/data/tokenizer.c). Fingerprint = hash of that form: shards record it
- * to catch a mismatched tokenizer. parse reads what load reads (ours or llm.c's), name
- * standing for the file in messages. */
+ * CRC32; layout in src/data/tokenizer.c). Fingerprint = hash of that form: prepare records it
+ * in manifest.ini to catch a tokenizer that does not match the shards. parse reads what load
+ * reads (ours or llm.c's), name standing for the file in messages. */
 int vkt_tokenizer_serialize(const vkt_tokenizer *t, unsigned char **data, size_t *len);
 vkt_tokenizer *vkt_tokenizer_parse(const unsigned char *data, size_t len, const char *name,
                                    char *err, size_t errlen);
