@@ -48,6 +48,7 @@ device = cpu:0
 INI
 
 # ---- happy path -------------------------------------------------------------------------------
+for c in "$SRC"/configs/*.ini; do expect 0 "# parameters" --print-config "$c"; done
 expect 0 "usage: vktrain prepare" prepare --help
 expect 0 "wrote $T/bpe" prepare --tokenizer bpe --vocab-size 512 --out "$T/bpe" "$T/corpus.txt"
 expect 0 "wrote $T/byte" prepare --quiet --val-fraction 0.2 --out "$T/byte" "$T/corpus.txt"

@@ -1,6 +1,7 @@
-/* llm.c model files: export -> import gives identical parameters; llm.c's own padding and
- * bf16 files import; bad files are refused by name; [model] init_from with an llm.c file
- * takes its shape and its weights; vkt_weights_read finds a run's checkpoint in its out_dir. */
+/* llm.c interop: export -> import of model files gives identical parameters; llm.c's own
+ * padding and bf16 files import; bad files are refused by name; [model] init_from with an
+ * llm.c file takes its shape and its weights; GPT-2 token shards (vocab 50257) train. */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include "train_util.h"
 #include "vkt_test.h"
 #include "vktrain/checkpoint.h"
+#include "vktrain/data.h"
 #include "vktrain/train.h"
 
 static char dir[] = "/tmp/vkt_test_llmc_XXXXXX";
@@ -155,10 +157,42 @@ static void test_roundtrip_and_init_from(void) {
     vkt_checkpoint_free(&b);
 }
 
+/* Shards as llm.c's GPT-2 data scripts write them (vocab 50257) train directly. */
+static void test_gpt2_shards(void) {
+    uint16_t *t = malloc(20000 * sizeof *t);
+    for (int i = 0; i < 20000; i++) t[i] = (uint16_t)((i * 7919u + i / 3) % 50257);
+    t[5] = 50256; /* <|endoftext|>, the largest id */
+    char err[1024], tr[500], va[500];
+    CHECK(vkt_shard_write(path_of("gpt2_train.bin"), t, 16000, err, sizeof err) == 0, "%s", err);
+    CHECK(vkt_shard_write(path_of("gpt2_val.bin"), t + 16000, 4000, err, sizeof err) == 0, "%s",
+          err);
+    free(t);
+    snprintf(tr, sizeof tr, "data.train=%s", path_of("gpt2_train.bin"));
+    snprintf(va, sizeof va, "data.val=%s", path_of("gpt2_val.bin"));
+    const char *ov[] = {tr, va, "model.vocab_size=50257", "train.max_steps=2",
+                        "optim.warmup_steps=0"};
+    vkt_config cfg;
+    if (small_config(&cfg, path_of("gpt2run"), ov, 5)) {
+        vkt_test_failures++;
+        return;
+    }
+    vkt_train_result res;
+    int rc = vkt_train_run(&cfg, &res, NULL, err, sizeof err);
+    /* a fresh model predicts about uniformly: loss near ln(50257) = 10.8 */
+    CHECK(rc == 0 && res.steps_done == 2 && fabsf(res.last_val_loss - 10.82f) < 0.5f,
+          "GPT-2 shards: rc %d, val %g: %s", rc, res.last_val_loss, err);
+    vkt_checkpoint ck;
+    CHECK(vkt_weights_read(path_of("gpt2run"), &ck, err, sizeof err) == 0 && !ck.tokenizer &&
+              ck.shape.padded_vocab_size == 50304,
+          "GPT-2 run: %s", err);
+    vkt_checkpoint_free(&ck);
+}
+
 int main(void) {
     if (!mkdtemp(dir)) return 1;
     test_files();
     test_roundtrip_and_init_from();
+    test_gpt2_shards();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd)) fprintf(stderr, "cleanup failed\n");
