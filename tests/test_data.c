@@ -135,6 +135,14 @@ static void test_dataset(void) {
     CHECK(rc == 2 && strstr(err, "ds_train_") && strstr(err, "token 400") &&
               strstr(err, "vocab_size"),
           "rc %d: %s", rc, err);
+    /* the largest id (499) must be below vocab_size: 499 is refused, 500 accepted */
+    CHECK(config_for(&cfg, path_of("ds_train_*.bin"), NULL, 499, "0.1") == 0, "config");
+    rc = vkt_data_open(&cfg, &d, err, sizeof err);
+    CHECK(rc == 2 && strstr(err, "token 499"), "vocab 499: rc %d: %s", rc, err);
+    CHECK(config_for(&cfg, path_of("ds_train_*.bin"), NULL, 500, "0.1") == 0, "config");
+    rc = vkt_data_open(&cfg, &d, err, sizeof err);
+    CHECK(rc == 0, "vocab 500: %s", err);
+    if (!rc) vkt_data_close(&d);
     /* a file whose header fits it but for a damaged magic is reported, not read as text */
     uint16_t ten[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
     write_raw("damaged.dat", 20240521, 1, 10, ten, 10);
@@ -202,6 +210,8 @@ static void test_loader(void) {
     CHECK(!memcmp(in, in2, sizeof in), "batch 5 differs between calls");
     vkt_batch_at(&d.train, VKT_ORDER_RANDOM, 10, 5, B, T, in2, tg2);
     CHECK(memcmp(in, in2, sizeof in), "seed 10 gives seed 9's batch");
+    vkt_batch_at(&d.train, VKT_ORDER_RANDOM, 9, 6, B, T, in2, tg2);
+    CHECK(memcmp(in, in2, sizeof in), "batch 6 repeats batch 5");
 
     /* sequential: shard 0 has (300-1)/16 = 18 windows, shard 1 has 12; then it wraps */
     CHECK(vkt_view_windows(&d.train, T) == 30, "windows %zu", vkt_view_windows(&d.train, T));

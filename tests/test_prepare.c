@@ -102,6 +102,8 @@ static void test_prepare(void) {
               m.val_shards == 0 && m.train_tokens == 10000,
           "--force did not replace out");
     CHECK(!vkt_file_exists(path_of("out/train_000001.bin")), "old shards survived --force");
+    CHECK(count_entries("", ".old.") == 0 && count_entries("", ".tmp.") == 0,
+          "--force left the replaced directory or a temporary one behind");
     /* --force never replaces a directory prepare did not write */
     mkdir(path_of("mine"), 0777);
     write_file("mine/notes.txt", "keep", 4);
