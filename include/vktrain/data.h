@@ -80,6 +80,9 @@ typedef struct vkt_prepared {
     uint64_t train_tokens, val_tokens;
 } vkt_prepared;
 
+/* Writes dir/manifest.ini (inputs: for the reader's information). 0, or 1 with err. */
+int vkt_prepared_write(const char *dir, const vkt_prepared *m, const char *const *inputs,
+                       int n_inputs, char *err, size_t errlen);
 /* Reads dir/manifest.ini. 0, or 2 with err naming the file and the problem. */
 int vkt_prepared_read(const char *dir, vkt_prepared *m, char *err, size_t errlen);
 /* dir/train_000003.bin etc.; split is "train" or "val". */

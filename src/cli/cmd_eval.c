@@ -141,6 +141,8 @@ static int open_run_data(eval_data *e, const cli_model *cm, const char *ckpt, ch
     return rc;
 }
 
+/* The run's [train] seq_len, read from the saved config text directly: loading that config
+ * would also require its data files to still exist, which --data makes unnecessary. */
 static int default_seq_len(const cli_model *cm) {
     const char *p = cm->ck.config_text ? strstr(cm->ck.config_text, "\nseq_len = ") : NULL;
     int T = p ? atoi(p + 11) : 0;

@@ -1,11 +1,10 @@
 /* prepare: text files -> tokenizer + train/val token shards in a directory (layout in
  * data.h). Everything is built in a temporary directory beside the target and renamed into
  * place at the end, so an interrupted or failed prepare never leaves a directory that looks
- * complete. Also reads the manifest back for the data set. */
+ * complete. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <iniparser.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,27 +220,6 @@ static int is_dir(const char *path) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static int write_manifest(const char *dir, const vkt_tokenizer *tok, const shard_out *tr,
-                          const shard_out *va, const vkt_prepare_opts *o, char *err,
-                          size_t errlen) {
-    char text[8192];
-    int n = snprintf(text, sizeof text,
-                     "# written by vktrain prepare; the shards are llm.c token shards\n"
-                     "[prepared]\nformat = %d\ntokenizer = %s\nvocab_size = %d\n"
-                     "tokenizer_fingerprint = %016llx\ntrain_shards = %d\nval_shards = %d\n"
-                     "train_tokens = %llu\nval_tokens = %llu\ninputs = \"",
-                     VKT_PREPARED_FORMAT, vkt_tokenizer_kind_name(tok),
-                     vkt_tokenizer_vocab_size(tok),
-                     (unsigned long long)vkt_tokenizer_fingerprint(tok), tr->shards, va->shards,
-                     (unsigned long long)tr->tokens, (unsigned long long)va->tokens);
-    for (int i = 0; i < o->n_inputs && n < (int)sizeof text - 8; i++)
-        n += snprintf(text + n, sizeof text - n, "%s%s", i ? " " : "", o->inputs[i]);
-    if (n < (int)sizeof text - 2) n += snprintf(text + n, sizeof text - n, "\"\n");
-    char path[VKT_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/%s", dir, VKT_PREPARED_MANIFEST);
-    return vkt_write_file_atomic(path, text, strlen(text), err, errlen);
-}
-
 static int check_opts(const vkt_prepare_opts *o, char *err, size_t errlen) {
     if (strcmp(o->tokenizer, "byte") && strcmp(o->tokenizer, "bpe")) {
         snprintf(err, errlen, "--tokenizer %s: accepted: byte, bpe", o->tokenizer);
@@ -366,7 +344,12 @@ static int prepare_into(const char *tmp, const vkt_prepare_opts *o, input *in, i
     char path[VKT_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/tokenizer.bin", tmp);
     if (!rc) rc = vkt_tokenizer_save(tok, path, err, errlen) ? 1 : 0;
-    if (!rc) rc = write_manifest(tmp, tok, &tr, &va, o, err, errlen);
+    vkt_prepared m = {.vocab_size = vkt_tokenizer_vocab_size(tok),
+                      .fingerprint = vkt_tokenizer_fingerprint(tok),
+                      .train_shards = tr.shards, .val_shards = va.shards,
+                      .train_tokens = tr.tokens, .val_tokens = va.tokens};
+    snprintf(m.tokenizer, sizeof m.tokenizer, "%s", vkt_tokenizer_kind_name(tok));
+    if (!rc) rc = vkt_prepared_write(tmp, &m, o->inputs, o->n_inputs, err, errlen);
     if (!rc && o->progress)
         fprintf(stderr,
                 "prepare: %s tokenizer, vocab %d: %llu train tokens in %d shard%s, %llu val "
@@ -429,53 +412,4 @@ int vkt_prepare(const vkt_prepare_opts *opts, char *err, size_t errlen) {
     unmap_inputs(in, o->n_inputs + o->n_val_inputs);
     free(in);
     return rc;
-}
-
-/* ---- reading a prepared directory ----------------------------------------------------------- */
-
-void vkt_prepared_shard_path(char *buf, size_t len, const char *dir, const char *split, int i) {
-    snprintf(buf, len, "%s/%s_%06d.bin", dir, split, i);
-}
-
-int vkt_prepared_read(const char *dir, vkt_prepared *m, char *err, size_t errlen) {
-    char path[VKT_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/%s", dir, VKT_PREPARED_MANIFEST);
-    memset(m, 0, sizeof *m);
-    if (!vkt_file_exists(path)) {
-        snprintf(err, errlen,
-                 "%s: is not a prepared data directory (no %s). HINT: write one with vktrain "
-                 "prepare --out %s ...",
-                 dir, VKT_PREPARED_MANIFEST, dir);
-        return 2;
-    }
-    dictionary *d = iniparser_load(path);
-    if (!d) {
-        snprintf(err, errlen, "%s: cannot parse", path);
-        return 2;
-    }
-    int format = iniparser_getint(d, "prepared:format", -1);
-    const char *tk = iniparser_getstring(d, "prepared:tokenizer", "");
-    const char *fp = iniparser_getstring(d, "prepared:tokenizer_fingerprint", "");
-    const char *tt = iniparser_getstring(d, "prepared:train_tokens", "");
-    const char *vt = iniparser_getstring(d, "prepared:val_tokens", "");
-    snprintf(m->tokenizer, sizeof m->tokenizer, "%s", tk);
-    m->vocab_size = iniparser_getint(d, "prepared:vocab_size", -1);
-    m->train_shards = iniparser_getint(d, "prepared:train_shards", -1);
-    m->val_shards = iniparser_getint(d, "prepared:val_shards", -1);
-    char *e1, *e2, *e3;
-    m->fingerprint = strtoull(fp, &e1, 16);
-    m->train_tokens = strtoull(tt, &e2, 10);
-    m->val_tokens = strtoull(vt, &e3, 10);
-    int ok = format == VKT_PREPARED_FORMAT && m->vocab_size > 0 && m->train_shards >= 0 &&
-             m->val_shards >= 0 && *fp && !*e1 && *tt && !*e2 && *vt && !*e3 &&
-             (!strcmp(tk, "byte") || !strcmp(tk, "bpe"));
-    iniparser_freedict(d);
-    if (!ok) {
-        snprintf(err, errlen,
-                 "%s: not a valid manifest (format %d; this vktrain writes format %d). HINT: "
-                 "prepare the directory again",
-                 path, format, VKT_PREPARED_FORMAT);
-        return 2;
-    }
-    return 0;
 }

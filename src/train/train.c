@@ -252,10 +252,11 @@ static void print_banner(const run *r, int end_step) {
             c->train.batch_size * c->train.seq_len * c->train.grad_accum_steps,
             r->start_step + 1, end_step, c->train.max_steps, c->train.out_dir);
     const vkt_tokenizer *t = r->data.tokenizer;
-    fprintf(stderr, "vktrain: data %s | %zu train tokens, %zu val tokens | tokenizer %s%s%.0d\n",
-            r->data.source, r->data.train.n_tokens, r->data.val.n_tokens,
-            t ? vkt_tokenizer_kind_name(t) : "unknown (llm.c shards)", t ? ", vocab " : "",
-            t ? vkt_tokenizer_vocab_size(t) : 0);
+    char tok[64] = "unknown (llm.c shards)";
+    if (t) snprintf(tok, sizeof tok, "%s, vocab %d", vkt_tokenizer_kind_name(t),
+                    vkt_tokenizer_vocab_size(t));
+    fprintf(stderr, "vktrain: data %s | %zu train tokens, %zu val tokens | tokenizer %s\n",
+            r->data.source, r->data.train.n_tokens, r->data.val.n_tokens, tok);
 }
 
 static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, size_t errlen) {
