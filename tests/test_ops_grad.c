@@ -875,6 +875,55 @@ static void test_adamw(void) {
     tfree(p), tfree(gr), tfree(m), tfree(v);
 }
 
+/* Clipping decided on the device: a gradient norm above max_norm scales the update as
+ * vkt_clip_factor says; a non-finite norm^2 leaves params, m and v untouched. */
+static void test_adamw_clip_skip(void) {
+    printf("adamw clip / skip (n=%d)\n", AN);
+    tensor p = tnew("clip.params", AN), gr = tnew("clip.grads", AN), m = tnew("clip.m", AN),
+           v = tnew("clip.v", AN), ns = tnew("clip.norm_sq", 1);
+    tensor p2 = tnew("clip.params2", AN), m2 = tnew("clip.m2", AN), v2 = tnew("clip.v2", AN);
+    float *hp = hrand(AN, 1), *g = hrand(AN, 1);
+    double ss = 0;
+    for (int i = 0; i < AN; i++) ss += (double)g[i] * g[i];
+    float norm_sq = (float)ss;
+    /* with grad_scale 0.5 the norm is 0.5 sqrt(ss); clip it to a quarter of that */
+    float max_norm = 0.125f * sqrtf(norm_sq);
+    vkt_adamw_args a = {.lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
+                        .weight_decay = 0.1f, .grad_scale = 0.5f, .t = 1, .norm_sq = ns.p,
+                        .max_norm = max_norm};
+    up(p, hp), up(p2, hp), up(gr, g), tset(m, 0), tset(v, 0), tset(m2, 0), tset(v2, 0);
+    up(ns, &norm_sq);
+    vkt_adamw(be, p.p, gr.p, m.p, v.p, AN, &a);
+    /* the same update without device clipping, the factor (0.25) folded into grad_scale */
+    vkt_adamw_args b = a;
+    b.norm_sq = VKT_NULL_PTR;
+    b.grad_scale = 0.5f * 0.25f;
+    vkt_adamw(be, p2.p, gr.p, m2.p, v2.p, AN, &b);
+    float *gm = down_new(m), *gm2 = down_new(m2);
+    vkt_test_close("adamw clipped m vs grad_scale * 0.25", gm, gm2, AN, 1e-6, 0);
+    /* below the limit nothing changes */
+    float big = 1e9f;
+    a.max_norm = big, b.grad_scale = 0.5f;
+    up(p, hp), up(p2, hp), tset(m, 0), tset(v, 0), tset(m2, 0), tset(v2, 0);
+    vkt_adamw(be, p.p, gr.p, m.p, v.p, AN, &a);
+    vkt_adamw(be, p2.p, gr.p, m2.p, v2.p, AN, &b);
+    free(gm), free(gm2);
+    gm = down_new(p), gm2 = down_new(p2);
+    CHECK(bits_equal(gm, gm2, AN), "adamw: a norm below max_norm changed the update");
+    /* inf or NaN norm: skipped */
+    float bad[2] = {INFINITY, NAN};
+    for (int k = 0; k < 2; k++) {
+        up(ns, &bad[k]);
+        vkt_adamw(be, p.p, gr.p, m.p, v.p, AN, &a);
+        float *after = down_new(p);
+        CHECK(bits_equal(after, gm, AN), "adamw with norm^2 = %g changed the parameters", bad[k]);
+        free(after);
+    }
+    printf("  clip factor applied on the device; inf/NaN norm skips the update\n");
+    free(hp), free(g), free(gm), free(gm2);
+    tfree(p), tfree(gr), tfree(m), tfree(v), tfree(ns), tfree(p2), tfree(m2), tfree(v2);
+}
+
 static void test_sumsq_scale(void) {
     enum { SN = 1237 };
     printf("sumsq / scale (n=%d)\n", SN);
@@ -890,6 +939,19 @@ static void test_sumsq_scale(void) {
     CHECK(fabs(o3[1] - s) <= 1e-4 * s, "sumsq = %.9g, want %.9g", o3[1], s);
     CHECK(o3[0] == 5.0f && o3[2] == 6.0f, "sumsq wrote next to its one-float output");
     printf("  fwd sumsq %.7g vs host %.7g (rel err %.1e)\n", o3[1], s, fabs(o3[1] - s) / s);
+
+    /* sum_into accumulates: out += scale * sum(x) */
+    float acc[3] = {2.0f, 0.0f, 0.0f};
+    up(out, acc);
+    vkt_sum_into(be, out.p, x.p, SN, 0.25f);
+    vkt_sum_into(be, out.p, x.p, SN, 0.25f);
+    down(o3, out);
+    double sx = 0;
+    for (int i = 0; i < SN; i++) sx += hx[i];
+    double want_acc = 2.0 + 0.5 * sx;
+    CHECK(fabs(o3[0] - want_acc) <= 1e-5 * fabs(want_acc) + 1e-6, "sum_into = %.9g, want %.9g",
+          o3[0], want_acc);
+    printf("  fwd sum_into %.7g vs host %.7g\n", o3[0], want_acc);
 
     const float sc = -0.3f;
     vkt_scale(be, x.p, sc, SN);
@@ -923,6 +985,7 @@ int main(void) {
     test_residual();
     test_softmax_xent();
     test_adamw();
+    test_adamw_clip_skip();
     test_sumsq_scale();
     vkt_backend_destroy(be);
     return vkt_test_finish("test_ops_grad");

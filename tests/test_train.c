@@ -1,5 +1,6 @@
-/* A short real run: the loss falls, validation runs, and metrics.jsonl holds one JSON line
- * per optimizer step with the documented fields. */
+/* A short real run: the loss falls, validation runs, metrics.jsonl holds one JSON line per
+ * optimizer step with the documented fields, and each step (2 micro-batches) makes exactly
+ * one host round trip: what lets a GPU backend submit a whole step at once. */
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -25,6 +26,8 @@ int main(void) {
     CHECK(losses[0] > 5.0f, "first loss %g", losses[0]);
     CHECK(res.last_loss < 3.1f, "loss did not fall enough: %g -> %g", losses[0], res.last_loss);
     CHECK(res.last_val_loss > 0 && res.last_val_loss < 3.2f, "val loss %g", res.last_val_loss);
+    CHECK(res.max_syncs_per_step == 1, "a step made %d host round trips, want 1",
+          res.max_syncs_per_step);
 
     char path[1200], line[1024];
     snprintf(path, sizeof path, "%s/metrics.jsonl", dir);

@@ -52,6 +52,9 @@ const vkt_device_info *vkt_backend_info(const vkt_backend *be);
 void vkt_synchronize(vkt_backend *be);
 /* Milliseconds on the device's clock after all queued work is done. */
 double vkt_time_ms(vkt_backend *be);
+/* How many host round trips (download, synchronize, time_ms) this backend has made: tests
+ * check that a training step makes exactly one. */
+uint64_t vkt_sync_count(const vkt_backend *be);
 
 /* ---- memory ---- (sizes and offsets in bytes) */
 vkt_buf *vkt_alloc(vkt_backend *be, size_t bytes, char *err, size_t errlen);
@@ -62,6 +65,10 @@ void vkt_fill(vkt_backend *be, vkt_ptr dst, float value, size_t nfloats);
 void vkt_copy(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t bytes);
 
 /* ---- ops ----
+ * Ordering: uploads, fills, copies and ops run in call order, as on one stream; a backend may
+ * queue them (a GPU backend records a whole training step into one submission). upload copies
+ * src before it returns. download, synchronize and time_ms wait for everything queued before
+ * them: they are the only host round trips, and the trainer makes one per optimizer step.
  * Shapes are row-major; N = rows (B*T positions). Conventions, as in llm.c:
  * outputs first, then inputs, then weights, then dimensions. Forward ops overwrite their
  * outputs. Backward ops ADD (+=) into parameter gradients (so micro-batches accumulate);
@@ -116,18 +123,29 @@ void vkt_softmax_xent(vkt_backend *be, vkt_ptr losses, vkt_ptr logits, vkt_ptr t
                       int V, int Vp, float grad_scale, int want_grad);
 
 /* AdamW on n floats (llm.c's form, decoupled weight decay):
- *   g = grads * grad_scale; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+ *   g = grads * grad_scale * clip; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
  *   p -= lr * ( (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps) + weight_decay * p )
- * t is the 1-based update count. */
+ * t is the 1-based update count. Clipping is decided on the device, with no host round trip:
+ * norm_sq (optional; one float on the device) holds the global sum of squares of the raw
+ * gradients; with norm = sqrt(norm_sq) * grad_scale, clip = vkt_clip_factor(norm, max_norm).
+ * A non-finite norm_sq skips the update: params, m and v stay as they were. */
 typedef struct vkt_adamw_args {
     float lr, beta1, beta2, eps, weight_decay, grad_scale;
     int t;
+    vkt_ptr norm_sq; /* VKT_NULL_PTR: no clipping, no skipping */
+    float max_norm;  /* 0: no clipping */
 } vkt_adamw_args;
+/* The multiplier that clips a gradient of global L2 norm `norm` to max_norm (0 = never). */
+static inline float vkt_clip_factor(float norm, float max_norm) {
+    return max_norm > 0 && norm > max_norm ? max_norm / norm : 1.0f;
+}
 void vkt_adamw(vkt_backend *be, vkt_ptr params, vkt_ptr grads, vkt_ptr m, vkt_ptr v, size_t n,
                const vkt_adamw_args *args);
 
 /* out[0] (one float) = sum of squares of x(n): the building block of the global grad norm. */
 void vkt_sumsq(vkt_backend *be, vkt_ptr out, vkt_ptr x, size_t n);
+/* out[0] (one float) += scale * sum of x(n): losses accumulate on the device. */
+void vkt_sum_into(vkt_backend *be, vkt_ptr out, vkt_ptr x, size_t n, float scale);
 /* x *= s */
 void vkt_scale(vkt_backend *be, vkt_ptr x, float s, size_t n);
 

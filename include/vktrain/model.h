@@ -63,8 +63,13 @@ void vkt_model_get_params(vkt_model *m, float *dst);
 void vkt_model_set_params(vkt_model *m, const float *src);
 
 /* Forward on tokens (B,T) int32 (host). With targets (B,T) (host, may be NULL) computes the
- * per-position losses and returns their mean; with want_grad also leaves dlogits (scaled by
- * grad_scale) ready for vkt_model_backward. Returns 0 when targets is NULL. */
+ * per-position losses and adds weight * their mean to loss_acc (one float on the device)
+ * without waiting for the device; with want_grad also leaves dlogits (scaled by grad_scale)
+ * ready for vkt_model_backward. Positions whose target is < 0 do not count. */
+void vkt_model_forward_acc(vkt_model *m, const int32_t *tokens, const int32_t *targets, int B,
+                           int T, float grad_scale, int want_grad, vkt_ptr loss_acc,
+                           float weight);
+/* The same, returning the mean loss (0 when targets is NULL): one host round trip. */
 float vkt_model_forward(vkt_model *m, const int32_t *tokens, const int32_t *targets, int B, int T,
                         float grad_scale, int want_grad);
 /* Logits of the last forward: (B,T,Vp) floats into dst (host). Only valid without want_grad. */

@@ -22,20 +22,23 @@ int vkt_schedule_seq_len(const vkt_schedule *s, int step);
 /* ---- optimizer ---- */
 typedef struct vkt_optim_args {
     float lr, beta1, beta2, eps, weight_decay, grad_scale;
-    int t; /* 1-based update count */
+    int t;           /* 1-based update count */
+    vkt_ptr norm_sq; /* device: global gradient sum of squares (vkt_grad_norm_sq), or null */
+    float max_norm;  /* clip the global norm to this on the device; 0 = off */
 } vkt_optim_args;
 /* One AdamW update of every parameter tensor (weight decay only where the tensor decays). */
 void vkt_optim_adamw_step(vkt_model *m, const vkt_optim_args *a);
 
 /* The gradient multiplier that clips a global norm to max_norm (max_norm 0 = no clipping). */
 float vkt_clip_scale(float norm, float max_norm);
-/* Global L2 norm of the gradient buffer; scalar is a one-float device buffer to reduce into. */
-float vkt_grad_norm(vkt_model *m, vkt_buf *scalar);
+/* The gradient buffer's sum of squares into out (one float on the device), no host wait. */
+void vkt_grad_norm_sq(vkt_model *m, vkt_ptr out);
 
 /* ---- the run ---- */
 typedef struct vkt_train_result {
     int steps_done;      /* optimizer steps completed (including those before a resume) */
     float last_loss, last_val_loss; /* val loss < 0 when never evaluated */
+    int max_syncs_per_step; /* most host round trips one optimizer step made (should be 1) */
 } vkt_train_result;
 
 /* Asks a running vkt_train_run to stop after the current step, saving a checkpoint; safe to

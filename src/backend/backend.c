@@ -155,9 +155,15 @@ void vkt_backend_destroy(vkt_backend *be) {
 }
 
 const vkt_device_info *vkt_backend_info(const vkt_backend *be) { return &be->info; }
-void vkt_synchronize(vkt_backend *be) { be->ops->synchronize(be); }
+void vkt_synchronize(vkt_backend *be) {
+    be->syncs++;
+    be->ops->synchronize(be);
+}
+
+uint64_t vkt_sync_count(const vkt_backend *be) { return be->syncs; }
 
 double vkt_time_ms(vkt_backend *be) {
+    be->syncs++;
     if (be->ops->time_ms) return be->ops->time_ms(be);
     be->ops->synchronize(be);
     struct timespec ts;
@@ -175,6 +181,7 @@ void vkt_upload(vkt_backend *be, vkt_ptr dst, const void *src, size_t bytes) {
     be->ops->upload(be, dst, src, bytes);
 }
 void vkt_download(vkt_backend *be, void *dst, vkt_ptr src, size_t bytes) {
+    be->syncs++;
     be->ops->download(be, dst, src, bytes);
 }
 void vkt_fill(vkt_backend *be, vkt_ptr dst, float value, size_t n) { be->ops->fill(be, dst, value, n); }
@@ -232,4 +239,7 @@ void vkt_adamw(vkt_backend *be, vkt_ptr params, vkt_ptr grads, vkt_ptr m, vkt_pt
     be->ops->adamw(be, params, grads, m, v, n, args);
 }
 void vkt_sumsq(vkt_backend *be, vkt_ptr out, vkt_ptr x, size_t n) { be->ops->sumsq(be, out, x, n); }
+void vkt_sum_into(vkt_backend *be, vkt_ptr out, vkt_ptr x, size_t n, float scale) {
+    be->ops->sum_into(be, out, x, n, scale);
+}
 void vkt_scale(vkt_backend *be, vkt_ptr x, float s, size_t n) { be->ops->scale(be, x, s, n); }

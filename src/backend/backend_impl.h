@@ -44,6 +44,7 @@ typedef struct vkt_backend_ops {
     void (*adamw)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, size_t,
                   const vkt_adamw_args *);
     void (*sumsq)(vkt_backend *, vkt_ptr, vkt_ptr, size_t);
+    void (*sum_into)(vkt_backend *, vkt_ptr, vkt_ptr, size_t, float);
     void (*scale)(vkt_backend *, vkt_ptr, float, size_t);
 } vkt_backend_ops;
 
@@ -51,6 +52,7 @@ struct vkt_backend {
     const vkt_backend_ops *ops;
     vkt_device_info info;
     int device;  /* index within the backend */
+    uint64_t syncs; /* host round trips so far (vkt_sync_count) */
     void *ctx;   /* the backend's own state */
 };
 

@@ -83,7 +83,7 @@ double vkt_gpt2_memory_bytes(const vkt_gpt2_shape *s, int B, int T) {
     double acts = BT * C * 2 + BT * 3 + BT * Vp +
                   L * (18 * BT * C + 4 * BT + (double)B * NH * T * T);
     double scratch = 9 * BT * C;
-    return 4.0 * (4 * params + acts + scratch) + 2 * 4.0 * BT;
+    return 4.0 * (4 * params + acts + scratch) + 2 * 4.0 * BT + 4.0 /* loss scalar */;
 }
 
 struct vkt_model {
@@ -96,7 +96,7 @@ struct vkt_model {
     vkt_buf *acts;    /* forward activations, laid out by act_layout for the current B, T */
     vkt_buf *scratch; /* backward scratch */
     vkt_buf *tokens, *targets; /* int32 (B,T) */
-    float *host_losses;
+    vkt_buf *loss;             /* one float: vkt_model_forward's mean loss */
     size_t device_bytes; /* all of the above buffers */
 };
 
@@ -114,9 +114,7 @@ vkt_model *vkt_model_create(vkt_backend *be, const vkt_gpt2_shape *s, int max_B,
     m->num_params = vkt_gpt2_param_layout(s, m->tensors);
     act_layout a = act_sizes(s, max_B, max_T);
     size_t pbytes = m->num_params * sizeof(float), tbytes = sizeof(int32_t) * max_B * max_T;
-    m->host_losses = malloc((size_t)max_B * max_T * sizeof(float));
-    if (!m->host_losses ||
-        !(m->params = vkt_alloc(be, pbytes, err, errlen)) ||
+    if (!(m->params = vkt_alloc(be, pbytes, err, errlen)) ||
         !(m->grads = vkt_alloc(be, pbytes, err, errlen)) ||
         !(m->adam_m = vkt_alloc(be, pbytes, err, errlen)) ||
         !(m->adam_v = vkt_alloc(be, pbytes, err, errlen)) ||
@@ -124,13 +122,13 @@ vkt_model *vkt_model_create(vkt_backend *be, const vkt_gpt2_shape *s, int max_B,
         !(m->scratch = vkt_alloc(be, grad_scratch_floats(s, max_B, max_T) * sizeof(float), err,
                                  errlen)) ||
         !(m->tokens = vkt_alloc(be, tbytes, err, errlen)) ||
-        !(m->targets = vkt_alloc(be, tbytes, err, errlen))) {
-        if (!m->host_losses) snprintf(err, errlen, "out of host memory");
+        !(m->targets = vkt_alloc(be, tbytes, err, errlen)) ||
+        !(m->loss = vkt_alloc(be, sizeof(float), err, errlen))) {
         vkt_model_destroy(m);
         return NULL;
     }
     m->device_bytes = 4 * pbytes + act_total(&a) * sizeof(float) +
-                      grad_scratch_floats(s, max_B, max_T) * sizeof(float) + 2 * tbytes;
+                      grad_scratch_floats(s, max_B, max_T) * sizeof(float) + 2 * tbytes + sizeof(float);
     vkt_fill(be, vkt_at(m->grads, 0), 0, m->num_params);
     vkt_fill(be, vkt_at(m->adam_m, 0), 0, m->num_params);
     vkt_fill(be, vkt_at(m->adam_v, 0), 0, m->num_params);
@@ -140,9 +138,8 @@ vkt_model *vkt_model_create(vkt_backend *be, const vkt_gpt2_shape *s, int max_B,
 void vkt_model_destroy(vkt_model *m) {
     if (!m) return;
     vkt_buf *bufs[] = {m->params, m->grads, m->adam_m, m->adam_v, m->acts, m->scratch,
-                       m->tokens, m->targets};
+                       m->tokens, m->targets, m->loss};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) vkt_free(m->be, bufs[i]);
-    free(m->host_losses);
     free(m);
 }
 
@@ -263,8 +260,9 @@ static void linear_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight, vkt_
     if (dbias.buf) vkt_bias_backward(be, dbias, dout, N, OC);
 }
 
-float vkt_model_forward(vkt_model *m, const int32_t *tokens, const int32_t *targets, int B, int T,
-                        float grad_scale, int want_grad) {
+void vkt_model_forward_acc(vkt_model *m, const int32_t *tokens, const int32_t *targets, int B,
+                           int T, float grad_scale, int want_grad, vkt_ptr loss_acc,
+                           float weight) {
     if (B > m->max_B || T > m->max_T || T > m->shape.max_seq_len) {
         fprintf(stderr, "vktrain: internal error: batch %dx%d exceeds the model's %dx%d\n", B, T,
                 m->max_B, m->max_T);
@@ -303,20 +301,25 @@ float vkt_model_forward(vkt_model *m, const int32_t *tokens, const int32_t *targ
                           param0(m, P, LNFB), BT, C);
     /* tied embedding: logits = lnf . wte^T over all Vp rows (padded rows are masked in the loss) */
     linear_forward(be, a.logits, a.lnf, param0(m, P, WTE), VKT_NULL_PTR, BT, C, Vp);
-    if (!targets) return 0.0f;
+    if (!targets) return;
 
     vkt_upload(be, vkt_at(m->targets, 0), targets, sizeof(int32_t) * BT);
     vkt_softmax_xent(be, a.losses, a.logits, vkt_at(m->targets, 0), BT, V, Vp, grad_scale,
                      want_grad);
-    vkt_download(be, m->host_losses, a.losses, sizeof(float) * BT);
-    double sum = 0;
+    /* the mean over counted positions (ignored targets have loss 0), added on the device */
     int counted = 0;
-    for (int i = 0; i < BT; i++) {
-        if (targets[i] < 0) continue;
-        sum += m->host_losses[i];
-        counted++;
-    }
-    return counted ? (float)(sum / counted) : 0.0f;
+    for (int i = 0; i < BT; i++) counted += targets[i] >= 0;
+    if (counted && loss_acc.buf) vkt_sum_into(be, loss_acc, a.losses, (size_t)BT, weight / counted);
+}
+
+float vkt_model_forward(vkt_model *m, const int32_t *tokens, const int32_t *targets, int B, int T,
+                        float grad_scale, int want_grad) {
+    float loss = 0;
+    if (targets) vkt_fill(m->be, vkt_at(m->loss, 0), 0.0f, 1);
+    vkt_model_forward_acc(m, tokens, targets, B, T, grad_scale, want_grad, vkt_at(m->loss, 0),
+                          1.0f);
+    if (targets) vkt_download(m->be, &loss, vkt_at(m->loss, 0), sizeof loss);
+    return loss;
 }
 
 void vkt_model_get_logits(vkt_model *m, float *dst, int B, int T) {

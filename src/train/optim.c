@@ -11,21 +11,16 @@ void vkt_optim_adamw_step(vkt_model *m, const vkt_optim_args *a) {
         size_t off = t[i].offset * sizeof(float);
         vkt_adamw_args args = {.lr = a->lr, .beta1 = a->beta1, .beta2 = a->beta2, .eps = a->eps,
                                .weight_decay = t[i].decay ? a->weight_decay : 0.0f,
-                               .grad_scale = a->grad_scale, .t = a->t};
+                               .grad_scale = a->grad_scale, .t = a->t,
+                               .norm_sq = a->norm_sq, .max_norm = a->max_norm};
         vkt_adamw(be, vkt_at(vkt_model_params(m), off), vkt_at(vkt_model_grads(m), off),
                   vkt_at(vkt_model_adam_m(m), off), vkt_at(vkt_model_adam_v(m), off), t[i].size,
                   &args);
     }
 }
 
-float vkt_clip_scale(float norm, float max_norm) {
-    return max_norm > 0 && norm > max_norm ? max_norm / norm : 1.0f;
-}
+float vkt_clip_scale(float norm, float max_norm) { return vkt_clip_factor(norm, max_norm); }
 
-float vkt_grad_norm(vkt_model *m, vkt_buf *scalar) {
-    vkt_backend *be = vkt_model_backend(m);
-    float ss;
-    vkt_sumsq(be, vkt_at(scalar, 0), vkt_at(vkt_model_grads(m), 0), vkt_model_num_params(m));
-    vkt_download(be, &ss, vkt_at(scalar, 0), sizeof ss);
-    return sqrtf(ss);
+void vkt_grad_norm_sq(vkt_model *m, vkt_ptr out) {
+    vkt_sumsq(vkt_model_backend(m), out, vkt_at(vkt_model_grads(m), 0), vkt_model_num_params(m));
 }

@@ -21,7 +21,7 @@ typedef struct run {
     vkt_data data;
     vkt_backend *be;
     vkt_model *model;
-    vkt_buf *scalar; /* one float for reductions */
+    vkt_buf *scalar; /* two floats on the device: [0] the step's loss, [1] gradient norm^2 */
     vkt_dist *dist;
     vkt_loader *loader;
     vkt_schedule sched;
@@ -114,7 +114,7 @@ static int open_device(run *r, int dev, char *err, size_t errlen) {
     }
     r->model = vkt_model_create(r->be, &s, r->B, c->train.seq_len, err, errlen);
     if (!r->model) return 1;
-    r->scalar = vkt_alloc(r->be, sizeof(float), err, errlen);
+    r->scalar = vkt_alloc(r->be, 2 * sizeof(float), err, errlen);
     size_t n = (size_t)r->B * c->train.seq_len;
     r->inputs = malloc(n * sizeof(int32_t));
     r->targets = malloc(n * sizeof(int32_t));
@@ -201,42 +201,51 @@ static int init_state(run *r, char *err, size_t errlen) {
 }
 
 static float evaluate(run *r) {
-    int T = r->cfg->train.seq_len;
-    double sum = 0;
-    for (int i = 0; i < r->cfg->train.eval_batches; i++) {
+    int T = r->cfg->train.seq_len, n = r->cfg->train.eval_batches;
+    vkt_ptr loss = vkt_at(r->scalar, 0);
+    vkt_fill(r->be, loss, 0.0f, 1);
+    for (int i = 0; i < n; i++) {
         vkt_eval_batch(&r->data.val, i, r->B, T, r->inputs, r->targets);
-        sum += vkt_model_forward(r->model, r->inputs, r->targets, r->B, T, 0.0f, 0);
+        vkt_model_forward_acc(r->model, r->inputs, r->targets, r->B, T, 0.0f, 0, loss, 1.0f / n);
     }
-    return (float)(vkt_dist_sum(r->dist, sum / r->cfg->train.eval_batches) /
-                   vkt_dist_size(r->dist));
+    float mean;
+    vkt_download(r->be, &mean, loss, sizeof mean);
+    return (float)(vkt_dist_sum(r->dist, mean) / vkt_dist_size(r->dist));
 }
 
-/* One optimizer step; fills the loss, lr and grad norm of st. */
+/* One optimizer step; fills the loss, lr and grad norm of st. Everything up to the AdamW
+ * update is queued on the device (the loss and the gradient norm accumulate there, and AdamW
+ * clips by the norm it finds there); the one host round trip is reading both at the end. */
 static void train_step(run *r, int step, vkt_step_stats *st) {
     const vkt_config *c = r->cfg;
     int T = vkt_schedule_seq_len(&r->sched, step), accum = c->train.grad_accum_steps;
     /* the mean over the global batch: each micro-batch's dlogits carry 1/(B T accum) */
     float grad_scale = 1.0f / ((float)r->B * T * accum);
+    vkt_ptr loss = vkt_at(r->scalar, 0), norm_sq = vkt_at(r->scalar, sizeof(float));
     vkt_model_zero_grad(r->model);
-    double loss = 0;
+    vkt_fill(r->be, loss, 0.0f, 1);
     r->data_wait_s = 0;
     for (int micro = 0; micro < accum; micro++) {
         r->data_wait_s += vkt_loader_next(r->loader, r->B, T, r->inputs, r->targets);
-        loss += vkt_model_forward(r->model, r->inputs, r->targets, r->B, T, grad_scale, 1);
+        vkt_model_forward_acc(r->model, r->inputs, r->targets, r->B, T, grad_scale, 1, loss,
+                              1.0f / accum);
         vkt_model_backward(r->model, r->B, T);
     }
     int world = vkt_dist_size(r->dist);
     vkt_dist_allreduce_grads(r->dist, r->be, vkt_model_grads(r->model),
                              vkt_model_num_params(r->model), 1.0f / world);
-    st->loss = (float)(vkt_dist_sum(r->dist, loss / accum) / world);
-    st->grad_norm = vkt_grad_norm(r->model, r->scalar);
+    vkt_grad_norm_sq(r->model, norm_sq);
     st->lr = (float)vkt_schedule_lr(&r->sched, step);
     vkt_optim_args a = {.lr = st->lr, .beta1 = (float)c->optim.beta1,
                         .beta2 = (float)c->optim.beta2, .eps = (float)c->optim.eps,
-                        .weight_decay = (float)c->optim.weight_decay,
-                        .grad_scale = vkt_clip_scale(st->grad_norm, (float)c->optim.grad_clip),
-                        .t = step + 1};
+                        .weight_decay = (float)c->optim.weight_decay, .grad_scale = 1.0f,
+                        .t = step + 1, .norm_sq = norm_sq,
+                        .max_norm = (float)c->optim.grad_clip};
     vkt_optim_adamw_step(r->model, &a);
+    float s[2];
+    vkt_download(r->be, s, loss, sizeof s);
+    st->loss = (float)(vkt_dist_sum(r->dist, s[0]) / world);
+    st->grad_norm = sqrtf(s[1]);
 }
 
 static void print_banner(const run *r, int end_step) {
@@ -275,8 +284,11 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
     for (int step = r->start_step; step < end_step; step++) {
         vkt_step_stats st = {.step = step + 1, .total_steps = c->train.max_steps};
         double t0 = now_s();
+        uint64_t syncs = vkt_sync_count(r->be);
         train_step(r, step, &st);
         double dt = now_s() - t0;
+        int step_syncs = (int)(vkt_sync_count(r->be) - syncs);
+        if (step_syncs > res->max_syncs_per_step) res->max_syncs_per_step = step_syncs;
         if (!isfinite(st.loss) || !isfinite(st.grad_norm)) {
             vkt_log_newline();
             snprintf(err, errlen,

@@ -148,5 +148,6 @@ const vkt_backend_ops vkt_cpu_backend_ops = {
     .softmax_xent = vkt_cpu_softmax_xent,
     .adamw = vkt_cpu_adamw,
     .sumsq = vkt_cpu_sumsq,
+    .sum_into = vkt_cpu_sum_into,
     .scale = vkt_cpu_scale,
 };

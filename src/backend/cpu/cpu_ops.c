@@ -364,6 +364,11 @@ void vkt_cpu_adamw(vkt_backend *be, vkt_ptr params_, vkt_ptr grads_, vkt_ptr m_,
     float bc1 = (float)(1.0 - pow(a->beta1, a->t)), bc2 = (float)(1.0 - pow(a->beta2, a->t));
     float b1 = a->beta1, b2 = a->beta2, lr = a->lr, eps = a->eps, wd = a->weight_decay,
           gs = a->grad_scale;
+    if (a->norm_sq.buf) {
+        float ns = F(a->norm_sq)[0];
+        if (!isfinite(ns)) return; /* an overflowed gradient: skip the step */
+        gs *= vkt_clip_factor(sqrtf(ns) * a->grad_scale, a->max_norm);
+    }
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         float grad = g[i] * gs;
@@ -396,6 +401,25 @@ void vkt_cpu_sumsq(vkt_backend *be, vkt_ptr out_, vkt_ptr x_, size_t n) {
     for (size_t ch = 0; ch < nchunks; ch++) total += part[ch];
     free(part);
     F(out_)[0] = (float)total;
+}
+
+void vkt_cpu_sum_into(vkt_backend *be, vkt_ptr out_, vkt_ptr x_, size_t n, float scale) {
+    (void)be;
+    const float *x = F(x_);
+    size_t nchunks = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
+    double *part = calloc(nchunks ? nchunks : 1, sizeof(double));
+    VKT_CPU_ASSERT(part != NULL);
+#pragma omp parallel for schedule(static)
+    for (size_t ch = 0; ch < nchunks; ch++) {
+        size_t lo = ch * SUMSQ_CHUNK, hi = lo + SUMSQ_CHUNK < n ? lo + SUMSQ_CHUNK : n;
+        double s = 0;
+        for (size_t i = lo; i < hi; i++) s += x[i];
+        part[ch] = s;
+    }
+    double total = 0;
+    for (size_t ch = 0; ch < nchunks; ch++) total += part[ch];
+    free(part);
+    F(out_)[0] += (float)(scale * total);
 }
 
 void vkt_cpu_scale(vkt_backend *be, vkt_ptr x_, float s, size_t n) {

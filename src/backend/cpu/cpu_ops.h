@@ -44,6 +44,7 @@ void vkt_cpu_softmax_xent(vkt_backend *, vkt_ptr losses, vkt_ptr logits, vkt_ptr
 void vkt_cpu_adamw(vkt_backend *, vkt_ptr params, vkt_ptr grads, vkt_ptr m, vkt_ptr v, size_t n,
                    const vkt_adamw_args *a);
 void vkt_cpu_sumsq(vkt_backend *, vkt_ptr out, vkt_ptr x, size_t n);
+void vkt_cpu_sum_into(vkt_backend *, vkt_ptr out, vkt_ptr x, size_t n, float scale);
 void vkt_cpu_scale(vkt_backend *, vkt_ptr x, float s, size_t n);
 
 #endif
