@@ -28,3 +28,9 @@ set_tests_properties(cli_errors PROPERTIES LABELS "cpu")
 # The data commands end to end (prepare, train on it, sample, eval, export) and bad data input.
 add_test(NAME cli_data COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli_data.sh $<TARGET_FILE:vktrain> ${CMAKE_SOURCE_DIR})
 set_tests_properties(cli_data PROPERTIES LABELS "cpu")
+
+# The cross-backend op comparison, run once more with the cpu backend as the device under test
+# so that the harness itself is exercised on every machine.
+add_test(NAME test_backend_ops_harness COMMAND test_backend_ops)
+set_tests_properties(test_backend_ops_harness PROPERTIES LABELS "cpu"
+  ENVIRONMENT "VKT_TEST_DEVICES=cpu:0")

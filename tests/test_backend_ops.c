@@ -1,0 +1,297 @@
+/* Every op of every backend against the reference (cpu) backend: the same random inputs go to
+ * both, and each output must match to fp32 tolerance (1e-4 relative). Sizes are deliberately
+ * not multiples of any tile size. Backward ops are checked with their outputs pre-filled, so
+ * the += / overwrite contract of backend.h is compared too.
+ *
+ * Devices under test: every device of a non-cpu backend that can train, or those named in
+ * VKT_TEST_DEVICES ("cpu:0,vulkan:0"; cpu:0 against itself checks the harness). None: exit 77
+ * (skipped); a backend whose devices cannot be opened is named in the output. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vkt_test.h"
+#include "vktrain/backend.h"
+
+#define RTOL 1e-4
+#define ATOL_FRAC 1e-5 /* entries far below the tensor's largest are judged against that */
+
+static vkt_backend *ref, *dut; /* reference and device under test */
+static const char *dut_name;
+static uint64_t rng = 0x2545F4914F6CDD1Dull;
+
+static float rnd(void) { /* [-1, 1) */
+    rng ^= rng >> 12, rng ^= rng << 25, rng ^= rng >> 27;
+    return (float)(((rng * 0x2545F4914F6CDD1Dull) >> 40) * (2.0 / 16777216.0) - 1.0);
+}
+
+/* A tensor living on both backends with the same contents. */
+typedef struct pair {
+    vkt_buf *r, *d;
+    size_t n; /* floats (or int32s) */
+} pair;
+
+static pair pnew(size_t n) {
+    char err[256];
+    pair p = {vkt_alloc(ref, n * 4, err, sizeof err), vkt_alloc(dut, n * 4, err, sizeof err), n};
+    if (!p.r || !p.d) {
+        fprintf(stderr, "alloc: %s\n", err);
+        exit(1);
+    }
+    return p;
+}
+static void pset(pair p, const void *host) {
+    vkt_upload(ref, vkt_at(p.r, 0), host, p.n * 4);
+    vkt_upload(dut, vkt_at(p.d, 0), host, p.n * 4);
+}
+static pair prand(size_t n, float scale) {
+    pair p = pnew(n);
+    float *h = malloc(n * sizeof *h);
+    for (size_t i = 0; i < n; i++) h[i] = scale * rnd();
+    pset(p, h);
+    free(h);
+    return p;
+}
+static void pfree(pair p) {
+    vkt_free(ref, p.r);
+    vkt_free(dut, p.d);
+}
+#define R(p) vkt_at((p).r, 0)
+#define D(p) vkt_at((p).d, 0)
+
+/* Downloads both copies and compares them. */
+static void same(const char *what, pair p) {
+    float *a = malloc(p.n * sizeof *a), *b = malloc(p.n * sizeof *b);
+    vkt_download(ref, a, R(p), p.n * 4);
+    vkt_download(dut, b, D(p), p.n * 4);
+    char label[160];
+    snprintf(label, sizeof label, "%s: %s", dut_name, what);
+    double worst = vkt_test_close(label, b, a, p.n, RTOL, ATOL_FRAC);
+    printf("  %-34s worst %.2f of tolerance\n", what, worst);
+    free(a), free(b);
+}
+
+enum { B = 3, T = 37, C = 72, NH = 3, V = 101, VP = 128, N = B * T };
+
+static void check_encoder(void) {
+    int32_t tok[N];
+    for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 37 + 11) % V);
+    pair t = pnew(N), out = pnew((size_t)N * C), wte = prand((size_t)VP * C, 1),
+         wpe = prand((size_t)T * C, 1), dwte = prand((size_t)VP * C, 1),
+         dwpe = prand((size_t)T * C, 1), dout = prand((size_t)N * C, 1);
+    pset(t, tok);
+    vkt_encoder_forward(ref, R(out), R(t), R(wte), R(wpe), B, T, C);
+    vkt_encoder_forward(dut, D(out), D(t), D(wte), D(wpe), B, T, C);
+    same("encoder_forward out", out);
+    vkt_encoder_backward(ref, R(dwte), R(dwpe), R(dout), R(t), B, T, C);
+    vkt_encoder_backward(dut, D(dwte), D(dwpe), D(dout), D(t), B, T, C);
+    same("encoder_backward dwte (+=)", dwte);
+    same("encoder_backward dwpe (+=)", dwpe);
+    pfree(t), pfree(out), pfree(wte), pfree(wpe), pfree(dwte), pfree(dwpe), pfree(dout);
+}
+
+static void check_layernorm(void) {
+    pair inp = prand((size_t)N * C, 2), w = prand(C, 1), b = prand(C, 1), out = pnew((size_t)N * C),
+         mean = pnew(N), rstd = pnew(N), dout = prand((size_t)N * C, 1),
+         dinp = prand((size_t)N * C, 1), dw = prand(C, 1), db = prand(C, 1);
+    vkt_layernorm_forward(ref, R(out), R(mean), R(rstd), R(inp), R(w), R(b), N, C);
+    vkt_layernorm_forward(dut, D(out), D(mean), D(rstd), D(inp), D(w), D(b), N, C);
+    same("layernorm_forward out", out);
+    same("layernorm_forward mean", mean);
+    same("layernorm_forward rstd", rstd);
+    vkt_layernorm_backward(ref, R(dinp), R(dw), R(db), R(dout), R(inp), R(w), R(mean), R(rstd),
+                           N, C);
+    vkt_layernorm_backward(dut, D(dinp), D(dw), D(db), D(dout), D(inp), D(w), D(mean), D(rstd),
+                           N, C);
+    same("layernorm_backward dinp (+=)", dinp);
+    same("layernorm_backward dweight (+=)", dw);
+    same("layernorm_backward dbias (+=)", db);
+    pfree(inp), pfree(w), pfree(b), pfree(out), pfree(mean), pfree(rstd), pfree(dout);
+    pfree(dinp), pfree(dw), pfree(db);
+}
+
+static void check_matmul(void) {
+    const int M = 67, Nn = 131, K = 45;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+            for (int variant = 0; variant < 2; variant++) {
+                /* variant 0: beta 0, no bias; 1: alpha 0.5, beta 1 (accumulate), bias */
+                float alpha = variant ? 0.5f : 1.0f, beta = variant ? 1.0f : 0.0f;
+                pair a = prand((size_t)M * K, 1), b = prand((size_t)K * Nn, 1),
+                     c = prand((size_t)M * Nn, 1), bias = prand(Nn, 1);
+                vkt_ptr rb = variant ? R(bias) : VKT_NULL_PTR, db = variant ? D(bias) : VKT_NULL_PTR;
+                vkt_matmul(ref, R(c), R(a), R(b), rb, M, Nn, K, ta, tb, alpha, beta);
+                vkt_matmul(dut, D(c), D(a), D(b), db, M, Nn, K, ta, tb, alpha, beta);
+                char what[80];
+                snprintf(what, sizeof what, "matmul %dx%dx%d ta%d tb%d %s", M, Nn, K, ta, tb,
+                         variant ? "acc+bias" : "");
+                same(what, c);
+                pfree(a), pfree(b), pfree(c), pfree(bias);
+            }
+    pair dout = prand((size_t)M * Nn, 1), dbias = prand(Nn, 1);
+    vkt_bias_backward(ref, R(dbias), R(dout), M, Nn);
+    vkt_bias_backward(dut, D(dbias), D(dout), M, Nn);
+    same("bias_backward (+=)", dbias);
+    pfree(dout), pfree(dbias);
+}
+
+static void check_attention(void) {
+    pair qkv = prand((size_t)N * 3 * C, 1), out = pnew((size_t)N * C),
+         att = pnew((size_t)B * NH * T * T), dout = prand((size_t)N * C, 1),
+         dqkv = prand((size_t)N * 3 * C, 1);
+    vkt_attention_forward(ref, R(out), R(att), R(qkv), B, T, C, NH);
+    vkt_attention_forward(dut, D(out), D(att), D(qkv), B, T, C, NH);
+    same("attention_forward out", out);
+    same("attention_forward att", att);
+    vkt_attention_backward(ref, R(dqkv), R(dout), R(qkv), R(att), B, T, C, NH);
+    vkt_attention_backward(dut, D(dqkv), D(dout), D(qkv), D(att), B, T, C, NH);
+    same("attention_backward dqkv", dqkv);
+    pfree(qkv), pfree(out), pfree(att), pfree(dout), pfree(dqkv);
+}
+
+static void check_elementwise(void) {
+    const size_t n = (size_t)N * C + 7;
+    pair x = prand(n, 3), y = prand(n, 1), out = pnew(n), dout = prand(n, 1), dinp = pnew(n);
+    vkt_gelu_forward(ref, R(out), R(x), n);
+    vkt_gelu_forward(dut, D(out), D(x), n);
+    same("gelu_forward", out);
+    vkt_gelu_backward(ref, R(dinp), R(x), R(dout), n);
+    vkt_gelu_backward(dut, D(dinp), D(x), D(dout), n);
+    same("gelu_backward", dinp);
+    vkt_gelu_backward(ref, R(dout), R(x), R(dout), n); /* in place: dinp may be dout */
+    vkt_gelu_backward(dut, D(dout), D(x), D(dout), n);
+    same("gelu_backward in place", dout);
+    vkt_residual_forward(ref, R(out), R(x), R(y), n);
+    vkt_residual_forward(dut, D(out), D(x), D(y), n);
+    same("residual_forward", out);
+    vkt_scale(ref, R(x), -0.37f, n);
+    vkt_scale(dut, D(x), -0.37f, n);
+    same("scale", x);
+    pair s = pnew(2);
+    float zero[2] = {0.5f, -1.0f};
+    pset(s, zero);
+    vkt_sumsq(ref, vkt_at(s.r, 4), R(x), n);
+    vkt_sumsq(dut, vkt_at(s.d, 4), D(x), n);
+    vkt_sum_into(ref, R(s), R(y), n, 0.25f);
+    vkt_sum_into(dut, D(s), D(y), n, 0.25f);
+    same("sum_into, sumsq", s);
+    vkt_fill(ref, vkt_ptr_addf(R(out), 5), 2.5f, 100);
+    vkt_fill(dut, vkt_ptr_addf(D(out), 5), 2.5f, 100);
+    vkt_copy(ref, vkt_ptr_addf(R(out), 200), vkt_ptr_addf(R(y), 3), 333 * 4);
+    vkt_copy(dut, vkt_ptr_addf(D(out), 200), vkt_ptr_addf(D(y), 3), 333 * 4);
+    same("fill, copy at offsets", out);
+    pfree(x), pfree(y), pfree(out), pfree(dout), pfree(dinp), pfree(s);
+}
+
+static void check_softmax_xent(void) {
+    int32_t tg[N];
+    for (int i = 0; i < N; i++) tg[i] = i % 17 == 0 ? -1 : (int32_t)((i * 13 + 5) % V);
+    for (int want_grad = 0; want_grad < 2; want_grad++) {
+        pair logits = prand((size_t)N * VP, 4), losses = pnew(N), t = pnew(N);
+        pset(t, tg);
+        vkt_softmax_xent(ref, R(losses), R(logits), R(t), N, V, VP, 0.01f, want_grad);
+        vkt_softmax_xent(dut, D(losses), D(logits), D(t), N, V, VP, 0.01f, want_grad);
+        same(want_grad ? "softmax_xent losses (grad)" : "softmax_xent losses", losses);
+        if (want_grad) same("softmax_xent dlogits in place", logits);
+        pfree(logits), pfree(losses), pfree(t);
+    }
+}
+
+static void check_adamw(void) {
+    const size_t n = 1000 + 3;
+    pair p = prand(n, 1), g = prand(n, 1), m = prand(n, 0.1f), v = pnew(n), ns = pnew(1);
+    float *hv = malloc(n * sizeof *hv);
+    for (size_t i = 0; i < n; i++) hv[i] = 0.01f * (rnd() + 1.5f); /* v >= 0 */
+    pset(v, hv);
+    free(hv);
+    float norm_sq = 400.0f; /* norm 20 * grad_scale 0.5 = 10 > max_norm 1: clipped */
+    pset(ns, &norm_sq);
+    vkt_adamw_args a = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
+                        .weight_decay = 0.1f, .grad_scale = 0.5f, .t = 7};
+    for (int k = 0; k < 2; k++) {
+        vkt_adamw_args r = a, d = a;
+        if (k) {
+            r.norm_sq = R(ns), d.norm_sq = D(ns);
+            r.max_norm = d.max_norm = 1.0f;
+        }
+        vkt_adamw(ref, R(p), R(g), R(m), R(v), n, &r);
+        vkt_adamw(dut, D(p), D(g), D(m), D(v), n, &d);
+        same(k ? "adamw params (clipped)" : "adamw params", p);
+        same(k ? "adamw m (clipped)" : "adamw m", m);
+        same(k ? "adamw v (clipped)" : "adamw v", v);
+    }
+    pfree(p), pfree(g), pfree(m), pfree(v), pfree(ns);
+}
+
+static void run_device(int dev) {
+    char err[512];
+    vkt_device_info info;
+    vkt_device_info_get(dev, &info);
+    static char name[200];
+    snprintf(name, sizeof name, "%s:%d (%s)", info.backend, info.backend_index, info.name);
+    dut_name = name;
+    dut = vkt_backend_create(dev, err, sizeof err);
+    if (!dut) {
+        fprintf(stderr, "FAIL %s: cannot create: %s\n", name, err);
+        vkt_test_failures++;
+        return;
+    }
+    printf("%s against the cpu reference\n", name);
+    check_encoder();
+    check_layernorm();
+    check_matmul();
+    check_attention();
+    check_elementwise();
+    check_softmax_xent();
+    check_adamw();
+    vkt_backend_destroy(dut);
+}
+
+int main(void) {
+    char err[512];
+    int refdev = vkt_device_resolve("cpu:0", err, sizeof err);
+    ref = refdev >= 0 ? vkt_backend_create(refdev, err, sizeof err) : NULL;
+    if (!ref) {
+        fprintf(stderr, "no reference backend: %s\n", err);
+        return 1;
+    }
+    int tested = 0;
+    const char *list = getenv("VKT_TEST_DEVICES");
+    if (list && *list) {
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", list);
+        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+            int dev = vkt_device_resolve(tok, err, sizeof err);
+            if (dev < 0) {
+                fprintf(stderr, "FAIL VKT_TEST_DEVICES: %s\n", err);
+                vkt_test_failures++;
+                continue;
+            }
+            run_device(dev);
+            tested++;
+        }
+    } else {
+        int n = vkt_device_count();
+        for (int i = 0; i < n; i++) {
+            vkt_device_info info;
+            if (vkt_device_info_get(i, &info) || !strcmp(info.backend, "cpu")) continue;
+            vkt_backend *probe = vkt_backend_create(i, err, sizeof err);
+            if (!probe) { /* e.g. a backend whose ops are not complete yet */
+                printf("not tested: %s:%d: %s\n", info.backend, info.backend_index, err);
+                continue;
+            }
+            vkt_backend_destroy(probe);
+            run_device(i);
+            tested++;
+        }
+    }
+    vkt_backend_destroy(ref);
+    if (!tested) {
+        printf("no trainable non-cpu device to compare: skipped (VKT_TEST_DEVICES=cpu:0 checks "
+               "the harness itself)\n");
+        return 77;
+    }
+    return vkt_test_failures ? 1 : 0;
+}
