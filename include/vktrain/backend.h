@@ -32,6 +32,8 @@ typedef struct vkt_device_info {
     int coopmat;              /* cooperative-matrix (tensor core) matmul */
     char coopmat_shapes[128]; /* e.g. "16x16x16 f16->f32", empty when none */
     double peak_flops;        /* fp32 estimate, FLOP/s; 0 when unknown */
+    int can_train;            /* its backend implements the ops (set by the registry) */
+    char details[1024];       /* extra lines for --list-devices, '\n'-separated; may be "" */
 } vkt_device_info;
 
 /* ---- devices ---- */

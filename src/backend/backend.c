@@ -11,6 +11,9 @@
  * VKT_USE_* definitions; a backend without a driver contributes no devices. */
 static const vkt_backend_ops *const registry[] = {
     &vkt_cpu_backend_ops,
+#ifdef VKT_USE_VULKAN
+    &vkt_vulkan_backend_ops,
+#endif
 };
 #define NUM_BACKENDS ((int)(sizeof registry / sizeof registry[0]))
 
@@ -42,6 +45,7 @@ int vkt_device_info_get(int i, vkt_device_info *out) {
     if (ops->device_info(local, out)) return -1;
     snprintf(out->backend, sizeof out->backend, "%s", ops->name);
     out->backend_index = local;
+    out->can_train = ops->init != NULL;
     return 0;
 }
 
@@ -71,17 +75,25 @@ static int parse_index(const char *s, int *out) {
 int vkt_device_resolve(const char *spec, char *err, size_t errlen) {
     int n = vkt_device_count();
     if (!spec || !*spec || strcmp(spec, "auto") == 0) {
-        /* the device with the highest peak estimate; ties go to the lower index */
+        /* the device with the highest peak estimate among those whose backend can train;
+         * ties go to the lower index */
         int best = -1;
         double best_flops = -1;
         for (int i = 0; i < n; i++) {
             vkt_device_info info;
-            if (vkt_device_info_get(i, &info) == 0 && info.peak_flops > best_flops) {
+            if (vkt_device_info_get(i, &info) == 0 && info.can_train &&
+                info.peak_flops > best_flops) {
                 best = i;
                 best_flops = info.peak_flops;
             }
         }
-        if (best < 0) snprintf(err, errlen, "no device found. HINT: run vktrain --list-devices");
+        if (best < 0 && n > 0)
+            snprintf(err, errlen,
+                     "none of the %d device%s found can train in this version (their backends' "
+                     "ops are not implemented). HINT: run vktrain --list-devices",
+                     n, n == 1 ? "" : "s");
+        else if (best < 0)
+            snprintf(err, errlen, "no device found. HINT: run vktrain --list-devices");
         return best;
     }
     int idx;
@@ -139,7 +151,21 @@ vkt_backend *vkt_backend_create(int device_index, char *err, size_t errlen) {
     }
     be->ops = ops;
     be->device = local;
-    if (vkt_device_info_get(device_index, &be->info) || ops->init(be, err, errlen)) {
+    if (vkt_device_info_get(device_index, &be->info)) {
+        snprintf(err, errlen, "device %d (%s:%d): no device information", device_index,
+                 ops->name, local);
+        free(be);
+        return NULL;
+    }
+    if (!ops->init) { /* a backend that lists devices before its ops exist */
+        snprintf(err, errlen,
+                 "%s:%d (%s): the %s backend cannot train yet: its compute ops are not "
+                 "implemented in this version. HINT: --device cpu:0",
+                 ops->name, local, be->info.name, ops->name);
+        free(be);
+        return NULL;
+    }
+    if (ops->init(be, err, errlen)) {
         if (!err[0]) snprintf(err, errlen, "device %d (%s:%d) failed to initialise",
                               device_index, ops->name, local);
         free(be);

@@ -13,7 +13,9 @@ typedef struct vkt_backend_ops {
     int (*device_info)(int index, vkt_device_info *out);
     void (*note)(char *buf, size_t len);
 
-    int (*init)(vkt_backend *be, char *err, size_t errlen); /* fills be->ctx; 0 = ok */
+    /* fills be->ctx; 0 = ok. NULL: the backend lists devices but cannot train yet (then every
+     * entry below may be NULL too; vkt_backend_create refuses such a device). */
+    int (*init)(vkt_backend *be, char *err, size_t errlen);
     void (*shutdown)(vkt_backend *be);
     void (*synchronize)(vkt_backend *be);
     double (*time_ms)(vkt_backend *be); /* optional: default host clock after synchronize */
@@ -58,5 +60,8 @@ struct vkt_backend {
 
 /* The compiled-in backends, in --list-devices order. */
 extern const vkt_backend_ops vkt_cpu_backend_ops;
+#ifdef VKT_USE_VULKAN
+extern const vkt_backend_ops vkt_vulkan_backend_ops;
+#endif
 
 #endif

@@ -56,6 +56,13 @@ static int list_devices(void) {
         printf("%-3d %-10s %-14.14s %-44.44s %10s %-5s %-8s %.0f GFLOP/s\n", i, dev, d.vendor,
                d.name, mem, d.fp16 ? "yes" : "no", d.coopmat ? "yes" : "no", d.peak_flops / 1e9);
         if (d.coopmat_shapes[0]) printf("    cooperative matrix: %s\n", d.coopmat_shapes);
+        if (!d.can_train) printf("    cannot train yet: the %s backend's ops are in progress\n", d.backend);
+        /* the backend's extra lines (type, driver, heaps, subgroup, ...), indented */
+        for (const char *l = d.details; *l;) {
+            size_t len = strcspn(l, "\n");
+            printf("    %.*s\n", (int)len, l);
+            l += len + (l[len] == '\n');
+        }
     }
     const char *notes = vkt_device_notes();
     if (notes[0]) printf("%s", notes);

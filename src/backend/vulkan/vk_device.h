@@ -1,0 +1,24 @@
+/* Internal to the vulkan backend: the one VkInstance and the physical devices it found,
+ * enumerated once, with everything --list-devices and device selection need. */
+#ifndef VKT_VK_DEVICE_H
+#define VKT_VK_DEVICE_H
+
+#include "backend/backend_impl.h"
+#include "backend/vulkan/vk_loader.h"
+
+typedef struct vkt_vk_physdev {
+    VkPhysicalDevice pd;
+    uint32_t api_version; /* min(device, instance): what may be used on it */
+    vkt_device_info info;
+} vkt_vk_physdev;
+
+/* Creates the instance and enumerates on first use; later calls return the cache.
+ * Number of devices, 0 when there is no loader, driver or device (vkt_vk_devices_note). */
+int vkt_vk_devices_count(void);
+const vkt_vk_physdev *vkt_vk_devices_get(int index); /* NULL when out of range */
+const char *vkt_vk_devices_note(void);               /* "" when devices were found */
+/* The instance and its loaded entry points, for the device-creating code to come. */
+VkInstance vkt_vk_instance(void);
+const vkt_vk_fns *vkt_vk_instance_fns(void);
+
+#endif
