@@ -25,7 +25,10 @@ foreach(i RANGE ${last})
   endif()
   # SPIR-V files are little-endian words: bytes b0 b1 b2 b3 -> 0xb3b2b1b0.
   string(REGEX REPLACE "(..)(..)(..)(..)" "0x\\4\\3\\2\\1u," arr "${hex}")
-  string(REGEX REPLACE "((0x........u,){8})" "\\1\n    " arr "${arr}")
+  # Eight words a line (CMake's regexes have no {n} repetition).
+  set(w "0x........u,")
+  string(REGEX REPLACE "(${w}${w}${w}${w}${w}${w}${w}${w})" "\\1\n    " arr "${arr}")
+  string(REGEX REPLACE "\n    $" "" arr "${arr}")
   if(NOT arr MATCHES "^0x07230203u")
     message(FATAL_ERROR "EmbedSpirv: ${spv} does not start with the SPIR-V magic")
   endif()
