@@ -14,7 +14,8 @@
 //  - push constants: one block per shader, named `pc`, scalars only (uint/int/float, 4 bytes
 //    each, no vec3 padding surprises), at most 128 bytes (the Vulkan minimum limit).
 //  - tile and workgroup sizes are specialization constants with working defaults, so the host
-//    may tune them per device without recompiling; the workgroup size uses local_size_*_id.
+//    may tune them per device without recompiling; the workgroup size uses local_size_*_id
+//    AND a literal local_size_* default (without one the default workgroup size is 1).
 
 #extension GL_EXT_control_flow_attributes : enable
 

@@ -56,7 +56,7 @@ void store_c(uint m, uint n, float acc) {
 // columns tx + j*WG_X: neighbouring threads write neighbouring columns (coalesced) and read
 // the same A value from shared memory (a broadcast). Dispatch: (ceil(N/BN), ceil(M/BM), 1).
 // Defaults: 16x16 threads, 4x4 outputs each, 64x64 block, BK 16: 8 KiB of shared memory.
-layout(local_size_x_id = 0, local_size_y_id = 1, local_size_z = 1) in;
+layout(local_size_x = 16, local_size_y = 16, local_size_z = 1, local_size_x_id = 0, local_size_y_id = 1) in;
 layout(constant_id = 2) const uint TM = 4;
 layout(constant_id = 3) const uint TN = 4;
 layout(constant_id = 4) const uint BK = 16;
@@ -117,7 +117,7 @@ void main() {
 // 32, 256 for 64): then every tile has an owner. The accumulators go through shared memory
 // once at the end so the common epilogue applies alpha, beta, bias and the bounds.
 // Dispatch: (ceil(N/64), ceil(M/64), 1). Shared memory: 4 + 4 + 16 = 24 KiB.
-layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
+layout(local_size_x = 128, local_size_y = 1, local_size_z = 1, local_size_x_id = 0) in;
 const uint WG = gl_WorkGroupSize.x;
 const uint BM = 64, BN = 64, BK = 32, T = 16;
 const uint TILES_N = BN / T, TILES = (BM / T) * (BN / T), TILES_PER_SG = 4;
