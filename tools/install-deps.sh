@@ -1,8 +1,11 @@
 #!/bin/sh
 # Installs what building and testing vktrain needs on Debian/Ubuntu, skipping what is there.
-# Uses sudo when not run as root. The GPU backends' packages join this list with their code.
+# Uses sudo when not run as root. Vulkan: headers and loader, the shader compiler (Debian 12's
+# glslang 12 builds every shader but the cooperative-matrix ones: see tools/build-glslang.sh),
+# lavapipe (a CPU Vulkan driver, so Vulkan tests run anywhere) and the validation layers.
 set -eu
 PKGS="build-essential cmake libiniparser-dev"
+PKGS="$PKGS libvulkan-dev glslang-tools mesa-vulkan-drivers vulkan-validationlayers"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -1,0 +1,33 @@
+/* The compute shaders, compiled to SPIR-V at build time and embedded in the binary
+ * (shaders/NAME.comp -> cmake/Shaders.cmake -> the library vktrain_shaders). */
+#ifndef VKTRAIN_VKT_SPIRV_H
+#define VKTRAIN_VKT_SPIRV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct vkt_spirv {
+    const char *name;     /* variant name, e.g. "matmul_f32" (see README, Build) */
+    const uint32_t *code; /* SPIR-V words; code[0] == 0x07230203 */
+    size_t words;         /* number of 32-bit words (VkShaderModuleCreateInfo.codeSize = 4*words) */
+} vkt_spirv;
+
+extern const vkt_spirv vkt_spirv_table[];
+extern const int vkt_spirv_count;
+/* The variant called name, or NULL when it was not built (e.g. a coopmat variant compiled
+ * with a glslang that lacks GL_KHR_cooperative_matrix). */
+const vkt_spirv *vkt_spirv_find(const char *name);
+
+/* Push constants of shaders/matmul.comp (every matmul_* variant), 40 bytes; must match its
+ * `pc` block. Offsets are in elements of each buffer's type (halves for fp16 A and B). */
+typedef struct vkt_matmul_push {
+    uint32_t M, N, K;
+    uint32_t off_c, off_a, off_b, off_bias;
+    uint32_t flags; /* VKT_MATMUL_TRANS_A | VKT_MATMUL_TRANS_B | VKT_MATMUL_BIAS */
+    float alpha, beta;
+} vkt_matmul_push;
+#define VKT_MATMUL_TRANS_A 1u
+#define VKT_MATMUL_TRANS_B 2u
+#define VKT_MATMUL_BIAS 4u
+
+#endif
