@@ -73,9 +73,7 @@ bool not_finite(float x) { return ((floatBitsToUint(x) >> 23) & 0xffu) == 0xffu;
 // ties): evaluated in double, where drivers' float exp may be off by an ulp or two, which
 // cancellation in attention's weighted sums magnifies beyond the tests' tolerance.
 #ifdef USE_FP64
-float exp_ref(float xf) {
-    if (xf < -104.0) return 0.0;
-    double x = double(xf);
+double exp_d(double x) { // for |x| < 700
     double n = floor(x * 1.4426950408889634LF + 0.5LF);
     double r = x - n * 0.6931471805599453094LF; // |r| <= 0.347; ln2's error * n is negligible
     double p = 1.0LF / 479001600.0LF;            // 1/12!
@@ -91,8 +89,16 @@ float exp_ref(float xf) {
     p = p * r + 0.5LF;
     p = p * r + 1.0LF;
     p = p * r + 1.0LF;
-    return float(ldexp(p, int(n)));
+    return ldexp(p, int(n));
+}
+float exp_ref(float x) { return x < -104.0 ? 0.0 : float(exp_d(double(x))); }
+// tanh rounded like tanhf: gelu's backward cancels to a few digits where tanh is near -1.
+float tanh_ref(float x) {
+    if (abs(x) > 20.0) return sign(x);
+    double e = exp_d(2.0LF * double(x));
+    return float(1.0LF - 2.0LF / (e + 1.0LF));
 }
 #else
 float exp_ref(float x) { return exp(x); }
+float tanh_ref(float x) { return safe_tanh(x); }
 #endif

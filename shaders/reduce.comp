@@ -1,6 +1,7 @@
 #version 450
 // Reductions of include/vktrain/backend.h:
-//   OP_SUMSQ     sumsq          b0 = out (one float), b1 = x: out = sum x^2
+//   OP_SUMSQ     sumsq          b0 = out (one float), b1 = x: out = sum x^2 (pc.s != 0: out +=,
+//                for the host's later chunks of a tensor beyond one descriptor's range)
 //   OP_SUM_INTO  sum_into       b0 = out (one float), b1 = x: out += s * sum x
 //     both: ONE workgroup of 256 threads, strided partial sums, then a shared-memory tree.
 //   OP_BIAS_BWD  bias_backward  b0 = dbias(N), b1 = dout(M,N): dbias[j] += column sum; one
@@ -46,7 +47,7 @@ void main() {
     }
     if (t == 0u) {
 #if defined(OP_SUMSQ)
-        outv[pc.off0] = part[0];
+        outv[pc.off0] = pc.s != 0.0 ? outv[pc.off0] + part[0] : part[0];
 #else
         outv[pc.off0] += pc.s * part[0];
 #endif

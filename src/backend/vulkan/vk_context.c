@@ -30,6 +30,10 @@ int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen) {
     c->phys = phys;
     vk->vkGetPhysicalDeviceProperties(phys->pd, &c->props);
     vk->vkGetPhysicalDeviceMemoryProperties(phys->pd, &c->memprops);
+    c->max_range = c->props.limits.maxStorageBufferRange & ~(VkDeviceSize)255;
+    const char *mr = getenv("VKT_VULKAN_MAX_RANGE"); /* tests: a small range forces splits */
+    if (mr && atol(mr) >= 4096 && (VkDeviceSize)atol(mr) < c->max_range)
+        c->max_range = (VkDeviceSize)atol(mr) & ~(VkDeviceSize)255;
 
     uint32_t nq = 0;
     vk->vkGetPhysicalDeviceQueueFamilyProperties(phys->pd, &nq, NULL);

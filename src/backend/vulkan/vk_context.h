@@ -60,6 +60,8 @@ typedef struct vkt_vk_ctx {
     int recording;  /* cmd has begun */
     int pending;    /* commands recorded since the last flush */
     int fp64;       /* shaderFloat64 enabled: the *_f64 shader variants are used */
+    VkDeviceSize max_range; /* bytes one descriptor may cover (maxStorageBufferRange, or
+                             * VKT_VULKAN_MAX_RANGE to test the ops' splitting) */
     VkPhysicalDeviceProperties props;
     VkPhysicalDeviceMemoryProperties memprops;
 
@@ -117,6 +119,8 @@ typedef struct vkt_vk_bindings {
     uint32_t elem_off[8];
 } vkt_vk_bindings;
 void vkt_vk_bind(vkt_vk_ctx *c, vkt_vk_bindings *b, int n, const vkt_ptr *ptrs);
+/* Bytes a binding at p can see: what its window (see vkt_vk_dispatch) covers past p. */
+size_t vkt_vk_visible(vkt_vk_ctx *c, vkt_ptr p);
 void vkt_vk_dispatch(vkt_vk_ctx *c, const char *name, const vkt_vk_bindings *b,
                      const void *push, uint32_t push_size, uint32_t gx, uint32_t gy,
                      uint32_t gz);

@@ -133,6 +133,18 @@ void vkt_vk_bind(vkt_vk_ctx *c, vkt_vk_bindings *b, int n, const vkt_ptr *ptrs) 
     }
 }
 
+static VkDeviceSize align_of(vkt_vk_ctx *c) {
+    VkDeviceSize align = c->props.limits.minStorageBufferOffsetAlignment;
+    return align < 4 ? 4 : align;
+}
+
+size_t vkt_vk_visible(vkt_vk_ctx *c, vkt_ptr p) {
+    VkDeviceSize abs = p.buf->off + p.off, start = abs - abs % align_of(c);
+    VkDeviceSize range = p.buf->off + p.buf->size - start;
+    if (range > c->max_range) range = c->max_range;
+    return (size_t)(range - (abs - start));
+}
+
 void vkt_vk_dispatch(vkt_vk_ctx *c, const char *name, const vkt_vk_bindings *b,
                      const void *push, uint32_t push_size, uint32_t gx, uint32_t gy,
                      uint32_t gz) {
@@ -154,7 +166,7 @@ void vkt_vk_dispatch(vkt_vk_ctx *c, const char *name, const vkt_vk_bindings *b,
     }
     VkDeviceSize align = c->props.limits.minStorageBufferOffsetAlignment;
     if (align < 4) align = 4;
-    VkDeviceSize maxr = c->props.limits.maxStorageBufferRange;
+    VkDeviceSize maxr = c->max_range;
     VkDescriptorBufferInfo bi[8];
     VkWriteDescriptorSet w[8];
     for (int i = 0; i < b->n; i++) {
