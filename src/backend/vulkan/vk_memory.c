@@ -172,7 +172,7 @@ vkt_buf *vkt_vk_alloc(vkt_vk_ctx *c, size_t bytes, char *err, size_t errlen) {
     if (bi < 0 && bs > size) bi = add_block(c, size); /* the heap may fit a smaller block */
     if (bi < 0) {
         snprintf(err, errlen,
-                 "vulkan: out of device memory: %zu bytes requested, heap size %.1f MiB. "
+                 "vulkan: out of memory on the device: %zu bytes requested, heap size %.1f MiB. "
                  "HINT: a smaller batch_size or model",
                  bytes, (double)c->heap_size / (1 << 20));
         return NULL;

@@ -111,9 +111,23 @@ void vkt_vk_op_copy(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t bytes) {
     if (!bytes) return;
     vkt_vk_ctx *c = vkt_vk(be);
     VKT_VK_ASSERT(dst.off + bytes <= dst.buf->size && src.off + bytes <= src.buf->size);
-    VkBufferCopy bc = {.srcOffset = src.buf->off + src.off,
-                       .dstOffset = dst.buf->off + dst.off,
-                       .size = bytes};
+    VkDeviceSize so = src.buf->off + src.off, d0 = dst.buf->off + dst.off;
+    if (so == d0 && src.buf->block == dst.buf->block) return;
+    if (src.buf->block == dst.buf->block && so < d0 + bytes && d0 < so + bytes) {
+        /* overlapping ranges (vkt_copy is memmove; vkCmdCopyBuffer forbids overlap): through
+         * a temporary buffer, released at the next flush */
+        char err[256];
+        vkt_buf *tmp = vkt_vk_alloc(c, bytes, err, sizeof err);
+        if (!tmp) {
+            fprintf(stderr, "vulkan: copy: %s\n", err);
+            abort();
+        }
+        vkt_vk_op_copy(be, vkt_at(tmp, 0), src, bytes);
+        vkt_vk_op_copy(be, dst, vkt_at(tmp, 0), bytes);
+        vkt_vk_free(c, tmp);
+        return;
+    }
+    VkBufferCopy bc = {.srcOffset = so, .dstOffset = d0, .size = bytes};
     c->d.vkCmdCopyBuffer(vkt_vk_cmd(c), vkt_vk_buffer_of(c, src.buf),
                          vkt_vk_buffer_of(c, dst.buf), 1, &bc);
     vkt_vk_barrier(c);
