@@ -157,6 +157,10 @@ void vkt_vk_context_shutdown(vkt_backend *be) {
     if (!c) return;
     if (c->dev) {
         if (c->pending) vkt_vk_flush(c);
+        const char *st = getenv("VKT_VULKAN_STATS");
+        if (st && *st && *st != '0')
+            fprintf(stderr, "vulkan: %llu submissions, %llu dispatches\n",
+                    (unsigned long long)c->submits, (unsigned long long)c->dispatches);
         c->d.vkDeviceWaitIdle(c->dev);
         vkt_vk_pipelines_shutdown(c);
         vkt_vk_memory_shutdown(c);
@@ -213,6 +217,7 @@ void vkt_vk_flush(vkt_vk_ctx *c) {
             .pCommandBuffers = &c->cmd,
         };
         VKT_VK_CHECK(c->d.vkQueueSubmit(c->queue, 1, &si, c->fence));
+        c->submits++;
         VKT_VK_CHECK(c->d.vkWaitForFences(c->dev, 1, &c->fence, VK_TRUE, UINT64_MAX));
         VKT_VK_CHECK(c->d.vkResetFences(c->dev, 1, &c->fence));
         VKT_VK_CHECK(c->d.vkResetCommandPool(c->dev, c->pool, 0));

@@ -60,6 +60,7 @@ typedef struct vkt_vk_ctx {
     int recording;  /* cmd has begun */
     int pending;    /* commands recorded since the last flush */
     int fp64;       /* shaderFloat64 enabled: the *_f64 shader variants are used */
+    uint64_t submits, dispatches; /* printed at shutdown under VKT_VULKAN_STATS=1 */
     VkDeviceSize max_range; /* bytes one descriptor may cover (maxStorageBufferRange, or
                              * VKT_VULKAN_MAX_RANGE to test the ops' splitting) */
     VkPhysicalDeviceProperties props;

@@ -253,10 +253,13 @@ void vkt_vk_upload(vkt_vk_ctx *c, vkt_ptr dst, const void *src, size_t bytes) {
 void vkt_vk_download(vkt_vk_ctx *c, void *dst, vkt_ptr src, size_t bytes) {
     VKT_VK_ASSERT(src.buf && src.off + bytes <= src.buf->size);
     char *d = dst;
-    vkt_vk_flush(c);
+    /* the copy into staging joins the queued work, so a step's download is one submission;
+     * larger reads go through the ring in pieces, one submission each */
     while (bytes) {
-        VkDeviceSize n = bytes < c->staging_size ? bytes : c->staging_size;
-        VkBufferCopy bc = {.srcOffset = src.buf->off + src.off, .dstOffset = 0, .size = n};
+        if (c->staging_used >= c->staging_size) vkt_vk_flush(c);
+        VkDeviceSize at = c->staging_used, room = c->staging_size - at;
+        VkDeviceSize n = bytes < room ? bytes : room;
+        VkBufferCopy bc = {.srcOffset = src.buf->off + src.off, .dstOffset = at, .size = n};
         c->d.vkCmdCopyBuffer(vkt_vk_cmd(c), vkt_vk_buffer_of(c, src.buf), c->staging, 1, &bc);
         vkt_vk_flush(c);
         if (!c->staging_coherent) {
@@ -265,7 +268,7 @@ void vkt_vk_download(vkt_vk_ctx *c, void *dst, vkt_ptr src, size_t bytes) {
                                       .size = VK_WHOLE_SIZE};
             VKT_VK_CHECK(c->d.vkInvalidateMappedMemoryRanges(c->dev, 1, &mr));
         }
-        memcpy(d, c->staging_map, n);
+        memcpy(d, (char *)c->staging_map + at, n);
         d += n;
         src.off += n;
         bytes -= n;

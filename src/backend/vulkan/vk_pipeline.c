@@ -196,5 +196,6 @@ void vkt_vk_dispatch(vkt_vk_ctx *c, const char *name, const vkt_vk_bindings *b,
     if (push_size)
         c->d.vkCmdPushConstants(cmd, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_size, push);
     c->d.vkCmdDispatch(cmd, gx, gy, gz);
+    c->dispatches++;
     vkt_vk_barrier(c);
 }
