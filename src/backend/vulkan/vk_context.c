@@ -42,7 +42,8 @@ int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen) {
     vk->vkGetPhysicalDeviceQueueFamilyProperties(phys->pd, &nq, qf);
     int fam = -1;
     for (uint32_t i = 0; i < nq && fam < 0; i++) /* prefer a compute-only family */
-        if ((qf[i].queueFlags & VK_QUEUE_COMPUTE_BIT) && !(qf[i].queueFlags & VK_QUEUE_GRAPHICS_BIT))
+        if ((qf[i].queueFlags & VK_QUEUE_COMPUTE_BIT) &&
+            !(qf[i].queueFlags & VK_QUEUE_GRAPHICS_BIT))
             fam = (int)i;
     for (uint32_t i = 0; i < nq && fam < 0; i++)
         if (qf[i].queueFlags & VK_QUEUE_COMPUTE_BIT) fam = (int)i;

@@ -279,13 +279,15 @@ typedef struct { uint32_t n, o[3]; float s; } ew_push;
 void vkt_vk_op_gelu_forward(vkt_backend *be, vkt_ptr out, vkt_ptr inp, size_t n) {
     ew_push pc = {(uint32_t)n, {0}, 0};
     vkt_ptr p[3] = {out, inp, out};
-    run_chunked(be, vkt_vk(be)->fp64 ? "gelu_forward_f64" : "gelu_forward", 3, p, &pc, sizeof pc, pc.o, &pc.n, n, 256, 7u, NULL, 0);
+    run_chunked(be, vkt_vk(be)->fp64 ? "gelu_forward_f64" : "gelu_forward", 3, p, &pc,
+                sizeof pc, pc.o, &pc.n, n, 256, 7u, NULL, 0);
 }
 void vkt_vk_op_gelu_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr inp, vkt_ptr dout,
                              size_t n) {
     ew_push pc = {(uint32_t)n, {0}, 0};
     vkt_ptr p[3] = {dinp, inp, dout};
-    run_chunked(be, vkt_vk(be)->fp64 ? "gelu_backward_f64" : "gelu_backward", 3, p, &pc, sizeof pc, pc.o, &pc.n, n, 256, 7u, NULL, 0);
+    run_chunked(be, vkt_vk(be)->fp64 ? "gelu_backward_f64" : "gelu_backward", 3, p, &pc,
+                sizeof pc, pc.o, &pc.n, n, 256, 7u, NULL, 0);
 }
 void vkt_vk_op_residual_forward(vkt_backend *be, vkt_ptr out, vkt_ptr a, vkt_ptr b, size_t n) {
     ew_push pc = {(uint32_t)n, {0}, 0};
