@@ -46,3 +46,59 @@ uint ceil_div(uint a, uint b) { return (a + b - 1u) / b; }
 #define VKT_FLAG_TRANS_A 1u
 #define VKT_FLAG_TRANS_B 2u
 #define VKT_FLAG_BIAS 4u
+
+// Element index of a 1-D launch spread over a 2-D grid (x at most 65535 workgroups): the host
+// dispatches (min(groups, 65535), ceil(groups / 65535)) workgroups (vk_ops.c, grid1d).
+uint flat_group() { return gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x; }
+// A macro, not a function: gl_WorkGroupSize is only known after the shader's local_size
+// layout, which comes after this include (a function here would see 1).
+#define flat_index() (flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x)
+
+// tanh that saturates instead of returning inf/inf = NaN for large arguments.
+float safe_tanh(float x) { return 1.0 - 2.0 / (exp(2.0 * x) + 1.0); }
+
+// True when x is inf or NaN, by its exponent bits (immune to fast-math folding).
+bool not_finite(float x) { return ((floatBitsToUint(x) >> 23) & 0xffu) == 0xffu; }
+
+// Accumulator type of the sums the cpu reference keeps in double (layernorm statistics, the
+// softmax denominators of attention): double in the *_f64 variants, chosen by the host when
+// the device has shaderFloat64, so results round like the reference; float otherwise.
+#ifdef USE_FP64
+#define acc_t double
+#else
+#define acc_t float
+#endif
+
+// exp rounded like the C library's expf (correctly rounded but for rare double-rounding
+// ties): evaluated in double, where drivers' float exp may be off by an ulp or two, which
+// cancellation in attention's weighted sums magnifies beyond the tests' tolerance.
+#ifdef USE_FP64
+double exp_d(double x) { // for |x| < 700
+    double n = floor(x * 1.4426950408889634LF + 0.5LF);
+    double r = x - n * 0.6931471805599453094LF; // |r| <= 0.347; ln2's error * n is negligible
+    double p = 1.0LF / 479001600.0LF;            // 1/12!
+    p = p * r + 1.0LF / 39916800.0LF;
+    p = p * r + 1.0LF / 3628800.0LF;
+    p = p * r + 1.0LF / 362880.0LF;
+    p = p * r + 1.0LF / 40320.0LF;
+    p = p * r + 1.0LF / 5040.0LF;
+    p = p * r + 1.0LF / 720.0LF;
+    p = p * r + 1.0LF / 120.0LF;
+    p = p * r + 1.0LF / 24.0LF;
+    p = p * r + 1.0LF / 6.0LF;
+    p = p * r + 0.5LF;
+    p = p * r + 1.0LF;
+    p = p * r + 1.0LF;
+    return ldexp(p, int(n));
+}
+float exp_ref(float x) { return x < -104.0 ? 0.0 : float(exp_d(double(x))); }
+// tanh rounded like tanhf: gelu's backward cancels to a few digits where tanh is near -1.
+float tanh_ref(float x) {
+    if (abs(x) > 20.0) return sign(x);
+    double e = exp_d(2.0LF * double(x));
+    return float(1.0LF - 2.0LF / (e + 1.0LF));
+}
+#else
+float exp_ref(float x) { return exp(x); }
+float tanh_ref(float x) { return safe_tanh(x); }
+#endif

@@ -1,9 +1,10 @@
-/* The vulkan backend's ops table. This version enumerates and describes devices only: init
- * and the ops stay NULL, and the registry refuses to train on it with a message. */
+/* The vulkan backend's ops table: device enumeration (vk_device.c) and the compute ops
+ * (vk_ops.c over vk_context.c, vk_memory.c, vk_pipeline.c). */
 #include <stdio.h>
 #include <string.h>
 
 #include "backend/vulkan/vk_device.h"
+#include "backend/vulkan/vk_ops.h"
 
 static int vk_device_count(void) { return vkt_vk_devices_count(); }
 
@@ -21,5 +22,29 @@ const vkt_backend_ops vkt_vulkan_backend_ops = {
     .device_count = vk_device_count,
     .device_info = vk_device_info,
     .note = vk_note,
-    /* .init and every op: NULL until the compute ops land (vkt_backend_create says so) */
+    .init = vkt_vk_op_init,
+    .shutdown = vkt_vk_op_shutdown,
+    .synchronize = vkt_vk_op_synchronize,
+    .alloc = vkt_vk_op_alloc,
+    .free = vkt_vk_op_free,
+    .upload = vkt_vk_op_upload,
+    .download = vkt_vk_op_download,
+    .fill = vkt_vk_op_fill,
+    .copy = vkt_vk_op_copy,
+    .encoder_forward = vkt_vk_op_encoder_forward,
+    .encoder_backward = vkt_vk_op_encoder_backward,
+    .layernorm_forward = vkt_vk_op_layernorm_forward,
+    .layernorm_backward = vkt_vk_op_layernorm_backward,
+    .matmul = vkt_vk_op_matmul,
+    .bias_backward = vkt_vk_op_bias_backward,
+    .attention_forward = vkt_vk_op_attention_forward,
+    .attention_backward = vkt_vk_op_attention_backward,
+    .gelu_forward = vkt_vk_op_gelu_forward,
+    .gelu_backward = vkt_vk_op_gelu_backward,
+    .residual_forward = vkt_vk_op_residual_forward,
+    .softmax_xent = vkt_vk_op_softmax_xent,
+    .adamw = vkt_vk_op_adamw,
+    .sumsq = vkt_vk_op_sumsq,
+    .sum_into = vkt_vk_op_sum_into,
+    .scale = vkt_vk_op_scale,
 };

@@ -1,0 +1,45 @@
+#version 450
+// Token + position embedding of include/vktrain/backend.h.
+//   OP_FWD  encoder_forward   b0 = out(B,T,C), b1 = tokens (int32), b2 = wte, b3 = wpe;
+//           one thread per output element.
+//   OP_BWD  encoder_backward  b0 = dwte, b1 = dwpe, b2 = dout, b3 = tokens; one thread per
+//           channel, positions in order (several positions may share a token row), so the
+//           sums are those of the cpu reference, in its order.
+#extension GL_GOOGLE_include_directive : require
+#include "common.glsl"
+
+layout(local_size_x = 64) in;
+#if defined(OP_FWD)
+layout(set = 0, binding = 0) buffer B0 { float outv[]; };
+layout(set = 0, binding = 1) readonly buffer B1 { int tok[]; };
+layout(set = 0, binding = 2) readonly buffer B2 { float wte[]; };
+layout(set = 0, binding = 3) readonly buffer B3 { float wpe[]; };
+#else
+layout(set = 0, binding = 0) buffer B0 { float dwte[]; };
+layout(set = 0, binding = 1) buffer B1 { float dwpe[]; };
+layout(set = 0, binding = 2) readonly buffer B2 { float dout[]; };
+layout(set = 0, binding = 3) readonly buffer B3 { int tok[]; };
+#endif
+
+layout(push_constant) uniform PushConstants {
+    uint B, T, C, off0, off1, off2, off3;
+} pc;
+
+void main() {
+    uint i = flat_index();
+#if defined(OP_FWD)
+    if (i >= pc.B * pc.T * pc.C) return;
+    uint bt = i / pc.C, c = i % pc.C, t = bt % pc.T;
+    int tk = tok[pc.off1 + bt];
+    outv[pc.off0 + i] = wte[pc.off2 + uint(tk) * pc.C + c] + wpe[pc.off3 + t * pc.C + c];
+#else
+    if (i >= pc.C) return;
+    uint c = i;
+    for (uint bt = 0; bt < pc.B * pc.T; bt++) {
+        float d = dout[pc.off2 + bt * pc.C + c];
+        uint tk = uint(tok[pc.off3 + bt]);
+        dwte[pc.off0 + tk * pc.C + c] += d;
+        dwpe[pc.off1 + (bt % pc.T) * pc.C + c] += d;
+    }
+#endif
+}

@@ -1,0 +1,231 @@
+/* The vulkan backend's device context: one VkDevice with one compute queue, one command
+ * buffer that records everything queued since the last host round trip, and the fence that
+ * flush waits on. Ops append to the open command buffer; download/synchronize flush it. */
+#include <string.h>
+
+#include "backend/vulkan/vk_context.h"
+
+/* VK_KHR_cooperative_matrix's feature struct (headers before 1.3.255 lack it). */
+typedef struct vkt_coopmat_features {
+    VkStructureType sType;
+    void *pNext;
+    VkBool32 cooperativeMatrix;
+    VkBool32 cooperativeMatrixRobustBufferAccess;
+} vkt_coopmat_features;
+#define VKT_STRUCTURE_TYPE_COOPMAT_FEATURES ((VkStructureType)1000506000)
+
+int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen) {
+    const vkt_vk_physdev *phys = vkt_vk_devices_get(be->device);
+    const vkt_vk_fns *vk = vkt_vk_instance_fns();
+    if (!phys || !vk) {
+        snprintf(err, errlen, "vulkan:%d: no such device", be->device);
+        return -1;
+    }
+    vkt_vk_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "out of host memory");
+        return -1;
+    }
+    be->ctx = c;
+    c->phys = phys;
+    vk->vkGetPhysicalDeviceProperties(phys->pd, &c->props);
+    vk->vkGetPhysicalDeviceMemoryProperties(phys->pd, &c->memprops);
+    c->max_range = c->props.limits.maxStorageBufferRange & ~(VkDeviceSize)255;
+    const char *mr = getenv("VKT_VULKAN_MAX_RANGE"); /* tests: a small range forces splits */
+    if (mr && atol(mr) >= 4096 && (VkDeviceSize)atol(mr) < c->max_range)
+        c->max_range = (VkDeviceSize)atol(mr) & ~(VkDeviceSize)255;
+
+    uint32_t nq = 0;
+    vk->vkGetPhysicalDeviceQueueFamilyProperties(phys->pd, &nq, NULL);
+    VkQueueFamilyProperties qf[32];
+    if (nq > 32) nq = 32;
+    vk->vkGetPhysicalDeviceQueueFamilyProperties(phys->pd, &nq, qf);
+    int fam = -1;
+    for (uint32_t i = 0; i < nq && fam < 0; i++) /* prefer a compute-only family */
+        if ((qf[i].queueFlags & VK_QUEUE_COMPUTE_BIT) &&
+            !(qf[i].queueFlags & VK_QUEUE_GRAPHICS_BIT))
+            fam = (int)i;
+    for (uint32_t i = 0; i < nq && fam < 0; i++)
+        if (qf[i].queueFlags & VK_QUEUE_COMPUTE_BIT) fam = (int)i;
+    if (fam < 0) {
+        snprintf(err, errlen, "vulkan:%d (%s): no compute queue", be->device, phys->info.name);
+        vkt_vk_context_shutdown(be);
+        return -1;
+    }
+    c->queue_family = (uint32_t)fam;
+
+    /* optional features: fp16 arithmetic and storage (1.2 core structures), and for
+     * cooperative matrices the memory model plus the KHR extension */
+    const char *exts[2];
+    uint32_t next = 0;
+    VkPhysicalDeviceShaderFloat16Int8Features f16 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
+    VkPhysicalDevice16BitStorageFeatures s16 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};
+    VkPhysicalDeviceVulkanMemoryModelFeatures mm = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES};
+    vkt_coopmat_features cm = {.sType = VKT_STRUCTURE_TYPE_COOPMAT_FEATURES};
+    void *chain = NULL;
+    int v12 = phys->api_version >= VK_API_VERSION_1_2 && vk->vkGetPhysicalDeviceFeatures2;
+    if (v12) {
+        VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+        f16.pNext = &s16;
+        s16.pNext = &mm;
+        if (phys->info.coopmat) mm.pNext = &cm;
+        f2.pNext = &f16;
+        vk->vkGetPhysicalDeviceFeatures2(phys->pd, &f2);
+        /* keep only what we use */
+        VkBool32 half = f16.shaderFloat16, sb16 = s16.storageBuffer16BitAccess;
+        VkBool32 model = mm.vulkanMemoryModel, coop = cm.cooperativeMatrix;
+        f16.shaderInt8 = VK_FALSE;
+        f16.shaderFloat16 = half;
+        s16.uniformAndStorageBuffer16BitAccess = s16.storagePushConstant16 =
+            s16.storageInputOutput16 = VK_FALSE;
+        s16.storageBuffer16BitAccess = sb16;
+        mm.vulkanMemoryModelDeviceScope = mm.vulkanMemoryModelAvailabilityVisibilityChains =
+            VK_FALSE;
+        mm.vulkanMemoryModel = phys->info.coopmat ? model : VK_FALSE;
+        cm.cooperativeMatrixRobustBufferAccess = VK_FALSE;
+        if (phys->info.coopmat && coop && model) {
+            exts[next++] = VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME;
+        } else {
+            mm.pNext = NULL;
+        }
+        chain = &f16;
+    }
+
+    /* fp64 accumulators let layernorm and attention round like the cpu reference */
+    VkPhysicalDeviceFeatures base, enabled = {0};
+    vk->vkGetPhysicalDeviceFeatures(phys->pd, &base);
+    enabled.shaderFloat64 = base.shaderFloat64;
+    c->fp64 = base.shaderFloat64 == VK_TRUE;
+
+    float prio = 1.0f;
+    VkDeviceQueueCreateInfo qci = {
+        .sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
+        .queueFamilyIndex = c->queue_family,
+        .queueCount = 1,
+        .pQueuePriorities = &prio,
+    };
+    VkDeviceCreateInfo dci = {
+        .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+        .pNext = chain,
+        .queueCreateInfoCount = 1,
+        .pQueueCreateInfos = &qci,
+        .enabledExtensionCount = next,
+        .ppEnabledExtensionNames = exts,
+        .pEnabledFeatures = &enabled,
+    };
+    VkResult r = vk->vkCreateDevice(phys->pd, &dci, NULL, &c->dev);
+    if (r != VK_SUCCESS) {
+        snprintf(err, errlen, "vulkan:%d (%s): vkCreateDevice failed (VkResult %d)", be->device,
+                 phys->info.name, (int)r);
+        c->dev = VK_NULL_HANDLE;
+        vkt_vk_context_shutdown(be);
+        return -1;
+    }
+    if (vkt_vk_loader_device(c->dev, &c->d, err, errlen)) {
+        vkt_vk_context_shutdown(be);
+        return -1;
+    }
+    c->d.vkGetDeviceQueue(c->dev, c->queue_family, 0, &c->queue);
+    VkCommandPoolCreateInfo pci = {
+        .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+        .flags = VK_COMMAND_POOL_CREATE_TRANSIENT_BIT,
+        .queueFamilyIndex = c->queue_family,
+    };
+    VKT_VK_CHECK(c->d.vkCreateCommandPool(c->dev, &pci, NULL, &c->pool));
+    VkCommandBufferAllocateInfo cai = {
+        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+        .commandPool = c->pool,
+        .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+        .commandBufferCount = 1,
+    };
+    VKT_VK_CHECK(c->d.vkAllocateCommandBuffers(c->dev, &cai, &c->cmd));
+    VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    VKT_VK_CHECK(c->d.vkCreateFence(c->dev, &fci, NULL, &c->fence));
+    if (vkt_vk_memory_init(c, err, errlen)) {
+        vkt_vk_context_shutdown(be);
+        return -1;
+    }
+    vkt_vk_pipelines_init(c);
+    return 0;
+}
+
+/* Safe on a partly built context; teardown in reverse order. */
+void vkt_vk_context_shutdown(vkt_backend *be) {
+    vkt_vk_ctx *c = vkt_vk(be);
+    if (!c) return;
+    if (c->dev) {
+        if (c->pending) vkt_vk_flush(c);
+        const char *st = getenv("VKT_VULKAN_STATS");
+        if (st && *st && *st != '0')
+            fprintf(stderr, "vulkan: %llu submissions, %llu dispatches\n",
+                    (unsigned long long)c->submits, (unsigned long long)c->dispatches);
+        c->d.vkDeviceWaitIdle(c->dev);
+        vkt_vk_pipelines_shutdown(c);
+        vkt_vk_memory_shutdown(c);
+        if (c->fence) c->d.vkDestroyFence(c->dev, c->fence, NULL);
+        if (c->pool) c->d.vkDestroyCommandPool(c->dev, c->pool, NULL);
+        c->d.vkDestroyDevice(c->dev, NULL);
+    }
+    free(c);
+    be->ctx = NULL;
+}
+
+VkCommandBuffer vkt_vk_cmd(vkt_vk_ctx *c) {
+    if (!c->recording) {
+        VkCommandBufferBeginInfo bi = {
+            .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+            .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
+        };
+        VKT_VK_CHECK(c->d.vkBeginCommandBuffer(c->cmd, &bi));
+        c->recording = 1;
+    }
+    c->pending = 1;
+    return c->cmd;
+}
+
+/* One global barrier after every command: the ops of a step mostly depend on their
+ * predecessor, and a global barrier costs the same as a buffer barrier on most drivers. */
+void vkt_vk_barrier(vkt_vk_ctx *c) {
+    VkMemoryBarrier mb = {
+        .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+        .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+        .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                         VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+    };
+    VkPipelineStageFlags st = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+    c->d.vkCmdPipelineBarrier(vkt_vk_cmd(c), st, st, 0, 1, &mb, 0, NULL, 0, NULL);
+}
+
+void vkt_vk_flush(vkt_vk_ctx *c) {
+    if (c->pending) {
+        /* make device writes visible to host reads of mapped staging memory */
+        VkMemoryBarrier mb = {
+            .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+            .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+            .dstAccessMask = VK_ACCESS_HOST_READ_BIT,
+        };
+        c->d.vkCmdPipelineBarrier(c->cmd,
+                                  VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT |
+                                      VK_PIPELINE_STAGE_TRANSFER_BIT,
+                                  VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+        VKT_VK_CHECK(c->d.vkEndCommandBuffer(c->cmd));
+        VkSubmitInfo si = {
+            .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
+            .commandBufferCount = 1,
+            .pCommandBuffers = &c->cmd,
+        };
+        VKT_VK_CHECK(c->d.vkQueueSubmit(c->queue, 1, &si, c->fence));
+        c->submits++;
+        VKT_VK_CHECK(c->d.vkWaitForFences(c->dev, 1, &c->fence, VK_TRUE, UINT64_MAX));
+        VKT_VK_CHECK(c->d.vkResetFences(c->dev, 1, &c->fence));
+        VKT_VK_CHECK(c->d.vkResetCommandPool(c->dev, c->pool, 0));
+    }
+    c->recording = 0;
+    c->pending = 0;
+    c->staging_used = 0;
+    vkt_vk_pipelines_reset_sets(c);
+    vkt_vk_free_dead(c);
+}

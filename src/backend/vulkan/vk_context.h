@@ -1,0 +1,130 @@
+/* Internal to the vulkan backend: the per-device state (VkDevice, queue, the one command
+ * buffer being recorded, the memory sub-allocator, the pipeline registry) shared by
+ * vk_context.c, vk_memory.c, vk_pipeline.c and vk_ops.c. */
+#ifndef VKT_VK_CONTEXT_H
+#define VKT_VK_CONTEXT_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "backend/backend_impl.h"
+#include "backend/vulkan/vk_device.h"
+
+#define VKT_VK_CHECK(expr)                                                                    \
+    do {                                                                                      \
+        VkResult vkt_r_ = (expr);                                                             \
+        if (vkt_r_ != VK_SUCCESS) {                                                           \
+            fprintf(stderr, "%s:%d: %s failed: VkResult %d\n", __FILE__, __LINE__, #expr,     \
+                    (int)vkt_r_);                                                             \
+            abort();                                                                          \
+        }                                                                                     \
+    } while (0)
+#define VKT_VK_ASSERT(cond)                                                                   \
+    do {                                                                                      \
+        if (!(cond)) {                                                                        \
+            fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #cond);      \
+            abort();                                                                          \
+        }                                                                                     \
+    } while (0)
+
+#define VKT_VK_MAX_BLOCKS 64
+#define VKT_VK_ALIGN 256
+
+/* A free or used range inside a block (a doubly linked list in address order). */
+typedef struct vkt_vk_range vkt_vk_range;
+
+typedef struct vkt_vk_block {
+    VkDeviceMemory mem;
+    VkBuffer buffer; /* covers the whole block */
+    VkDeviceSize size;
+    vkt_vk_range *ranges; /* address order; free ones coalesced */
+} vkt_vk_block;
+
+struct vkt_buf {
+    int block;
+    VkDeviceSize off, size;
+    vkt_buf *next_dead; /* freed while queued work may still use it */
+};
+
+typedef struct vkt_vk_pipeline vkt_vk_pipeline; /* vk_pipeline.c */
+
+typedef struct vkt_vk_ctx {
+    const vkt_vk_physdev *phys;
+    vkt_vk_device_fns d;
+    VkDevice dev;
+    VkQueue queue;
+    uint32_t queue_family;
+    VkCommandPool pool;
+    VkCommandBuffer cmd;
+    VkFence fence;
+    int recording;  /* cmd has begun */
+    int pending;    /* commands recorded since the last flush */
+    int fp64;       /* shaderFloat64 enabled: the *_f64 shader variants are used */
+    uint64_t submits, dispatches; /* printed at shutdown under VKT_VULKAN_STATS=1 */
+    VkDeviceSize max_range; /* bytes one descriptor may cover (maxStorageBufferRange, or
+                             * VKT_VULKAN_MAX_RANGE to test the ops' splitting) */
+    VkPhysicalDeviceProperties props;
+    VkPhysicalDeviceMemoryProperties memprops;
+
+    /* memory (vk_memory.c) */
+    vkt_vk_block blocks[VKT_VK_MAX_BLOCKS];
+    int nblocks;
+    uint32_t device_type; /* memory type index of the blocks */
+    VkDeviceSize block_size, heap_size, max_alloc;
+    vkt_buf *dead; /* frees deferred to the next flush */
+    VkBuffer staging;
+    VkDeviceMemory staging_mem;
+    void *staging_map;
+    VkDeviceSize staging_size, staging_used;
+    int staging_coherent;
+
+    /* pipelines (vk_pipeline.c) */
+    vkt_vk_pipeline *pipelines;
+    VkPipelineCache cache;
+    VkDescriptorPool dpool;
+
+    vkt_buf *scratch; /* attention backward's row dots; grows */
+} vkt_vk_ctx;
+
+static inline vkt_vk_ctx *vkt_vk(vkt_backend *be) { return (vkt_vk_ctx *)be->ctx; }
+
+/* vk_context.c */
+int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen);
+void vkt_vk_context_shutdown(vkt_backend *be);
+VkCommandBuffer vkt_vk_cmd(vkt_vk_ctx *c);    /* the open command buffer (begun if needed) */
+void vkt_vk_barrier(vkt_vk_ctx *c);           /* orders everything before against after */
+void vkt_vk_flush(vkt_vk_ctx *c);             /* submit, wait, recycle */
+
+/* vk_memory.c */
+int vkt_vk_memory_init(vkt_vk_ctx *c, char *err, size_t errlen);
+void vkt_vk_memory_shutdown(vkt_vk_ctx *c);
+vkt_buf *vkt_vk_alloc(vkt_vk_ctx *c, size_t bytes, char *err, size_t errlen);
+void vkt_vk_free(vkt_vk_ctx *c, vkt_buf *b);  /* deferred until the next flush */
+void vkt_vk_free_dead(vkt_vk_ctx *c);         /* after a flush: release deferred frees */
+void vkt_vk_upload(vkt_vk_ctx *c, vkt_ptr dst, const void *src, size_t bytes);
+void vkt_vk_download(vkt_vk_ctx *c, void *dst, vkt_ptr src, size_t bytes);
+VkBuffer vkt_vk_buffer_of(vkt_vk_ctx *c, const vkt_buf *b);
+VkDeviceSize vkt_vk_offset_of(const vkt_buf *b); /* of the buffer's start in its VkBuffer */
+
+/* vk_pipeline.c */
+void vkt_vk_pipelines_init(vkt_vk_ctx *c);
+void vkt_vk_pipelines_shutdown(vkt_vk_ctx *c);
+void vkt_vk_pipelines_reset_sets(vkt_vk_ctx *c); /* after a flush */
+/* Records one dispatch of shader `name` with bufs bound at bindings 0..nbind-1 (a NULL buf is
+ * replaced by bufs[0]). Each binding's window starts at its pointer rounded down to the
+ * device's offset alignment; elem_off[i] receives the pointer's element (4-byte) offset in
+ * that window, for the push constants. Call vkt_vk_bind first, then vkt_vk_dispatch. */
+typedef struct vkt_vk_bindings {
+    int n;
+    vkt_ptr ptr[8];
+    uint32_t elem_off[8];
+} vkt_vk_bindings;
+void vkt_vk_bind(vkt_vk_ctx *c, vkt_vk_bindings *b, int n, const vkt_ptr *ptrs);
+/* Bytes a binding at p can see: what its window (see vkt_vk_dispatch) covers past p. */
+size_t vkt_vk_visible(vkt_vk_ctx *c, vkt_ptr p);
+void vkt_vk_dispatch(vkt_vk_ctx *c, const char *name, const vkt_vk_bindings *b,
+                     const void *push, uint32_t push_size, uint32_t gx, uint32_t gy,
+                     uint32_t gz);
+
+
+#endif

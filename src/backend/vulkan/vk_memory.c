@@ -1,0 +1,276 @@
+/* Device memory for the vulkan backend: a few large VkDeviceMemory blocks, each covered by
+ * one VkBuffer, carved first-fit (256-byte aligned, free neighbours coalesced) into the
+ * opaque vkt_buf handles; and a host-visible staging ring for uploads and downloads. */
+#include <string.h>
+
+#include "backend/vulkan/vk_context.h"
+
+struct vkt_vk_range {
+    VkDeviceSize off, size;
+    int used;
+    vkt_vk_range *prev, *next;
+};
+
+#define STAGING_BYTES (32u << 20)
+#define BLOCK_BYTES ((VkDeviceSize)256 << 20)
+
+static int find_type(vkt_vk_ctx *c, uint32_t bits, VkMemoryPropertyFlags want) {
+    for (uint32_t i = 0; i < c->memprops.memoryTypeCount; i++)
+        if ((bits & (1u << i)) && (c->memprops.memoryTypes[i].propertyFlags & want) == want)
+            return (int)i;
+    return -1;
+}
+
+/* VK_NULL_HANDLE when the driver refuses (a size beyond its limits). */
+static VkBuffer try_buffer(vkt_vk_ctx *c, VkDeviceSize size) {
+    VkBufferCreateInfo bci = {
+        .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
+        .size = size,
+        .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+                 VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+        .sharingMode = VK_SHARING_MODE_EXCLUSIVE,
+    };
+    VkBuffer b;
+    if (c->d.vkCreateBuffer(c->dev, &bci, NULL, &b) != VK_SUCCESS) return VK_NULL_HANDLE;
+    return b;
+}
+
+static VkBuffer make_buffer(vkt_vk_ctx *c, VkDeviceSize size) {
+    VkBuffer b = try_buffer(c, size);
+    VKT_VK_ASSERT(b != VK_NULL_HANDLE);
+    return b;
+}
+
+int vkt_vk_memory_init(vkt_vk_ctx *c, char *err, size_t errlen) {
+    /* the memory type of storage buffers: device-local when there is one */
+    VkBuffer probe = make_buffer(c, 4096);
+    VkMemoryRequirements req;
+    c->d.vkGetBufferMemoryRequirements(c->dev, probe, &req);
+    int t = find_type(c, req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
+    if (t < 0) t = find_type(c, req.memoryTypeBits, 0);
+    int st = find_type(c, req.memoryTypeBits,
+                       VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT);
+    c->staging_coherent = 1;
+    if (st < 0) {
+        st = find_type(c, req.memoryTypeBits, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT);
+        c->staging_coherent = 0;
+    }
+    c->d.vkDestroyBuffer(c->dev, probe, NULL);
+    if (t < 0 || st < 0) {
+        snprintf(err, errlen, "vulkan: no usable memory type for storage buffers");
+        return -1;
+    }
+    c->device_type = (uint32_t)t;
+    c->heap_size = c->memprops.memoryHeaps[c->memprops.memoryTypes[t].heapIndex].size;
+    c->block_size = BLOCK_BYTES < c->heap_size ? BLOCK_BYTES : c->heap_size;
+    /* one allocation's limit (maintenance3; 1 GiB is the smallest any driver reports) */
+    c->max_alloc = c->phys->max_alloc ? c->phys->max_alloc : (VkDeviceSize)1 << 30;
+    if (c->block_size > c->max_alloc) c->block_size = c->max_alloc;
+
+    c->staging_size = STAGING_BYTES;
+    c->staging = make_buffer(c, c->staging_size);
+    c->d.vkGetBufferMemoryRequirements(c->dev, c->staging, &req);
+    VkMemoryAllocateInfo ai = {
+        .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
+        .allocationSize = req.size,
+        .memoryTypeIndex = (uint32_t)st,
+    };
+    VkResult r = c->d.vkAllocateMemory(c->dev, &ai, NULL, &c->staging_mem);
+    if (r != VK_SUCCESS) {
+        snprintf(err, errlen, "vulkan: cannot allocate %u MiB of staging memory (VkResult %d)",
+                 STAGING_BYTES >> 20, (int)r);
+        c->staging_mem = VK_NULL_HANDLE;
+        return -1;
+    }
+    VKT_VK_CHECK(c->d.vkBindBufferMemory(c->dev, c->staging, c->staging_mem, 0));
+    VKT_VK_CHECK(c->d.vkMapMemory(c->dev, c->staging_mem, 0, VK_WHOLE_SIZE, 0, &c->staging_map));
+    return 0;
+}
+
+void vkt_vk_memory_shutdown(vkt_vk_ctx *c) {
+    vkt_vk_free_dead(c);
+    for (int i = 0; i < c->nblocks; i++) {
+        vkt_vk_block *b = &c->blocks[i];
+        for (vkt_vk_range *r = b->ranges, *n; r; r = n) {
+            n = r->next;
+            free(r);
+        }
+        if (b->buffer) c->d.vkDestroyBuffer(c->dev, b->buffer, NULL);
+        if (b->mem) c->d.vkFreeMemory(c->dev, b->mem, NULL);
+    }
+    c->nblocks = 0;
+    if (c->staging_map) c->d.vkUnmapMemory(c->dev, c->staging_mem);
+    if (c->staging) c->d.vkDestroyBuffer(c->dev, c->staging, NULL);
+    if (c->staging_mem) c->d.vkFreeMemory(c->dev, c->staging_mem, NULL);
+    c->staging_map = NULL;
+    c->staging = VK_NULL_HANDLE;
+    c->staging_mem = VK_NULL_HANDLE;
+}
+
+static int add_block(vkt_vk_ctx *c, VkDeviceSize size) {
+    if (c->nblocks == VKT_VK_MAX_BLOCKS || size > c->heap_size || size > c->max_alloc) return -1;
+    vkt_vk_block *b = &c->blocks[c->nblocks];
+    VkMemoryAllocateInfo ai = {
+        .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
+        .allocationSize = size,
+        .memoryTypeIndex = c->device_type,
+    };
+    VkBuffer buf = try_buffer(c, size);
+    if (!buf) return -1;
+    VkMemoryRequirements req;
+    c->d.vkGetBufferMemoryRequirements(c->dev, buf, &req);
+    if (req.size > size) ai.allocationSize = req.size;
+    if (c->d.vkAllocateMemory(c->dev, &ai, NULL, &b->mem) != VK_SUCCESS) {
+        c->d.vkDestroyBuffer(c->dev, buf, NULL);
+        b->mem = VK_NULL_HANDLE;
+        return -1;
+    }
+    VKT_VK_CHECK(c->d.vkBindBufferMemory(c->dev, buf, b->mem, 0));
+    b->buffer = buf;
+    b->size = size;
+    b->ranges = calloc(1, sizeof *b->ranges);
+    VKT_VK_ASSERT(b->ranges != NULL);
+    b->ranges->size = size;
+    return c->nblocks++;
+}
+
+/* First fit in block bi; NULL when no free range is large enough. */
+static vkt_buf *take(vkt_vk_ctx *c, int bi, VkDeviceSize size) {
+    for (vkt_vk_range *r = c->blocks[bi].ranges; r; r = r->next) {
+        if (r->used || r->size < size) continue;
+        if (r->size > size) { /* split: the tail stays free */
+            vkt_vk_range *t = calloc(1, sizeof *t);
+            VKT_VK_ASSERT(t != NULL);
+            t->off = r->off + size;
+            t->size = r->size - size;
+            t->prev = r;
+            t->next = r->next;
+            if (r->next) r->next->prev = t;
+            r->next = t;
+            r->size = size;
+        }
+        r->used = 1;
+        vkt_buf *b = calloc(1, sizeof *b);
+        VKT_VK_ASSERT(b != NULL);
+        b->block = bi;
+        b->off = r->off;
+        b->size = size;
+        return b;
+    }
+    return NULL;
+}
+
+vkt_buf *vkt_vk_alloc(vkt_vk_ctx *c, size_t bytes, char *err, size_t errlen) {
+    VkDeviceSize size = ((VkDeviceSize)(bytes ? bytes : 1) + VKT_VK_ALIGN - 1) &
+                        ~(VkDeviceSize)(VKT_VK_ALIGN - 1);
+    for (int i = 0; i < c->nblocks; i++) {
+        vkt_buf *b = take(c, i, size);
+        if (b) return b;
+    }
+    VkDeviceSize bs = size > c->block_size ? size : c->block_size;
+    int bi = add_block(c, bs);
+    if (bi < 0 && bs > size) bi = add_block(c, size); /* the heap may fit a smaller block */
+    if (bi < 0) {
+        snprintf(err, errlen,
+                 "vulkan: out of memory on the device: %zu bytes requested, heap size %.1f MiB. "
+                 "HINT: a smaller batch_size or model",
+                 bytes, (double)c->heap_size / (1 << 20));
+        return NULL;
+    }
+    return take(c, bi, size);
+}
+
+static void release(vkt_vk_ctx *c, vkt_buf *b) {
+    vkt_vk_range *r = c->blocks[b->block].ranges;
+    while (r && r->off != b->off) r = r->next;
+    VKT_VK_ASSERT(r && r->used);
+    r->used = 0;
+    if (r->next && !r->next->used) { /* merge the next one into r */
+        vkt_vk_range *n = r->next;
+        r->size += n->size;
+        r->next = n->next;
+        if (n->next) n->next->prev = r;
+        free(n);
+    }
+    if (r->prev && !r->prev->used) { /* merge r into the previous one */
+        vkt_vk_range *p = r->prev;
+        p->size += r->size;
+        p->next = r->next;
+        if (r->next) r->next->prev = p;
+        free(r);
+    }
+    free(b);
+}
+
+void vkt_vk_free(vkt_vk_ctx *c, vkt_buf *b) {
+    if (!b) return;
+    if (!c->pending) {
+        release(c, b);
+        return;
+    }
+    b->next_dead = c->dead;
+    c->dead = b;
+}
+
+void vkt_vk_free_dead(vkt_vk_ctx *c) {
+    while (c->dead) {
+        vkt_buf *b = c->dead;
+        c->dead = b->next_dead;
+        release(c, b);
+    }
+}
+
+VkBuffer vkt_vk_buffer_of(vkt_vk_ctx *c, const vkt_buf *b) { return c->blocks[b->block].buffer; }
+VkDeviceSize vkt_vk_offset_of(const vkt_buf *b) { return b->off; }
+
+void vkt_vk_upload(vkt_vk_ctx *c, vkt_ptr dst, const void *src, size_t bytes) {
+    VKT_VK_ASSERT(dst.buf && dst.off + bytes <= dst.buf->size);
+    const char *s = src;
+    while (bytes) {
+        if (c->staging_used >= c->staging_size) vkt_vk_flush(c); /* the ring is full */
+        VkDeviceSize room = c->staging_size - c->staging_used;
+        VkDeviceSize n = bytes < room ? bytes : room;
+        memcpy((char *)c->staging_map + c->staging_used, s, n);
+        if (!c->staging_coherent) {
+            VkMappedMemoryRange mr = {.sType = VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE,
+                                      .memory = c->staging_mem,
+                                      .size = VK_WHOLE_SIZE};
+            VKT_VK_CHECK(c->d.vkFlushMappedMemoryRanges(c->dev, 1, &mr));
+        }
+        VkBufferCopy bc = {.srcOffset = c->staging_used,
+                           .dstOffset = dst.buf->off + dst.off,
+                           .size = n};
+        c->d.vkCmdCopyBuffer(vkt_vk_cmd(c), c->staging, vkt_vk_buffer_of(c, dst.buf), 1, &bc);
+        vkt_vk_barrier(c);
+        /* keep the ring's next slot aligned for copies */
+        c->staging_used += (n + 15) & ~(VkDeviceSize)15;
+        s += n;
+        dst.off += n;
+        bytes -= n;
+    }
+}
+
+void vkt_vk_download(vkt_vk_ctx *c, void *dst, vkt_ptr src, size_t bytes) {
+    VKT_VK_ASSERT(src.buf && src.off + bytes <= src.buf->size);
+    char *d = dst;
+    /* the copy into staging joins the queued work, so a step's download is one submission;
+     * larger reads go through the ring in pieces, one submission each */
+    while (bytes) {
+        if (c->staging_used >= c->staging_size) vkt_vk_flush(c);
+        VkDeviceSize at = c->staging_used, room = c->staging_size - at;
+        VkDeviceSize n = bytes < room ? bytes : room;
+        VkBufferCopy bc = {.srcOffset = src.buf->off + src.off, .dstOffset = at, .size = n};
+        c->d.vkCmdCopyBuffer(vkt_vk_cmd(c), vkt_vk_buffer_of(c, src.buf), c->staging, 1, &bc);
+        vkt_vk_flush(c);
+        if (!c->staging_coherent) {
+            VkMappedMemoryRange mr = {.sType = VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE,
+                                      .memory = c->staging_mem,
+                                      .size = VK_WHOLE_SIZE};
+            VKT_VK_CHECK(c->d.vkInvalidateMappedMemoryRanges(c->dev, 1, &mr));
+        }
+        memcpy(d, (char *)c->staging_map + at, n);
+        d += n;
+        src.off += n;
+        bytes -= n;
+    }
+}

@@ -1,0 +1,344 @@
+/* The vulkan backend's ops: each records into the open command buffer (vk_context.c) one
+ * or two dispatches of a shader from shaders/ (registered in CMakeLists.txt), followed by a
+ * barrier. Semantics are those of src/backend/cpu/cpu_ops.c; the shaders say how they map. */
+#include <math.h>
+#include <string.h>
+
+#include "backend/vkt_spirv.h"
+#include "backend/vulkan/vk_ops.h"
+
+#define MAXG 65535u
+
+/* A 1-D launch of `threads` threads in workgroups of `wg`, spread over x and y. */
+static void grid1d(size_t threads, uint32_t wg, uint32_t *gx, uint32_t *gy) {
+    size_t groups = (threads + wg - 1) / wg;
+    if (groups == 0) {
+        *gx = *gy = 0;
+        return;
+    }
+    *gx = groups < MAXG ? (uint32_t)groups : MAXG;
+    *gy = (uint32_t)((groups + *gx - 1) / *gx);
+}
+
+static void run(vkt_backend *be, const char *name, int nb, const vkt_ptr *ptrs, void *push,
+                uint32_t push_size, uint32_t *offs, size_t threads, uint32_t wg) {
+    vkt_vk_ctx *c = vkt_vk(be);
+    vkt_vk_bindings b;
+    vkt_vk_bind(c, &b, nb, ptrs);
+    memcpy(offs, b.elem_off, (size_t)nb * sizeof *offs);
+    uint32_t gx, gy;
+    grid1d(threads, wg, &gx, &gy);
+    vkt_vk_dispatch(c, name, &b, push, push_size, gx, gy, 1);
+}
+
+/* Tensors larger than one descriptor's range (maxStorageBufferRange: 128 MiB on lavapipe)
+ * are processed in pieces that fit: 1-D ops in chunks of elements, row ops in row blocks,
+ * matmul in row blocks of C (or slices of K when A is transposed). An op that cannot be split
+ * that way stops with a message rather than computing from a clipped window. */
+static size_t chunk_elems(vkt_backend *be) { return (size_t)(vkt_vk(be)->max_range - 256) / 4; }
+
+static void need(vkt_backend *be, const char *op, vkt_ptr p, size_t bytes) {
+    if (!p.buf || vkt_vk_visible(vkt_vk(be), p) >= bytes) return;
+    fprintf(stderr,
+            "vulkan: %s: a tensor of %zu bytes exceeds what one descriptor can cover on this "
+            "device (%llu bytes), and this op is not split yet. HINT: a smaller batch_size, "
+            "seq_len or model, or --device cpu:0\n",
+            op, bytes, (unsigned long long)vkt_vk(be)->max_range);
+    abort();
+}
+
+/* A 1-D op over n elements in chunks; bindings whose bit is set in `advance` move with the
+ * chunk. *n_field receives each chunk's length; first_only, when not NULL, is set to 1 after
+ * the first chunk (sumsq then accumulates). */
+static void run_chunked(vkt_backend *be, const char *name, int nb, const vkt_ptr *ptrs,
+                        void *push, uint32_t push_size, uint32_t *offs, uint32_t *n_field,
+                        size_t n, uint32_t wg, unsigned advance, float *first_only,
+                        int one_group) {
+    size_t chunk = chunk_elems(be);
+    for (size_t at = 0; at < n || (n == 0 && at == 0); at += chunk) {
+        size_t len = n - at < chunk ? n - at : chunk;
+        vkt_ptr p[8];
+        for (int i = 0; i < nb; i++) {
+            p[i] = ptrs[i];
+            if ((advance >> i) & 1u) p[i].off += at * 4;
+        }
+        *n_field = (uint32_t)len;
+        run(be, name, nb, p, push, push_size, offs, one_group ? wg : len, wg);
+        if (first_only) *first_only = 1.0f;
+        if (n == 0) break;
+    }
+}
+
+/* ---- device ---- */
+
+int vkt_vk_op_init(vkt_backend *be, char *err, size_t errlen) {
+    return vkt_vk_context_init(be, err, errlen);
+}
+void vkt_vk_op_shutdown(vkt_backend *be) {
+    vkt_vk_ctx *c = vkt_vk(be);
+    if (c && c->scratch) vkt_vk_free(c, c->scratch);
+    if (c) c->scratch = NULL;
+    vkt_vk_context_shutdown(be);
+}
+void vkt_vk_op_synchronize(vkt_backend *be) { vkt_vk_flush(vkt_vk(be)); }
+
+/* ---- memory ---- */
+
+vkt_buf *vkt_vk_op_alloc(vkt_backend *be, size_t bytes, char *err, size_t errlen) {
+    return vkt_vk_alloc(vkt_vk(be), bytes, err, errlen);
+}
+void vkt_vk_op_free(vkt_backend *be, vkt_buf *buf) { vkt_vk_free(vkt_vk(be), buf); }
+void vkt_vk_op_upload(vkt_backend *be, vkt_ptr dst, const void *src, size_t bytes) {
+    if (bytes) vkt_vk_upload(vkt_vk(be), dst, src, bytes);
+}
+void vkt_vk_op_download(vkt_backend *be, void *dst, vkt_ptr src, size_t bytes) {
+    if (bytes)
+        vkt_vk_download(vkt_vk(be), dst, src, bytes);
+    else
+        vkt_vk_flush(vkt_vk(be));
+}
+void vkt_vk_op_fill(vkt_backend *be, vkt_ptr dst, float value, size_t n) {
+    if (!n) return;
+    vkt_vk_ctx *c = vkt_vk(be);
+    uint32_t bits;
+    memcpy(&bits, &value, 4);
+    VKT_VK_ASSERT(dst.off % 4 == 0 && dst.off + n * 4 <= dst.buf->size);
+    c->d.vkCmdFillBuffer(vkt_vk_cmd(c), vkt_vk_buffer_of(c, dst.buf), dst.buf->off + dst.off,
+                         n * 4, bits);
+    vkt_vk_barrier(c);
+}
+void vkt_vk_op_copy(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t bytes) {
+    if (!bytes) return;
+    vkt_vk_ctx *c = vkt_vk(be);
+    VKT_VK_ASSERT(dst.off + bytes <= dst.buf->size && src.off + bytes <= src.buf->size);
+    VkDeviceSize so = src.buf->off + src.off, d0 = dst.buf->off + dst.off;
+    if (so == d0 && src.buf->block == dst.buf->block) return;
+    if (src.buf->block == dst.buf->block && so < d0 + bytes && d0 < so + bytes) {
+        /* overlapping ranges (vkt_copy is memmove; vkCmdCopyBuffer forbids overlap): through
+         * a temporary buffer, released at the next flush */
+        char err[256];
+        vkt_buf *tmp = vkt_vk_alloc(c, bytes, err, sizeof err);
+        if (!tmp) {
+            fprintf(stderr, "vulkan: copy: %s\n", err);
+            abort();
+        }
+        vkt_vk_op_copy(be, vkt_at(tmp, 0), src, bytes);
+        vkt_vk_op_copy(be, dst, vkt_at(tmp, 0), bytes);
+        vkt_vk_free(c, tmp);
+        return;
+    }
+    VkBufferCopy bc = {.srcOffset = so, .dstOffset = d0, .size = bytes};
+    c->d.vkCmdCopyBuffer(vkt_vk_cmd(c), vkt_vk_buffer_of(c, src.buf),
+                         vkt_vk_buffer_of(c, dst.buf), 1, &bc);
+    vkt_vk_barrier(c);
+}
+
+/* ---- ops ---- */
+
+void vkt_vk_op_encoder_forward(vkt_backend *be, vkt_ptr out, vkt_ptr tokens, vkt_ptr wte,
+                               vkt_ptr wpe, int B, int T, int C) {
+    struct { uint32_t B, T, C, o[4]; } pc = {(uint32_t)B, (uint32_t)T, (uint32_t)C, {0}};
+    vkt_ptr p[4] = {out, tokens, wte, wpe};
+    need(be, "encoder_forward", out, (size_t)B * T * C * 4);
+    need(be, "encoder_forward", wte, (size_t)C * 4); /* at least; rows by token id */
+    run(be, "encoder_forward", 4, p, &pc, sizeof pc, pc.o, (size_t)B * T * C, 64);
+}
+void vkt_vk_op_encoder_backward(vkt_backend *be, vkt_ptr dwte, vkt_ptr dwpe, vkt_ptr dout,
+                                vkt_ptr tokens, int B, int T, int C) {
+    struct { uint32_t B, T, C, o[4]; } pc = {(uint32_t)B, (uint32_t)T, (uint32_t)C, {0}};
+    vkt_ptr p[4] = {dwte, dwpe, dout, tokens};
+    need(be, "encoder_backward", dout, (size_t)B * T * C * 4);
+    run(be, "encoder_backward", 4, p, &pc, sizeof pc, pc.o, (size_t)C, 64);
+}
+
+typedef struct { uint32_t N, C, mode, o[8]; } ln_push;
+void vkt_vk_op_layernorm_forward(vkt_backend *be, vkt_ptr out, vkt_ptr mean, vkt_ptr rstd,
+                                 vkt_ptr inp, vkt_ptr weight, vkt_ptr bias, int N, int C) {
+    ln_push pc = {(uint32_t)N, (uint32_t)C, 0, {0}};
+    vkt_ptr p[6] = {out, mean, rstd, inp, weight, bias};
+    need(be, "layernorm_forward", out, (size_t)N * C * 4);
+    need(be, "layernorm_forward", inp, (size_t)N * C * 4);
+    run(be, vkt_vk(be)->fp64 ? "layernorm_forward_f64" : "layernorm_forward", 6, p, &pc,
+        sizeof pc, pc.o, (size_t)N, 64);
+}
+void vkt_vk_op_layernorm_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight,
+                                  vkt_ptr dbias, vkt_ptr dout, vkt_ptr inp, vkt_ptr weight,
+                                  vkt_ptr mean, vkt_ptr rstd, int N, int C) {
+    ln_push pc = {(uint32_t)N, (uint32_t)C, 0, {0}};
+    vkt_ptr p[8] = {dinp, dweight, dbias, dout, inp, weight, mean, rstd};
+    need(be, "layernorm_backward", dinp, (size_t)N * C * 4);
+    need(be, "layernorm_backward", dout, (size_t)N * C * 4);
+    need(be, "layernorm_backward", inp, (size_t)N * C * 4);
+    const char *name = vkt_vk(be)->fp64 ? "layernorm_backward_f64" : "layernorm_backward";
+    run(be, name, 8, p, &pc, sizeof pc, pc.o, (size_t)N, 64);
+    pc.mode = 1;
+    run(be, name, 8, p, &pc, sizeof pc, pc.o, (size_t)C, 64);
+}
+
+/* One dispatch of matmul_f32 (64x64 outputs per workgroup, its default specialization). */
+static void matmul_once(vkt_backend *be, vkt_ptr c_, vkt_ptr a, vkt_ptr b, vkt_ptr bias, int M,
+                        int N, int K, int trans_a, int trans_b, float alpha, float beta) {
+    vkt_vk_ctx *c = vkt_vk(be);
+    vkt_matmul_push pc = {
+        .M = (uint32_t)M, .N = (uint32_t)N, .K = (uint32_t)K,
+        .flags = (trans_a ? VKT_MATMUL_TRANS_A : 0u) | (trans_b ? VKT_MATMUL_TRANS_B : 0u) |
+                 (bias.buf ? VKT_MATMUL_BIAS : 0u),
+        .alpha = alpha, .beta = beta,
+    };
+    vkt_ptr p[4] = {c_, a, b, bias};
+    vkt_vk_bindings bd;
+    vkt_vk_bind(c, &bd, 4, p);
+    pc.off_c = bd.elem_off[0];
+    pc.off_a = bd.elem_off[1];
+    pc.off_b = bd.elem_off[2];
+    pc.off_bias = bd.elem_off[3];
+    vkt_vk_dispatch(c, "matmul_f32", &bd, &pc, sizeof pc, (uint32_t)(N + 63) / 64,
+                    (uint32_t)(M + 63) / 64, 1);
+}
+
+void vkt_vk_op_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a, vkt_ptr b, vkt_ptr bias, int M,
+                      int N, int K, int trans_a, int trans_b, float alpha, float beta) {
+    vkt_vk_ctx *c = vkt_vk(be);
+    size_t szc = (size_t)M * N * 4, sza = (size_t)M * K * 4, szb = (size_t)K * N * 4;
+    if (vkt_vk_visible(c, c_) >= szc && vkt_vk_visible(c, a) >= sza &&
+        vkt_vk_visible(c, b) >= szb) {
+        matmul_once(be, c_, a, b, bias, M, N, K, trans_a, trans_b, alpha, beta);
+        return;
+    }
+    size_t lim = chunk_elems(be);
+    if (!trans_a) {
+        need(be, "matmul", b, szb); /* B whole; C and A in row blocks */
+        /* row blocks of C and A: C(m0.., :) = A(m0.., :) op(B) */
+        size_t rows = lim / (size_t)(N > K ? N : K);
+        if (rows == 0) need(be, "matmul", c_, szc);
+        for (size_t m0 = 0; m0 < (size_t)M; m0 += rows) {
+            int mr = (int)((size_t)M - m0 < rows ? (size_t)M - m0 : rows);
+            matmul_once(be, vkt_ptr_addf(c_, m0 * N), vkt_ptr_addf(a, m0 * K), b, bias, mr, N,
+                        K, 0, trans_b, alpha, beta);
+        }
+        return;
+    }
+    /* A stored (K,M): slices of K rows of A and of B (stored (K,N)), accumulating into C,
+     * which must fit whole. B stored (N,K) cannot be sliced along K (the shader strides by
+     * its own K), so A transposed with B transposed must fit as it is. */
+    need(be, "matmul", c_, szc);
+    if (trans_b) need(be, "matmul", a, sza);
+    size_t ks = lim / (size_t)(M > N ? M : N);
+    if (ks == 0) need(be, "matmul", a, sza);
+    for (size_t k0 = 0; k0 < (size_t)K; k0 += ks) {
+        int kr = (int)((size_t)K - k0 < ks ? (size_t)K - k0 : ks);
+        matmul_once(be, c_, vkt_ptr_addf(a, k0 * M), vkt_ptr_addf(b, k0 * N),
+                    k0 == 0 ? bias : VKT_NULL_PTR, M, N, kr, 1, 0, alpha,
+                    k0 == 0 ? beta : 1.0f);
+    }
+}
+
+typedef struct { uint32_t n, m, o[2]; float s; } red_push;
+void vkt_vk_op_bias_backward(vkt_backend *be, vkt_ptr dbias, vkt_ptr dout, int M, int N) {
+    red_push pc = {(uint32_t)N, (uint32_t)M, {0}, 0};
+    vkt_ptr p[2] = {dbias, dout};
+    need(be, "bias_backward", dout, (size_t)M * N * 4);
+    run(be, "bias_backward", 2, p, &pc, sizeof pc, pc.o, (size_t)N, 256);
+}
+
+typedef struct { uint32_t B, T, C, NH, o[5]; float scale; } att_push;
+void vkt_vk_op_attention_forward(vkt_backend *be, vkt_ptr out, vkt_ptr att, vkt_ptr qkv, int B,
+                                 int T, int C, int NH) {
+    att_push pc = {(uint32_t)B, (uint32_t)T, (uint32_t)C, (uint32_t)NH, {0},
+                   1.0f / sqrtf((float)(C / NH))};
+    vkt_ptr p[3] = {out, att, qkv};
+    need(be, "attention_forward", att, (size_t)B * NH * T * T * 4);
+    need(be, "attention_forward", qkv, (size_t)B * T * 3 * C * 4);
+    run(be, vkt_vk(be)->fp64 ? "attention_forward_f64" : "attention_forward", 3, p, &pc,
+        sizeof pc, pc.o, (size_t)B * NH * T, 64);
+}
+void vkt_vk_op_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, vkt_ptr qkv,
+                                  vkt_ptr att, int B, int T, int C, int NH) {
+    vkt_vk_ctx *c = vkt_vk(be);
+    size_t dots_bytes = (size_t)B * NH * T * sizeof(float);
+    if (!c->scratch || c->scratch->size < dots_bytes) { /* the old one dies at the next flush */
+        char err[256];
+        if (c->scratch) vkt_vk_free(c, c->scratch);
+        c->scratch = vkt_vk_alloc(c, dots_bytes, err, sizeof err);
+        if (!c->scratch) {
+            fprintf(stderr, "vulkan: attention backward scratch: %s\n", err);
+            abort();
+        }
+    }
+    att_push pc = {(uint32_t)B, (uint32_t)T, (uint32_t)C, (uint32_t)NH, {0},
+                   1.0f / sqrtf((float)(C / NH))};
+    vkt_ptr p[5] = {dqkv, dout, qkv, att, vkt_at(c->scratch, 0)};
+    need(be, "attention_backward", att, (size_t)B * NH * T * T * 4);
+    need(be, "attention_backward", dqkv, (size_t)B * T * 3 * C * 4);
+    run(be, c->fp64 ? "attention_backward_q_f64" : "attention_backward_q", 5, p, &pc,
+        sizeof pc, pc.o, (size_t)B * NH * T, 64);
+    run(be, "attention_backward_kv", 5, p, &pc, sizeof pc, pc.o, (size_t)B * NH * T, 64);
+}
+
+typedef struct { uint32_t n, o[3]; float s; } ew_push;
+void vkt_vk_op_gelu_forward(vkt_backend *be, vkt_ptr out, vkt_ptr inp, size_t n) {
+    ew_push pc = {(uint32_t)n, {0}, 0};
+    vkt_ptr p[3] = {out, inp, out};
+    run_chunked(be, vkt_vk(be)->fp64 ? "gelu_forward_f64" : "gelu_forward", 3, p, &pc,
+                sizeof pc, pc.o, &pc.n, n, 256, 7u, NULL, 0);
+}
+void vkt_vk_op_gelu_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr inp, vkt_ptr dout,
+                             size_t n) {
+    ew_push pc = {(uint32_t)n, {0}, 0};
+    vkt_ptr p[3] = {dinp, inp, dout};
+    run_chunked(be, vkt_vk(be)->fp64 ? "gelu_backward_f64" : "gelu_backward", 3, p, &pc,
+                sizeof pc, pc.o, &pc.n, n, 256, 7u, NULL, 0);
+}
+void vkt_vk_op_residual_forward(vkt_backend *be, vkt_ptr out, vkt_ptr a, vkt_ptr b, size_t n) {
+    ew_push pc = {(uint32_t)n, {0}, 0};
+    vkt_ptr p[3] = {out, a, b};
+    run_chunked(be, "residual_forward", 3, p, &pc, sizeof pc, pc.o, &pc.n, n, 256, 7u, NULL, 0);
+}
+void vkt_vk_op_scale(vkt_backend *be, vkt_ptr x, float s, size_t n) {
+    ew_push pc = {(uint32_t)n, {0}, s};
+    vkt_ptr p[3] = {x, x, x};
+    run_chunked(be, "scale", 3, p, &pc, sizeof pc, pc.o, &pc.n, n, 256, 7u, NULL, 0);
+}
+
+void vkt_vk_op_softmax_xent(vkt_backend *be, vkt_ptr losses, vkt_ptr logits, vkt_ptr targets,
+                            int N, int V, int Vp, float grad_scale, int want_grad) {
+    struct { uint32_t N, V, Vp, o[3], want_grad; float grad_scale; } pc = {
+        (uint32_t)N, (uint32_t)V, (uint32_t)Vp, {0}, want_grad ? 1u : 0u, grad_scale};
+    /* one workgroup of 64 per row; row blocks that one descriptor covers */
+    size_t rows = chunk_elems(be) / (size_t)Vp;
+    if (rows == 0) need(be, "softmax_xent", logits, (size_t)Vp * 4);
+    for (size_t r0 = 0; r0 < (size_t)N; r0 += rows) {
+        size_t nr = (size_t)N - r0 < rows ? (size_t)N - r0 : rows;
+        vkt_ptr p[3] = {vkt_ptr_addf(losses, r0), vkt_ptr_addf(logits, r0 * Vp),
+                        vkt_ptr_addf(targets, r0)};
+        pc.N = (uint32_t)nr;
+        run(be, "softmax_xent", 3, p, &pc, sizeof pc, pc.o, nr * 64, 64);
+    }
+}
+
+void vkt_vk_op_adamw(vkt_backend *be, vkt_ptr params, vkt_ptr grads, vkt_ptr m, vkt_ptr v,
+                     size_t n, const vkt_adamw_args *a) {
+    struct {
+        uint32_t n, o[5], has_norm;
+        float lr, beta1, beta2, eps, weight_decay, grad_scale, bc1, bc2, max_norm;
+    } pc = {
+        .n = (uint32_t)n, .has_norm = a->norm_sq.buf ? 1u : 0u,
+        .lr = a->lr, .beta1 = a->beta1, .beta2 = a->beta2, .eps = a->eps,
+        .weight_decay = a->weight_decay, .grad_scale = a->grad_scale,
+        .bc1 = (float)(1.0 - pow(a->beta1, a->t)), .bc2 = (float)(1.0 - pow(a->beta2, a->t)),
+        .max_norm = a->max_norm,
+    };
+    vkt_ptr p[5] = {params, grads, m, v, a->norm_sq};
+    run_chunked(be, "adamw", 5, p, &pc, sizeof pc, pc.o, &pc.n, n, 256, 15u, NULL, 0);
+}
+
+void vkt_vk_op_sumsq(vkt_backend *be, vkt_ptr out, vkt_ptr x, size_t n) {
+    red_push pc = {(uint32_t)n, 0, {0}, 0}; /* s: 0 overwrites out, 1 adds (later chunks) */
+    vkt_ptr p[2] = {out, x};
+    run_chunked(be, "sumsq", 2, p, &pc, sizeof pc, pc.o, &pc.n, n, 256, 2u, &pc.s, 1);
+}
+void vkt_vk_op_sum_into(vkt_backend *be, vkt_ptr out, vkt_ptr x, size_t n, float scale) {
+    red_push pc = {(uint32_t)n, 0, {0}, scale};
+    vkt_ptr p[2] = {out, x};
+    run_chunked(be, "sum_into", 2, p, &pc, sizeof pc, pc.o, &pc.n, n, 256, 2u, NULL, 1);
+}

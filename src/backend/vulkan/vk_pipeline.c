@@ -1,0 +1,201 @@
+/* The pipeline registry of the vulkan backend: per embedded shader, a module, a layout
+ * (storage-buffer bindings 0..n-1 and one push-constant range) and a compute pipeline,
+ * created on first use and checked at every dispatch; descriptor sets come from one pool
+ * that is reset after each flush. */
+#include <string.h>
+
+#include "backend/vkt_spirv.h"
+#include "backend/vulkan/vk_context.h"
+
+struct vkt_vk_pipeline {
+    const char *name;
+    uint32_t nbind, push_size;
+    VkShaderModule module;
+    VkDescriptorSetLayout dsl;
+    VkPipelineLayout layout;
+    VkPipeline pipeline;
+    vkt_vk_pipeline *next;
+};
+
+#define POOL_SETS 2048u
+#define POOL_DESCRIPTORS (POOL_SETS * 8u)
+
+static void make_pool(vkt_vk_ctx *c) {
+    VkDescriptorPoolSize ps = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                               .descriptorCount = POOL_DESCRIPTORS};
+    VkDescriptorPoolCreateInfo pci = {
+        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+        .maxSets = POOL_SETS,
+        .poolSizeCount = 1,
+        .pPoolSizes = &ps,
+    };
+    VKT_VK_CHECK(c->d.vkCreateDescriptorPool(c->dev, &pci, NULL, &c->dpool));
+}
+
+void vkt_vk_pipelines_init(vkt_vk_ctx *c) {
+    VkPipelineCacheCreateInfo cci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO};
+    VKT_VK_CHECK(c->d.vkCreatePipelineCache(c->dev, &cci, NULL, &c->cache));
+    make_pool(c);
+}
+
+void vkt_vk_pipelines_shutdown(vkt_vk_ctx *c) {
+    for (vkt_vk_pipeline *p = c->pipelines, *n; p; p = n) {
+        n = p->next;
+        c->d.vkDestroyPipeline(c->dev, p->pipeline, NULL);
+        c->d.vkDestroyPipelineLayout(c->dev, p->layout, NULL);
+        c->d.vkDestroyDescriptorSetLayout(c->dev, p->dsl, NULL);
+        c->d.vkDestroyShaderModule(c->dev, p->module, NULL);
+        free(p);
+    }
+    c->pipelines = NULL;
+    if (c->dpool) c->d.vkDestroyDescriptorPool(c->dev, c->dpool, NULL);
+    if (c->cache) c->d.vkDestroyPipelineCache(c->dev, c->cache, NULL);
+    c->dpool = VK_NULL_HANDLE;
+    c->cache = VK_NULL_HANDLE;
+}
+
+void vkt_vk_pipelines_reset_sets(vkt_vk_ctx *c) {
+    if (c->dpool) VKT_VK_CHECK(c->d.vkResetDescriptorPool(c->dev, c->dpool, 0));
+}
+
+static vkt_vk_pipeline *get(vkt_vk_ctx *c, const char *name, uint32_t nbind,
+                            uint32_t push_size) {
+    for (vkt_vk_pipeline *p = c->pipelines; p; p = p->next)
+        if (strcmp(p->name, name) == 0) {
+            /* one shader, one interface: a caller disagreeing with the first is a bug */
+            VKT_VK_ASSERT(p->nbind == nbind && p->push_size == push_size);
+            return p;
+        }
+    const vkt_spirv *sp = vkt_spirv_find(name);
+    if (!sp) {
+        fprintf(stderr, "vulkan: shader %s is not built into this binary\n", name);
+        abort();
+    }
+    vkt_vk_pipeline *p = calloc(1, sizeof *p);
+    VKT_VK_ASSERT(p != NULL);
+    p->name = sp->name;
+    p->nbind = nbind;
+    p->push_size = push_size;
+    VkShaderModuleCreateInfo smi = {
+        .sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
+        .codeSize = sp->words * 4,
+        .pCode = sp->code,
+    };
+    VKT_VK_CHECK(c->d.vkCreateShaderModule(c->dev, &smi, NULL, &p->module));
+    VkDescriptorSetLayoutBinding b[8];
+    VKT_VK_ASSERT(nbind <= 8);
+    for (uint32_t i = 0; i < nbind; i++)
+        b[i] = (VkDescriptorSetLayoutBinding){
+            .binding = i,
+            .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+            .descriptorCount = 1,
+            .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
+        };
+    VkDescriptorSetLayoutCreateInfo dli = {
+        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+        .bindingCount = nbind,
+        .pBindings = b,
+    };
+    VKT_VK_CHECK(c->d.vkCreateDescriptorSetLayout(c->dev, &dli, NULL, &p->dsl));
+    VkPushConstantRange pr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .size = push_size};
+    VKT_VK_ASSERT(push_size <= c->props.limits.maxPushConstantsSize);
+    VkPipelineLayoutCreateInfo pli = {
+        .sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
+        .setLayoutCount = 1,
+        .pSetLayouts = &p->dsl,
+        .pushConstantRangeCount = push_size ? 1 : 0,
+        .pPushConstantRanges = &pr,
+    };
+    VKT_VK_CHECK(c->d.vkCreatePipelineLayout(c->dev, &pli, NULL, &p->layout));
+    VkComputePipelineCreateInfo ci = {
+        .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+        .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
+                  .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+                  .module = p->module,
+                  .pName = "main"},
+        .layout = p->layout,
+    };
+    VKT_VK_CHECK(c->d.vkCreateComputePipelines(c->dev, c->cache, 1, &ci, NULL, &p->pipeline));
+    p->next = c->pipelines;
+    c->pipelines = p;
+    return p;
+}
+
+void vkt_vk_bind(vkt_vk_ctx *c, vkt_vk_bindings *b, int n, const vkt_ptr *ptrs) {
+    VKT_VK_ASSERT(n >= 1 && n <= 8 && ptrs[0].buf);
+    VkDeviceSize align = c->props.limits.minStorageBufferOffsetAlignment;
+    if (align < 4) align = 4;
+    b->n = n;
+    for (int i = 0; i < n; i++) {
+        b->ptr[i] = ptrs[i].buf ? ptrs[i] : ptrs[0];
+        VkDeviceSize abs = b->ptr[i].buf->off + b->ptr[i].off;
+        b->elem_off[i] = (uint32_t)((abs % align) / 4);
+    }
+}
+
+static VkDeviceSize align_of(vkt_vk_ctx *c) {
+    VkDeviceSize align = c->props.limits.minStorageBufferOffsetAlignment;
+    return align < 4 ? 4 : align;
+}
+
+size_t vkt_vk_visible(vkt_vk_ctx *c, vkt_ptr p) {
+    VkDeviceSize abs = p.buf->off + p.off, start = abs - abs % align_of(c);
+    VkDeviceSize range = p.buf->off + p.buf->size - start;
+    if (range > c->max_range) range = c->max_range;
+    return (size_t)(range - (abs - start));
+}
+
+void vkt_vk_dispatch(vkt_vk_ctx *c, const char *name, const vkt_vk_bindings *b,
+                     const void *push, uint32_t push_size, uint32_t gx, uint32_t gy,
+                     uint32_t gz) {
+    vkt_vk_pipeline *p = get(c, name, (uint32_t)b->n, push_size);
+    if (gx == 0 || gy == 0 || gz == 0) return;
+    VKT_VK_ASSERT(gx <= c->props.limits.maxComputeWorkGroupCount[0] &&
+                  gy <= c->props.limits.maxComputeWorkGroupCount[1] &&
+                  gz <= c->props.limits.maxComputeWorkGroupCount[2]);
+    VkDescriptorSetAllocateInfo ai = {
+        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+        .descriptorPool = c->dpool,
+        .descriptorSetCount = 1,
+        .pSetLayouts = &p->dsl,
+    };
+    VkDescriptorSet set;
+    if (c->d.vkAllocateDescriptorSets(c->dev, &ai, &set) != VK_SUCCESS) {
+        vkt_vk_flush(c); /* the pool is spent: finish the queued work and start over */
+        VKT_VK_CHECK(c->d.vkAllocateDescriptorSets(c->dev, &ai, &set));
+    }
+    VkDeviceSize align = c->props.limits.minStorageBufferOffsetAlignment;
+    if (align < 4) align = 4;
+    VkDeviceSize maxr = c->max_range;
+    VkDescriptorBufferInfo bi[8];
+    VkWriteDescriptorSet w[8];
+    for (int i = 0; i < b->n; i++) {
+        const vkt_buf *buf = b->ptr[i].buf;
+        VkDeviceSize abs = buf->off + b->ptr[i].off;
+        VkDeviceSize start = abs - abs % align;
+        /* the window: from the tensor to the end of its allocation, at most the device's
+         * storage-buffer range (a tensor beyond it must be split by the op) */
+        VkDeviceSize range = buf->off + buf->size - start;
+        if (range > maxr) range = maxr & ~(VkDeviceSize)3;
+        bi[i] = (VkDescriptorBufferInfo){
+            .buffer = vkt_vk_buffer_of(c, buf), .offset = start, .range = range};
+        w[i] = (VkWriteDescriptorSet){
+            .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+            .dstSet = set,
+            .dstBinding = (uint32_t)i,
+            .descriptorCount = 1,
+            .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+            .pBufferInfo = &bi[i],
+        };
+    }
+    c->d.vkUpdateDescriptorSets(c->dev, (uint32_t)b->n, w, 0, NULL);
+    VkCommandBuffer cmd = vkt_vk_cmd(c);
+    c->d.vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);
+    c->d.vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0,
+                                 NULL);
+    if (push_size)
+        c->d.vkCmdPushConstants(cmd, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_size, push);
+    c->d.vkCmdDispatch(cmd, gx, gy, gz);
+    c->dispatches++;
+    vkt_vk_barrier(c);
+}
