@@ -114,6 +114,13 @@ devices=$("$BIN" --list-devices 2>&1)
 if printf '%s\n' "$devices" | grep -q '^[0-9][0-9]* *vulkan:0 '; then
     expect 0 "subgroup size" --list-devices
     expect 0 "done at step" --device vulkan:0 --set train.out_dir="$T/vk" "$T/good.ini"
+    # matmul = coopmat on a device without cooperative matrices: refused, nothing written
+    if printf '%s\n' "$devices" | grep -q 'cooperative matrix: none'; then
+        expect 1 "cooperative matrix" --device vulkan:0 --set backend.matmul=coopmat \
+            --set train.out_dir="$T/vkcm" "$T/good.ini"
+        cases=$((cases + 1))
+        if [ -e "$T/vkcm" ]; then echo "FAIL: matmul = coopmat left $T/vkcm"; fails=$((fails + 1)); fi
+    fi
 fi
 if printf '%s\n' "$devices" | grep -q 'vulkan'; then
     VKT_VULKAN_LOADER=/nonexistent/libvulkan.so.1

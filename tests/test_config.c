@@ -181,6 +181,15 @@ int main(void) {
     CHECK(rc == 0 && !strcmp(cfg.backend.device, "vulkan:1") && cfg.train.resume == 1,
           "device/bool normalised: %s (%s)", cfg.backend.device, err);
 
+    /* [backend] matmul */
+    rc = load(&cfg, "", NULL, 0);
+    CHECK(rc == 0 && !strcmp(cfg.backend.matmul, "auto"), "matmul default: %s", cfg.backend.matmul);
+    rc = load(&cfg, "[backend]\nmatmul = CoopMat\n", NULL, 0);
+    CHECK(rc == 0 && !strcmp(cfg.backend.matmul, "coopmat"), "matmul coopmat: %s (%s)",
+          cfg.backend.matmul, err);
+    rc = load(&cfg, "[backend]\nmatmul = fp16\n", NULL, 0);
+    EXPECT_ERR(rc, ini, "matmul = fp16", "auto");
+
     /* Cross-field checks. */
     rc = load(&cfg, "[model]\nn_embd = 100\nn_head = 3\n", NULL, 0);
     snprintf(want, sizeof want, "%s: [model] n_embd = 100: must be divisible by n_head (3)", ini);
@@ -311,7 +320,7 @@ int main(void) {
         }
         fclose(f);
         unlink(ref);
-        CHECK(rows == 38 && has_batch && has_path_rule, "reference: %d rows", rows);
+        CHECK(rows == 39 && has_batch && has_path_rule, "reference: %d rows", rows);
     }
 
     unlink(ini);

@@ -50,6 +50,13 @@ const char *vkt_device_notes(void);
 vkt_backend *vkt_backend_create(int device_index, char *err, size_t errlen);
 void vkt_backend_destroy(vkt_backend *be);
 const vkt_device_info *vkt_backend_info(const vkt_backend *be);
+/* Sets a backend-specific option by name, after vkt_backend_create and before the first op.
+ * A backend ignores options it does not have (returns 0). 0 = ok; otherwise err holds why
+ * (an invalid value, or a request the device cannot meet). Options of the vulkan backend:
+ *   "matmul"    "auto" | "fp32" | "coopmat": the GEMM tier (see README, Vulkan backend)
+ *   "cache_dir" directory for its caches (pipeline cache, matmul tier timings); "" = none */
+int vkt_backend_set_option(vkt_backend *be, const char *key, const char *value, char *err,
+                           size_t errlen);
 /* Waits until all queued work is done. */
 void vkt_synchronize(vkt_backend *be);
 /* Milliseconds on the device's clock after all queued work is done. */

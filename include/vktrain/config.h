@@ -43,6 +43,7 @@ typedef struct vkt_config {
     struct {
         char device[64]; /* "0", "cpu:0", ... */
         char cache_dir[VKT_PATH_MAX];
+        char matmul[16]; /* "auto" | "fp32" | "coopmat" (vulkan GEMM tier) */
     } backend;
 } vkt_config;
 

@@ -181,6 +181,13 @@ void vkt_backend_destroy(vkt_backend *be) {
 }
 
 const vkt_device_info *vkt_backend_info(const vkt_backend *be) { return &be->info; }
+
+int vkt_backend_set_option(vkt_backend *be, const char *key, const char *value, char *err,
+                           size_t errlen) {
+    if (err && errlen) err[0] = 0;
+    if (!be->ops->set_option) return 0;
+    return be->ops->set_option(be, key, value ? value : "", err, errlen);
+}
 void vkt_synchronize(vkt_backend *be) {
     be->syncs++;
     be->ops->synchronize(be);

@@ -19,6 +19,9 @@ typedef struct vkt_backend_ops {
     void (*shutdown)(vkt_backend *be);
     void (*synchronize)(vkt_backend *be);
     double (*time_ms)(vkt_backend *be); /* optional: default host clock after synchronize */
+    /* optional: vkt_backend_set_option; NULL = the backend has no options */
+    int (*set_option)(vkt_backend *be, const char *key, const char *value, char *err,
+                      size_t errlen);
 
     vkt_buf *(*alloc)(vkt_backend *be, size_t bytes, char *err, size_t errlen);
     void (*free)(vkt_backend *be, vkt_buf *buf);

@@ -62,6 +62,7 @@ static const char *const tokenizers[] = {"byte", "bpe", NULL};
 /* Order must match vkt_data_order: the index is stored. */
 static const char *const orders[] = {"random", "sequential", NULL};
 static const char *const precisions[] = {"fp32", NULL};
+static const char *const matmul_tiers[] = {"auto", "fp32", "coopmat", NULL};
 static const char *const optimizers[] = {"adamw", NULL};
 /* Order must match vkt_sched_kind: the index is stored. */
 static const char *const schedules[] = {"cosine", "linear", "wsd", "constant", NULL};
@@ -162,6 +163,11 @@ static const key_def keys[] = {
     {"backend", "cache_dir", K_STR, FIELD(backend.cache_dir), "", 0, 0, F_CACHE, NULL, NULL, NULL,
      "Cache for prepared data and compiled kernels; empty = $XDG_CACHE_HOME/vktrain, else "
      "$HOME/.cache/vktrain. Relative to the current directory."},
+    {"backend", "matmul", K_CHOICE, FIELD(backend.matmul), "auto", 0, 0, 0, matmul_tiers, NULL,
+     NULL,
+     "GEMM kernel tier (vulkan). auto = fp32 unless timings on the model's shapes favour another "
+     "eligible tier; fp32 = plain fp32 shader; coopmat = cooperative-matrix (tensor core) shader, "
+     "operands rounded to fp16: opt-in, changes numerics. Other backends ignore it."},
 };
 
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))

@@ -95,6 +95,10 @@ static int open_device(run *r, int dev, char *err, size_t errlen) {
     const vkt_config *c = r->cfg;
     r->be = vkt_backend_create(dev, err, errlen);
     if (!r->be) return 1;
+    /* matmul first: a refused tier fails before the backend has a cache_dir to write to */
+    if (vkt_backend_set_option(r->be, "matmul", c->backend.matmul, err, errlen) ||
+        vkt_backend_set_option(r->be, "cache_dir", c->backend.cache_dir, err, errlen))
+        return 1;
     vkt_gpt2_shape s = {.max_seq_len = c->model.block_size, .vocab_size = c->model.vocab_size,
                         .padded_vocab_size = vkt_padded_vocab(c->model.vocab_size),
                         .num_layers = c->model.n_layer, .num_heads = c->model.n_head,

@@ -24,6 +24,7 @@ const vkt_backend_ops vkt_vulkan_backend_ops = {
     .note = vk_note,
     .init = vkt_vk_op_init,
     .shutdown = vkt_vk_op_shutdown,
+    .set_option = vkt_vk_set_option,
     .synchronize = vkt_vk_op_synchronize,
     .alloc = vkt_vk_op_alloc,
     .free = vkt_vk_op_free,

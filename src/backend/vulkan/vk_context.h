@@ -84,6 +84,12 @@ typedef struct vkt_vk_ctx {
     VkDescriptorPool dpool;
 
     vkt_buf *scratch; /* attention backward's row dots; grows */
+
+    /* matmul tiers and the on-disk caches (vk_matmul.c) */
+    char cache_dir[4096];   /* "" = no caches written or read */
+    int matmul_request;     /* VKT_VK_TIER_AUTO (0) or 1 + a tier index */
+    int matmul_reported;    /* the choice has been printed */
+    struct vkt_vk_tier_class *tier_classes; /* decided shape classes (auto) */
 } vkt_vk_ctx;
 
 static inline vkt_vk_ctx *vkt_vk(vkt_backend *be) { return (vkt_vk_ctx *)be->ctx; }
@@ -126,5 +132,14 @@ void vkt_vk_dispatch(vkt_vk_ctx *c, const char *name, const vkt_vk_bindings *b,
                      const void *push, uint32_t push_size, uint32_t gx, uint32_t gy,
                      uint32_t gz);
 
+
+/* vk_matmul.c: GEMM tiers ("fp32", "coopmat") and the caches under cache_dir */
+#define VKT_VK_TIER_AUTO 0 /* matmul_request: 0 = auto, else 1 + tier index */
+int vkt_vk_set_option(vkt_backend *be, const char *key, const char *value, char *err,
+                      size_t errlen);
+/* The shader variant for a matmul of this shape (decides, times and caches under auto). */
+const char *vkt_vk_matmul_shader(vkt_backend *be, int M, int N, int K);
+/* At shutdown, before the pipelines go: frees the tier state, saves the pipeline cache. */
+void vkt_vk_matmul_shutdown(vkt_vk_ctx *c);
 
 #endif

@@ -78,6 +78,7 @@ void vkt_vk_op_shutdown(vkt_backend *be) {
     vkt_vk_ctx *c = vkt_vk(be);
     if (c && c->scratch) vkt_vk_free(c, c->scratch);
     if (c) c->scratch = NULL;
+    if (c && c->dev) vkt_vk_matmul_shutdown(c);
     vkt_vk_context_shutdown(be);
 }
 void vkt_vk_op_synchronize(vkt_backend *be) { vkt_vk_flush(vkt_vk(be)); }
@@ -175,7 +176,8 @@ void vkt_vk_op_layernorm_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight
     run(be, name, 8, p, &pc, sizeof pc, pc.o, (size_t)C, 64);
 }
 
-/* One dispatch of matmul_f32 (64x64 outputs per workgroup, its default specialization). */
+/* One dispatch of the tier's matmul variant (vk_matmul.c; 64x64 outputs per workgroup in
+ * every variant's default specialization). */
 static void matmul_once(vkt_backend *be, vkt_ptr c_, vkt_ptr a, vkt_ptr b, vkt_ptr bias, int M,
                         int N, int K, int trans_a, int trans_b, float alpha, float beta) {
     vkt_vk_ctx *c = vkt_vk(be);
@@ -192,8 +194,8 @@ static void matmul_once(vkt_backend *be, vkt_ptr c_, vkt_ptr a, vkt_ptr b, vkt_p
     pc.off_a = bd.elem_off[1];
     pc.off_b = bd.elem_off[2];
     pc.off_bias = bd.elem_off[3];
-    vkt_vk_dispatch(c, "matmul_f32", &bd, &pc, sizeof pc, (uint32_t)(N + 63) / 64,
-                    (uint32_t)(M + 63) / 64, 1);
+    vkt_vk_dispatch(c, vkt_vk_matmul_shader(be, M, N, K), &bd, &pc, sizeof pc,
+                    (uint32_t)(N + 63) / 64, (uint32_t)(M + 63) / 64, 1);
 }
 
 void vkt_vk_op_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a, vkt_ptr b, vkt_ptr bias, int M,

@@ -1,0 +1,400 @@
+/* GEMM tiers of the vulkan backend and its on-disk caches.
+ *
+ * A tier is a matmul shader variant with the same interface (vkt_matmul_push, bindings C, A, B,
+ * bias; 64x64 outputs per workgroup). Training data are fp32 in device buffers, so only tiers
+ * that take fp32 operands are eligible today: "fp32" (matmul_f32) and "coopmat"
+ * (matmul_coopmat_f32: rounds A and B to fp16 inside, accumulates in fp32; it changes numerics,
+ * so `auto` never picks it under fp32 training: it is opt-in with matmul = coopmat).
+ * `auto`: per shape class, the winner of a timing of every auto-eligible tier, cached per
+ * (device, driver version, shape class) in cache_dir/matmul-tiers.ini; with one eligible tier
+ * nothing is timed (VKT_MATMUL_TIERS_FORCE_TIMING=1 times it anyway, to test the cache).
+ * The VkPipelineCache is saved to cache_dir/vulkan-pipelines-<vendor>-<device>-<driver>.bin at
+ * shutdown and loaded when cache_dir is set, if its header matches the device. */
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/vkt_spirv.h"
+#include "backend/vulkan/vk_context.h"
+
+typedef struct tier_def {
+    const char *name, *shader;
+    int auto_ok; /* may `auto` choose it under fp32 training (same numerics as fp32) */
+} tier_def;
+
+static const tier_def tiers[] = {
+    {"fp32", "matmul_f32", 1},
+    {"coopmat", "matmul_coopmat_f32", 0},
+};
+#define NTIERS ((int)(sizeof tiers / sizeof tiers[0]))
+
+struct vkt_vk_tier_class {
+    char cls[32];
+    int tier;
+    struct vkt_vk_tier_class *next;
+};
+
+/* Whether tier t can run on this device; why (when not) names the missing piece. */
+static int tier_available(vkt_vk_ctx *c, int t, char *why, size_t len) {
+    if (!vkt_spirv_find(tiers[t].shader)) {
+        snprintf(why, len, "shader variant %s is not built into this binary (glslang without "
+                 "GL_KHR_cooperative_matrix)", tiers[t].shader);
+        return 0;
+    }
+    if (t == 0) return 1;
+    const vkt_device_info *info = &c->phys->info;
+    if (!info->coopmat ||
+        !strstr(info->coopmat_shapes, "16x16x16 f16*f16+f32 (KHR, subgroup)")) {
+        snprintf(why, len, "no cooperative matrix: needs VK_KHR_cooperative_matrix with a "
+                 "16x16x16 f16*f16+f32 subgroup configuration (device has: %s)",
+                 info->coopmat_shapes[0] ? info->coopmat_shapes : "none");
+        return 0;
+    }
+    /* the shader's default workgroup (128) must hold 4 subgroups; larger subgroups would
+     * need the workgroup-size specialization, which the pipeline registry does not pass yet */
+    const vkt_vk_fns *vk = vkt_vk_instance_fns();
+    VkPhysicalDeviceSubgroupProperties sub = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
+                                      .pNext = &sub};
+    if (vk && vk->vkGetPhysicalDeviceProperties2)
+        vk->vkGetPhysicalDeviceProperties2(c->phys->pd, &p2);
+    if (sub.subgroupSize > 32) {
+        snprintf(why, len, "cooperative matrix tier needs subgroups of at most 32 lanes "
+                 "(device: %u)", sub.subgroupSize);
+        return 0;
+    }
+    return 1;
+}
+
+static int mkdir_p(const char *dir) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0777) && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    return mkdir(tmp, 0777) && errno != EEXIST ? -1 : 0;
+}
+
+/* Writes bytes to path atomically (temp file + rename); 0 on success. */
+static int write_atomic(const char *path, const void *data, size_t n) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return -1;
+    int ok = fwrite(data, 1, n, f) == n;
+    ok &= fclose(f) == 0;
+    if (!ok || rename(tmp, path)) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static char *read_all(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap + 1);
+    size_t r;
+    while (buf && (r = fread(buf + len, 1, cap - len, f)) > 0) {
+        len += r;
+        if (len == cap) {
+            char *nb = realloc(buf, 2 * cap + 1);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (buf) buf[len] = 0;
+    *n = len;
+    return buf;
+}
+
+/* ---- the pipeline cache ---- */
+
+static void pipeline_cache_path(vkt_vk_ctx *c, char *buf, size_t len) {
+    snprintf(buf, len, "%s/vulkan-pipelines-%04x-%04x-%08x.bin", c->cache_dir,
+             c->props.vendorID, c->props.deviceID, c->props.driverVersion);
+}
+
+/* A file whose header (VkPipelineCacheHeaderVersionOne) names this device replaces the empty
+ * cache made at init; anything else is ignored (and overwritten at shutdown). */
+static void pipeline_cache_load(vkt_vk_ctx *c) {
+    char path[4200];
+    pipeline_cache_path(c, path, sizeof path);
+    size_t n = 0;
+    char *data = read_all(path, &n);
+    if (!data) return;
+    uint32_t h[4];
+    if (n >= 32) memcpy(h, data, sizeof h);
+    if (n < 32 || h[0] < 32 || h[1] != VK_PIPELINE_CACHE_HEADER_VERSION_ONE ||
+        h[2] != c->props.vendorID || h[3] != c->props.deviceID ||
+        memcmp(data + 16, c->props.pipelineCacheUUID, VK_UUID_SIZE) != 0 || c->pipelines) {
+        free(data);
+        return;
+    }
+    VkPipelineCacheCreateInfo cci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
+                                     .initialDataSize = n,
+                                     .pInitialData = data};
+    VkPipelineCache pc;
+    if (c->d.vkCreatePipelineCache(c->dev, &cci, NULL, &pc) == VK_SUCCESS) {
+        c->d.vkDestroyPipelineCache(c->dev, c->cache, NULL);
+        c->cache = pc;
+    }
+    free(data);
+}
+
+static void pipeline_cache_save(vkt_vk_ctx *c) {
+    if (!c->cache_dir[0] || !c->cache) return;
+    size_t n = 0;
+    if (c->d.vkGetPipelineCacheData(c->dev, c->cache, &n, NULL) != VK_SUCCESS || n == 0) return;
+    void *data = malloc(n);
+    if (!data) return;
+    if (c->d.vkGetPipelineCacheData(c->dev, c->cache, &n, data) == VK_SUCCESS) {
+        char path[4200];
+        pipeline_cache_path(c, path, sizeof path);
+        if (mkdir_p(c->cache_dir) == 0) write_atomic(path, data, n);
+    }
+    free(data);
+}
+
+/* ---- options ---- */
+
+int vkt_vk_set_option(vkt_backend *be, const char *key, const char *value, char *err,
+                      size_t errlen) {
+    vkt_vk_ctx *c = vkt_vk(be);
+    if (!strcmp(key, "cache_dir")) {
+        if (strlen(value) >= sizeof c->cache_dir) {
+            snprintf(err, errlen, "vulkan:%d: cache_dir is too long", be->device);
+            return 1;
+        }
+        snprintf(c->cache_dir, sizeof c->cache_dir, "%s", value);
+        if (c->cache_dir[0]) pipeline_cache_load(c);
+        return 0;
+    }
+    if (strcmp(key, "matmul")) return 0; /* not ours */
+    if (!strcmp(value, "auto")) {
+        c->matmul_request = VKT_VK_TIER_AUTO;
+        return 0;
+    }
+    for (int t = 0; t < NTIERS; t++) {
+        if (strcmp(value, tiers[t].name)) continue;
+        char why[256];
+        if (!tier_available(c, t, why, sizeof why)) {
+            snprintf(err, errlen,
+                     "vulkan:%d (%s): matmul = %s is not available: %s. HINT: matmul = auto or "
+                     "fp32",
+                     be->device, c->phys->info.name, value, why);
+            return 1;
+        }
+        c->matmul_request = t + 1;
+        return 0;
+    }
+    snprintf(err, errlen, "vulkan:%d: unknown matmul tier \"%s\" (auto, fp32, coopmat)",
+             be->device, value);
+    return 1;
+}
+
+/* ---- auto: timing and the tier cache ---- */
+
+/* Shapes within a factor of 4 of work (M*N*K) share a class. */
+static void shape_class(int M, int N, int K, char *buf, size_t len) {
+    double w = (double)M * N * K;
+    int e = w > 1 ? (int)floor(log2(w)) : 0;
+    snprintf(buf, len, "mnk2^%d", e & ~1);
+}
+
+static void tiers_path(vkt_vk_ctx *c, char *buf, size_t len) {
+    snprintf(buf, len, "%s/matmul-tiers.ini", c->cache_dir);
+}
+
+/* The key of one line of matmul-tiers.ini: "device name | driver 0x... | class". */
+static void cache_key(vkt_vk_ctx *c, const char *cls, char *buf, size_t len) {
+    snprintf(buf, len, "%s | driver 0x%08x | %s", c->phys->info.name, c->props.driverVersion,
+             cls);
+}
+
+static int cache_lookup(vkt_vk_ctx *c, const char *cls) {
+    if (!c->cache_dir[0]) return -1;
+    char path[4200], key[256];
+    tiers_path(c, path, sizeof path);
+    cache_key(c, cls, key, sizeof key);
+    size_t n;
+    char *data = read_all(path, &n);
+    if (!data) return -1;
+    int found = -1;
+    for (char *line = strtok(data, "\n"); line; line = strtok(NULL, "\n")) {
+        char *eq = strstr(line, " = ");
+        if (!eq || (size_t)(eq - line) != strlen(key) || strncmp(line, key, strlen(key)))
+            continue;
+        char *v = eq + 3;
+        for (int t = 0; t < NTIERS; t++) {
+            size_t tl = strlen(tiers[t].name);
+            if (!strncmp(v, tiers[t].name, tl) && (v[tl] == 0 || v[tl] == ' ')) found = t;
+        }
+    }
+    free(data);
+    return found;
+}
+
+static void cache_store(vkt_vk_ctx *c, const char *cls, int tier, const char *times) {
+    if (!c->cache_dir[0] || mkdir_p(c->cache_dir)) return;
+    char path[4200], key[256];
+    tiers_path(c, path, sizeof path);
+    cache_key(c, cls, key, sizeof key);
+    size_t n = 0;
+    char *old = read_all(path, &n);
+    size_t cap = n + 1024;
+    char *out = malloc(cap);
+    if (!out) {
+        free(old);
+        return;
+    }
+    size_t used = (size_t)snprintf(out, cap, "# vktrain matmul tiers: device | driver | shape "
+                                   "class = tier  # timings\n");
+    for (char *line = old ? strtok(old, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+        if (line[0] == '#' || !strncmp(line, key, strlen(key))) continue;
+        used += (size_t)snprintf(out + used, cap - used, "%s\n", line);
+    }
+    used += (size_t)snprintf(out + used, cap - used, "%s = %s  # %s\n", key, tiers[tier].name,
+                             times);
+    write_atomic(path, out, used < cap ? used : cap - 1);
+    free(out);
+    free(old);
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Milliseconds of one M x N x K matmul with shader `sh`, on scratch buffers (queued work is
+ * flushed first: this runs once per shape class). */
+static double time_tier(vkt_backend *be, const char *sh, int M, int N, int K) {
+    vkt_vk_ctx *c = vkt_vk(be);
+    size_t lim = (size_t)(c->max_range - 256) / 4;
+    while ((size_t)M * K > lim || (size_t)M * N > lim) M = M / 2 > 0 ? M / 2 : 1;
+    if ((size_t)K * N > lim) return -1;
+    char err[256];
+    vkt_buf *a = vkt_vk_alloc(c, (size_t)M * K * 4, err, sizeof err);
+    vkt_buf *b = vkt_vk_alloc(c, (size_t)K * N * 4, err, sizeof err);
+    vkt_buf *cc = vkt_vk_alloc(c, (size_t)M * N * 4, err, sizeof err);
+    double best = -1;
+    if (a && b && cc) {
+        vkt_vk_flush(c);
+        VkCommandBuffer cmd = vkt_vk_cmd(c);
+        c->d.vkCmdFillBuffer(cmd, vkt_vk_buffer_of(c, a), a->off, a->size, 0);
+        c->d.vkCmdFillBuffer(cmd, vkt_vk_buffer_of(c, b), b->off, b->size, 0);
+        vkt_vk_barrier(c);
+        for (int rep = 0; rep < 4; rep++) { /* the first compiles and warms up */
+            vkt_matmul_push pc = {.M = (uint32_t)M, .N = (uint32_t)N, .K = (uint32_t)K,
+                                  .alpha = 1.0f};
+            vkt_ptr p[4] = {vkt_at(cc, 0), vkt_at(a, 0), vkt_at(b, 0), VKT_NULL_PTR};
+            vkt_vk_bindings bd;
+            vkt_vk_bind(c, &bd, 4, p);
+            pc.off_c = bd.elem_off[0];
+            pc.off_a = bd.elem_off[1];
+            pc.off_b = bd.elem_off[2];
+            double t0 = now_ms();
+            vkt_vk_dispatch(c, sh, &bd, &pc, sizeof pc, (uint32_t)(N + 63) / 64,
+                            (uint32_t)(M + 63) / 64, 1);
+            vkt_vk_flush(c);
+            double t = now_ms() - t0;
+            if (rep > 0 && (best < 0 || t < best)) best = t;
+        }
+    }
+    if (a) vkt_vk_free(c, a);
+    if (b) vkt_vk_free(c, b);
+    if (cc) vkt_vk_free(c, cc);
+    return best;
+}
+
+static int decide(vkt_backend *be, int M, int N, int K, const char *cls) {
+    vkt_vk_ctx *c = vkt_vk(be);
+    int elig[NTIERS], ne = 0;
+    char why[256];
+    for (int t = 0; t < NTIERS; t++)
+        if (tiers[t].auto_ok && tier_available(c, t, why, sizeof why)) elig[ne++] = t;
+    const char *force = getenv("VKT_MATMUL_TIERS_FORCE_TIMING");
+    int forced = force && !strcmp(force, "1");
+    if (ne == 0) return 0;
+    if (ne == 1 && !forced) {
+        if (!c->matmul_reported)
+            fprintf(stderr, "vulkan:%d: matmul tier %s (the only tier eligible for fp32 "
+                    "operands on this device; not timed)\n", be->device, tiers[elig[0]].name);
+        c->matmul_reported = 1;
+        return elig[0];
+    }
+    char path[4200];
+    tiers_path(c, path, sizeof path);
+    int t = cache_lookup(c, cls);
+    if (t >= 0) {
+        fprintf(stderr, "vulkan:%d: matmul tier %s for %s (cached in %s)\n", be->device,
+                tiers[t].name, cls, path);
+        return t;
+    }
+    char times[256] = "";
+    size_t used = 0;
+    int best = elig[0];
+    double best_ms = -1;
+    for (int i = 0; i < ne; i++) {
+        double ms = time_tier(be, tiers[elig[i]].shader, M, N, K);
+        used += (size_t)snprintf(times + used, sizeof times - used, "%s%s %.3g ms",
+                                 i ? ", " : "", tiers[elig[i]].name, ms);
+        if (ms >= 0 && (best_ms < 0 || ms < best_ms)) {
+            best_ms = ms;
+            best = elig[i];
+        }
+        if (used >= sizeof times) used = sizeof times - 1;
+    }
+    cache_store(c, cls, best, times);
+    fprintf(stderr, "vulkan:%d: matmul tier %s for %s (timed: %s%s%s)\n", be->device,
+            tiers[best].name, cls, times, c->cache_dir[0] ? "; saved in " : "",
+            c->cache_dir[0] ? path : "");
+    return best;
+}
+
+const char *vkt_vk_matmul_shader(vkt_backend *be, int M, int N, int K) {
+    vkt_vk_ctx *c = vkt_vk(be);
+    if (c->matmul_request != VKT_VK_TIER_AUTO) {
+        if (!c->matmul_reported)
+            fprintf(stderr, "vulkan:%d: matmul tier %s (set by matmul = %s)\n", be->device,
+                    tiers[c->matmul_request - 1].name, tiers[c->matmul_request - 1].name);
+        c->matmul_reported = 1;
+        return tiers[c->matmul_request - 1].shader;
+    }
+    char cls[32];
+    shape_class(M, N, K, cls, sizeof cls);
+    for (struct vkt_vk_tier_class *k = c->tier_classes; k; k = k->next)
+        if (!strcmp(k->cls, cls)) return tiers[k->tier].shader;
+    int t = decide(be, M, N, K, cls);
+    struct vkt_vk_tier_class *k = calloc(1, sizeof *k);
+    VKT_VK_ASSERT(k != NULL);
+    snprintf(k->cls, sizeof k->cls, "%s", cls);
+    k->tier = t;
+    k->next = c->tier_classes;
+    c->tier_classes = k;
+    return tiers[t].shader;
+}
+
+void vkt_vk_matmul_shutdown(vkt_vk_ctx *c) {
+    for (struct vkt_vk_tier_class *k = c->tier_classes, *n; k; k = n) {
+        n = k->next;
+        free(k);
+    }
+    c->tier_classes = NULL;
+    pipeline_cache_save(c);
+}

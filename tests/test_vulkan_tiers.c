@@ -1,0 +1,148 @@
+/* The vulkan backend's matmul tiers and caches: matmul = coopmat on a device without a matching
+ * cooperative-matrix configuration is refused with a message naming it; with
+ * VKT_MATMUL_TIERS_FORCE_TIMING=1 and a fresh cache_dir the first run times the tiers and
+ * writes matmul-tiers.ini, the second reads it; the pipeline cache file appears at shutdown,
+ * and a garbage file in its place is ignored and replaced. Skips (77) without a Vulkan device
+ * unless VKT_REQUIRE_BACKENDS names vulkan. */
+#include <dirent.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "vkt_test.h"
+#include "vktrain/backend.h"
+
+static char tmp[64], errlog[128];
+
+/* Runs one backend life on vulkan device dv: cache_dir = tmp, one 64x64x64 matmul of ones
+ * (checked: every output is 64); returns what it printed on stderr in out. */
+static void one_run(int dv, char *out, size_t outlen) {
+    char err[512];
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *f = freopen(errlog, "w", stderr);
+    CHECK(f != NULL, "redirect stderr");
+    vkt_backend *be = vkt_backend_create(dv, err, sizeof err);
+    CHECK(be != NULL, "create: %s", err);
+    if (be) {
+        CHECK(vkt_backend_set_option(be, "matmul", "auto", err, sizeof err) == 0, "auto: %s",
+              err);
+        CHECK(vkt_backend_set_option(be, "cache_dir", tmp, err, sizeof err) == 0, "dir: %s",
+              err);
+        int n = 64;
+        vkt_buf *a = vkt_alloc(be, (size_t)n * n * 4, err, sizeof err);
+        vkt_buf *b = vkt_alloc(be, (size_t)n * n * 4, err, sizeof err);
+        vkt_buf *c = vkt_alloc(be, (size_t)n * n * 4, err, sizeof err);
+        vkt_fill(be, vkt_at(a, 0), 1.0f, (size_t)n * n);
+        vkt_fill(be, vkt_at(b, 0), 1.0f, (size_t)n * n);
+        vkt_matmul(be, vkt_at(c, 0), vkt_at(a, 0), vkt_at(b, 0), VKT_NULL_PTR, n, n, n, 0, 0,
+                   1.0f, 0.0f);
+        float *h = malloc((size_t)n * n * 4);
+        vkt_download(be, h, vkt_at(c, 0), (size_t)n * n * 4);
+        int bad = 0;
+        for (int i = 0; i < n * n; i++) bad += h[i] != 64.0f;
+        free(h);
+        CHECK(bad == 0, "matmul of ones: %d wrong outputs", bad);
+        vkt_free(be, a);
+        vkt_free(be, b);
+        vkt_free(be, c);
+        vkt_backend_destroy(be);
+    }
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    out[0] = 0;
+    FILE *r = fopen(errlog, "r");
+    if (r) {
+        size_t got = fread(out, 1, outlen - 1, r);
+        out[got] = 0;
+        fclose(r);
+    }
+    fprintf(stderr, "%s", out);
+}
+
+/* The path of the pipeline cache file in tmp, "" when none. */
+static void find_pipeline_cache(char *path, size_t len) {
+    path[0] = 0;
+    DIR *d = opendir(tmp);
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d));)
+        if (!strncmp(e->d_name, "vulkan-pipelines-", 17) && strstr(e->d_name, ".bin") &&
+            !strstr(e->d_name, ".tmp"))
+            snprintf(path, len, "%s/%s", tmp, e->d_name);
+    closedir(d);
+}
+
+int main(void) {
+    char err[512];
+    int dv = vkt_device_resolve("vulkan:0", err, sizeof err);
+    const char *req = getenv("VKT_REQUIRE_BACKENDS");
+    vkt_device_info info;
+    if (dv < 0 || vkt_device_info_get(dv, &info) || !info.can_train) {
+        printf("no trainable vulkan device: skipped (%s)\n", dv < 0 ? err : "cannot train");
+        return req && strstr(req, "vulkan") ? 1 : 77;
+    }
+    snprintf(tmp, sizeof tmp, "/tmp/vkt_test_tiers_XXXXXX");
+    if (!mkdtemp(tmp)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(errlog, sizeof errlog, "%s.stderr", tmp);
+
+    /* matmul = coopmat */
+    vkt_backend *be = vkt_backend_create(dv, err, sizeof err);
+    CHECK(be != NULL, "create: %s", err);
+    if (be) {
+        int rc = vkt_backend_set_option(be, "matmul", "coopmat", err, sizeof err);
+        if (!info.coopmat) {
+            CHECK(rc != 0 && strstr(err, "cooperative matrix") && strstr(err, "HINT") &&
+                      strstr(err, info.name),
+                  "coopmat refused with a reason: rc %d, \"%s\"", rc, err);
+        }
+        printf("matmul = coopmat: rc %d%s%s\n", rc, rc ? ": " : "", rc ? err : "");
+        CHECK(vkt_backend_set_option(be, "matmul", "fp16", err, sizeof err) != 0,
+              "unknown tier refused");
+        CHECK(vkt_backend_set_option(be, "no_such_option", "x", err, sizeof err) == 0,
+              "unknown options are ignored");
+        vkt_backend_destroy(be);
+    }
+
+    /* the tier cache and the pipeline cache */
+    setenv("VKT_MATMUL_TIERS_FORCE_TIMING", "1", 1);
+    char out[8192], ini[160], pc[512];
+    snprintf(ini, sizeof ini, "%s/matmul-tiers.ini", tmp);
+    one_run(dv, out, sizeof out);
+    CHECK(strstr(out, "matmul tier") && strstr(out, "timed:"), "first run times: %s", out);
+    CHECK(access(ini, R_OK) == 0, "%s written", ini);
+    find_pipeline_cache(pc, sizeof pc);
+    CHECK(pc[0] != 0, "pipeline cache written in %s", tmp);
+
+    one_run(dv, out, sizeof out);
+    CHECK(strstr(out, "matmul tier") && strstr(out, "cached in"), "second run reads: %s", out);
+    CHECK(!strstr(out, "timed:"), "second run does not time: %s", out);
+
+    if (pc[0]) {
+        FILE *f = fopen(pc, "wb");
+        for (int i = 0; i < 1000; i++) fputc((i * 37) & 0xff, f);
+        fclose(f);
+        one_run(dv, out, sizeof out);
+        f = fopen(pc, "rb");
+        uint32_t h[2] = {0, 0};
+        CHECK(f && fread(h, 4, 2, f) == 2, "pipeline cache readable");
+        if (f) fclose(f);
+        CHECK(h[0] >= 32 && h[1] == 1, "garbage replaced by a valid cache: header %u %u", h[0],
+              h[1]);
+    }
+
+    /* without forced timing, one eligible tier is not timed */
+    unsetenv("VKT_MATMUL_TIERS_FORCE_TIMING");
+    unlink(ini);
+    one_run(dv, out, sizeof out);
+    if (!info.coopmat)
+        CHECK(strstr(out, "not timed") && access(ini, F_OK) != 0, "single tier: %s", out);
+
+    unlink(ini);
+    if (pc[0]) unlink(pc);
+    unlink(errlog);
+    rmdir(tmp);
+    return vkt_test_finish("test_vulkan_tiers");
+}
