@@ -84,6 +84,15 @@ typedef struct vkt_vk_ctx {
     VkDescriptorPool dpool;
 
     vkt_buf *scratch; /* attention backward's row dots; grows */
+
+    /* profiling (vk_profile.c): timestamp pairs around each command of a submission */
+    uint32_t prof_valid_bits; /* the queue family's timestampValidBits; 0 = no timestamps */
+    uint64_t prof_mask;       /* of those bits */
+    int prof_on, prof_open;   /* profiling; a begin is written without its end */
+    VkQueryPool prof_pool;
+    uint32_t prof_cap, prof_used, prof_want; /* queries: in the pool, written, wanted next */
+    const char **prof_names;  /* per pair: the command's name */
+    vkt_profile_table prof;   /* totals since enabling */
 } vkt_vk_ctx;
 
 static inline vkt_vk_ctx *vkt_vk(vkt_backend *be) { return (vkt_vk_ctx *)be->ctx; }
@@ -126,5 +135,14 @@ void vkt_vk_dispatch(vkt_vk_ctx *c, const char *name, const vkt_vk_bindings *b,
                      const void *push, uint32_t push_size, uint32_t gx, uint32_t gy,
                      uint32_t gz);
 
+/* vk_profile.c: with profiling off these return at once. Bracket a command with begin/end;
+ * call reserve first where a flush between it and begin would invalidate recorded state. */
+void vkt_vk_prof_reserve(vkt_vk_ctx *c);
+void vkt_vk_prof_begin(vkt_vk_ctx *c, const char *name);
+void vkt_vk_prof_end(vkt_vk_ctx *c);
+void vkt_vk_prof_collect(vkt_vk_ctx *c); /* flush, after the fence */
+void vkt_vk_prof_shutdown(vkt_vk_ctx *c);
+int vkt_vk_op_profile_enable(vkt_backend *be, int on);
+int vkt_vk_op_profile_read(vkt_backend *be, vkt_profile_entry *out, int max);
 
 #endif
