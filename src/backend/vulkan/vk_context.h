@@ -89,6 +89,7 @@ typedef struct vkt_vk_ctx {
     uint32_t prof_valid_bits; /* the queue family's timestampValidBits; 0 = no timestamps */
     uint64_t prof_mask;       /* of those bits */
     int prof_on, prof_open;   /* profiling; a begin is written without its end */
+    int prof_depth;           /* begins without their end, nested ones included */
     VkQueryPool prof_pool;
     uint32_t prof_cap, prof_used, prof_want; /* queries: in the pool, written, wanted next */
     const char **prof_names;  /* per pair: the command's name */

@@ -45,7 +45,8 @@ void vkt_vk_prof_reserve(vkt_vk_ctx *c) {
 }
 
 void vkt_vk_prof_begin(vkt_vk_ctx *c, const char *name) {
-    if (!c->prof_on) return;
+    if (!c->prof_on && !c->prof_depth) return;
+    if (c->prof_depth++) return; /* nested (a timed command inside another): the outer counts */
     vkt_vk_prof_reserve(c);
     VkCommandBuffer cmd = vkt_vk_cmd(c);
     if (c->prof_used == 0) c->d.vkCmdResetQueryPool(cmd, c->prof_pool, 0, c->prof_cap);
@@ -59,7 +60,7 @@ void vkt_vk_prof_begin(vkt_vk_ctx *c, const char *name) {
 }
 
 void vkt_vk_prof_end(vkt_vk_ctx *c) {
-    if (!c->prof_open) return;
+    if (!c->prof_depth || --c->prof_depth || !c->prof_open) return;
     c->d.vkCmdWriteTimestamp(vkt_vk_cmd(c), VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, c->prof_pool,
                              c->prof_used);
     c->prof_used++;
