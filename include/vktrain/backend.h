@@ -65,6 +65,25 @@ double vkt_time_ms(vkt_backend *be);
  * check that a training step makes exactly one. */
 uint64_t vkt_sync_count(const vkt_backend *be);
 
+/* ---- profiling ----
+ * Per-op time totals, for finding where a step's time goes. Off by default, and free when off.
+ * A backend with device timers (vulkan: timestamp queries around every dispatch, copy and
+ * fill) reports device time under the shader's name (matmul_f32, layernorm_forward, ...) and
+ * "upload"/"download"/"copy"/"fill"; the others (cpu, synchronous) are timed on the host around
+ * each public call, under its name without the vkt_ prefix. Device times count once the work
+ * has finished: call vkt_synchronize (or download) before reading the report. */
+typedef struct vkt_profile_entry {
+    char name[48];
+    uint64_t calls;  /* dispatches (device timers) or calls (host timing) */
+    double total_ms;
+} vkt_profile_entry;
+/* on: clears the totals and starts counting; off: stops counting, the totals stay readable.
+ * Returns 0, or -1 when this device cannot time its work (the report then stays empty). */
+int vkt_profile_enable(vkt_backend *be, int on);
+/* Copies up to max entries, largest total_ms first, into out; returns how many entries there
+ * are in all (may exceed max; 0 when profiling was never enabled). */
+int vkt_profile_report(vkt_backend *be, vkt_profile_entry *out, int max);
+
 /* ---- memory ---- (sizes and offsets in bytes) */
 vkt_buf *vkt_alloc(vkt_backend *be, size_t bytes, char *err, size_t errlen);
 void vkt_free(vkt_backend *be, vkt_buf *buf);

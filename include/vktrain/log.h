@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "vktrain/backend.h"
+
 typedef struct vkt_step_stats {
     int step, total_steps; /* step: optimizer steps done, 1-based */
     float loss, lr, grad_norm;
@@ -32,5 +34,9 @@ void vkt_metrics_close(vkt_metrics *m);
 void vkt_log_progress(const vkt_step_stats *s);
 /* Ends an in-place progress line before other output. */
 void vkt_log_newline(void);
+
+/* The table of vktrain --profile: op, calls, total ms, ms per step, share of the total, in the
+ * order given (vkt_profile_report's: largest first). `source` says what was measured. */
+void vkt_log_profile(FILE *f, const vkt_profile_entry *e, int n, int steps, const char *source);
 
 #endif

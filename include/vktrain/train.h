@@ -46,10 +46,19 @@ typedef struct vkt_train_result {
 void vkt_train_request_stop(void);
 #define VKT_TRAIN_INTERRUPTED 130
 
+/* Options of a run that are not part of its config (they change what is reported, never
+ * what is computed). */
+typedef struct vkt_train_opts {
+    int profile; /* time every op on the device; print a table to stderr at the end */
+} vkt_train_opts;
+
 /* Trains as the config says. losses_out (may be NULL) receives the loss of every step run in
  * this call, indexed by step number (size cfg->train.max_steps). Returns 0, or 1 (runtime
  * failure) / 2 (data or config problem) with err filled. */
 int vkt_train_run(const vkt_config *cfg, vkt_train_result *res, float *losses_out, char *err,
                   size_t errlen);
+/* The same with options (opts may be NULL: the defaults). */
+int vkt_train_run_opts(const vkt_config *cfg, const vkt_train_opts *opts, vkt_train_result *res,
+                       float *losses_out, char *err, size_t errlen);
 
 #endif

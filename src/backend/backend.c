@@ -177,8 +177,87 @@ vkt_backend *vkt_backend_create(int device_index, char *err, size_t errlen) {
 void vkt_backend_destroy(vkt_backend *be) {
     if (!be) return;
     be->ops->shutdown(be);
+    vkt_profile_table_free(&be->host_prof);
     free(be);
 }
+
+/* ---- profiling ---- */
+
+void vkt_profile_table_add(vkt_profile_table *t, const char *name, double ms) {
+    for (int i = 0; i < t->n; i++)
+        if (t->slots[i].name == name || strcmp(t->slots[i].name, name) == 0) {
+            t->slots[i].calls++;
+            t->slots[i].total_ms += ms;
+            return;
+        }
+    if (t->n == t->cap) {
+        int cap = t->cap ? 2 * t->cap : 32;
+        struct vkt_profile_slot *s = realloc(t->slots, (size_t)cap * sizeof *s);
+        if (!s) return; /* a profile that misses a name beats a failed run */
+        t->slots = s;
+        t->cap = cap;
+    }
+    t->slots[t->n++] = (struct vkt_profile_slot){name, 1, ms};
+}
+
+void vkt_profile_table_clear(vkt_profile_table *t) { t->n = 0; }
+
+void vkt_profile_table_free(vkt_profile_table *t) {
+    free(t->slots);
+    memset(t, 0, sizeof *t);
+}
+
+static int by_time_desc(const void *a, const void *b) {
+    const vkt_profile_entry *x = a, *y = b;
+    if (x->total_ms != y->total_ms) return x->total_ms < y->total_ms ? 1 : -1;
+    return strcmp(x->name, y->name);
+}
+
+int vkt_profile_table_report(const vkt_profile_table *t, vkt_profile_entry *out, int max) {
+    if (max <= 0 || !out) return t->n;
+    vkt_profile_entry *all = malloc((size_t)(t->n ? t->n : 1) * sizeof *all);
+    if (!all) return 0;
+    for (int i = 0; i < t->n; i++) {
+        snprintf(all[i].name, sizeof all[i].name, "%s", t->slots[i].name);
+        all[i].calls = t->slots[i].calls;
+        all[i].total_ms = t->slots[i].total_ms;
+    }
+    qsort(all, (size_t)t->n, sizeof *all, by_time_desc);
+    memcpy(out, all, (size_t)(t->n < max ? t->n : max) * sizeof *all);
+    free(all);
+    return t->n;
+}
+
+int vkt_profile_enable(vkt_backend *be, int on) {
+    if (be->ops->profile_enable) return be->ops->profile_enable(be, on);
+    if (on) vkt_profile_table_clear(&be->host_prof);
+    be->host_timing = on != 0;
+    return 0;
+}
+
+int vkt_profile_report(vkt_backend *be, vkt_profile_entry *out, int max) {
+    if (be->ops->profile_read) return be->ops->profile_read(be, out, max);
+    return vkt_profile_table_report(&be->host_prof, out, max);
+}
+
+static double host_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+/* Runs `call`; with host timing on, adds its duration under `name`. Free when off: one
+ * predictable branch per op. */
+#define TIMED(name, call)                                                                     \
+    do {                                                                                      \
+        if (!be->host_timing) {                                                               \
+            call;                                                                             \
+        } else {                                                                              \
+            double t0_ = host_ms();                                                           \
+            call;                                                                             \
+            vkt_profile_table_add(&be->host_prof, name, host_ms() - t0_);                     \
+        }                                                                                     \
+    } while (0)
 
 const vkt_device_info *vkt_backend_info(const vkt_backend *be) { return &be->info; }
 
@@ -199,9 +278,7 @@ double vkt_time_ms(vkt_backend *be) {
     be->syncs++;
     if (be->ops->time_ms) return be->ops->time_ms(be);
     be->ops->synchronize(be);
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+    return host_ms();
 }
 
 vkt_buf *vkt_alloc(vkt_backend *be, size_t bytes, char *err, size_t errlen) {
@@ -211,68 +288,78 @@ void vkt_free(vkt_backend *be, vkt_buf *buf) {
     if (buf) be->ops->free(be, buf);
 }
 void vkt_upload(vkt_backend *be, vkt_ptr dst, const void *src, size_t bytes) {
-    be->ops->upload(be, dst, src, bytes);
+    TIMED("upload", be->ops->upload(be, dst, src, bytes));
 }
 void vkt_download(vkt_backend *be, void *dst, vkt_ptr src, size_t bytes) {
     be->syncs++;
-    be->ops->download(be, dst, src, bytes);
+    TIMED("download", be->ops->download(be, dst, src, bytes));
 }
-void vkt_fill(vkt_backend *be, vkt_ptr dst, float value, size_t n) { be->ops->fill(be, dst, value, n); }
+void vkt_fill(vkt_backend *be, vkt_ptr dst, float value, size_t n) {
+    TIMED("fill", be->ops->fill(be, dst, value, n));
+}
 void vkt_copy(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t bytes) {
-    be->ops->copy(be, dst, src, bytes);
+    TIMED("copy", be->ops->copy(be, dst, src, bytes));
 }
 
 void vkt_encoder_forward(vkt_backend *be, vkt_ptr out, vkt_ptr tokens, vkt_ptr wte, vkt_ptr wpe,
                          int B, int T, int C) {
-    be->ops->encoder_forward(be, out, tokens, wte, wpe, B, T, C);
+    TIMED("encoder_forward", be->ops->encoder_forward(be, out, tokens, wte, wpe, B, T, C));
 }
 void vkt_encoder_backward(vkt_backend *be, vkt_ptr dwte, vkt_ptr dwpe, vkt_ptr dout,
                           vkt_ptr tokens, int B, int T, int C) {
-    be->ops->encoder_backward(be, dwte, dwpe, dout, tokens, B, T, C);
+    TIMED("encoder_backward", be->ops->encoder_backward(be, dwte, dwpe, dout, tokens, B, T, C));
 }
 void vkt_layernorm_forward(vkt_backend *be, vkt_ptr out, vkt_ptr mean, vkt_ptr rstd,
                            vkt_ptr inp, vkt_ptr weight, vkt_ptr bias, int N, int C) {
-    be->ops->layernorm_forward(be, out, mean, rstd, inp, weight, bias, N, C);
+    TIMED("layernorm_forward",
+          be->ops->layernorm_forward(be, out, mean, rstd, inp, weight, bias, N, C));
 }
 void vkt_layernorm_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight, vkt_ptr dbias,
                             vkt_ptr dout, vkt_ptr inp, vkt_ptr weight, vkt_ptr mean,
                             vkt_ptr rstd, int N, int C) {
-    be->ops->layernorm_backward(be, dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+    TIMED("layernorm_backward",
+          be->ops->layernorm_backward(be, dinp, dweight, dbias, dout, inp, weight, mean, rstd,
+                                      N, C));
 }
 void vkt_matmul(vkt_backend *be, vkt_ptr c, vkt_ptr a, vkt_ptr b, vkt_ptr bias, int M, int N,
                 int K, int trans_a, int trans_b, float alpha, float beta) {
-    be->ops->matmul(be, c, a, b, bias, M, N, K, trans_a, trans_b, alpha, beta);
+    TIMED("matmul", be->ops->matmul(be, c, a, b, bias, M, N, K, trans_a, trans_b, alpha, beta));
 }
 void vkt_bias_backward(vkt_backend *be, vkt_ptr dbias, vkt_ptr dout, int M, int N) {
-    be->ops->bias_backward(be, dbias, dout, M, N);
+    TIMED("bias_backward", be->ops->bias_backward(be, dbias, dout, M, N));
 }
 void vkt_attention_forward(vkt_backend *be, vkt_ptr out, vkt_ptr att, vkt_ptr qkv, int B, int T,
                            int C, int NH) {
-    be->ops->attention_forward(be, out, att, qkv, B, T, C, NH);
+    TIMED("attention_forward", be->ops->attention_forward(be, out, att, qkv, B, T, C, NH));
 }
 void vkt_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, vkt_ptr qkv,
                             vkt_ptr att, int B, int T, int C, int NH) {
-    be->ops->attention_backward(be, dqkv, dout, qkv, att, B, T, C, NH);
+    TIMED("attention_backward", be->ops->attention_backward(be, dqkv, dout, qkv, att, B, T, C, NH));
 }
 void vkt_gelu_forward(vkt_backend *be, vkt_ptr out, vkt_ptr inp, size_t n) {
-    be->ops->gelu_forward(be, out, inp, n);
+    TIMED("gelu_forward", be->ops->gelu_forward(be, out, inp, n));
 }
 void vkt_gelu_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr inp, vkt_ptr dout, size_t n) {
-    be->ops->gelu_backward(be, dinp, inp, dout, n);
+    TIMED("gelu_backward", be->ops->gelu_backward(be, dinp, inp, dout, n));
 }
 void vkt_residual_forward(vkt_backend *be, vkt_ptr out, vkt_ptr a, vkt_ptr b, size_t n) {
-    be->ops->residual_forward(be, out, a, b, n);
+    TIMED("residual_forward", be->ops->residual_forward(be, out, a, b, n));
 }
 void vkt_softmax_xent(vkt_backend *be, vkt_ptr losses, vkt_ptr logits, vkt_ptr targets, int N,
                       int V, int Vp, float grad_scale, int want_grad) {
-    be->ops->softmax_xent(be, losses, logits, targets, N, V, Vp, grad_scale, want_grad);
+    TIMED("softmax_xent",
+          be->ops->softmax_xent(be, losses, logits, targets, N, V, Vp, grad_scale, want_grad));
 }
 void vkt_adamw(vkt_backend *be, vkt_ptr params, vkt_ptr grads, vkt_ptr m, vkt_ptr v, size_t n,
                const vkt_adamw_args *args) {
-    be->ops->adamw(be, params, grads, m, v, n, args);
+    TIMED("adamw", be->ops->adamw(be, params, grads, m, v, n, args));
 }
-void vkt_sumsq(vkt_backend *be, vkt_ptr out, vkt_ptr x, size_t n) { be->ops->sumsq(be, out, x, n); }
+void vkt_sumsq(vkt_backend *be, vkt_ptr out, vkt_ptr x, size_t n) {
+    TIMED("sumsq", be->ops->sumsq(be, out, x, n));
+}
 void vkt_sum_into(vkt_backend *be, vkt_ptr out, vkt_ptr x, size_t n, float scale) {
-    be->ops->sum_into(be, out, x, n, scale);
+    TIMED("sum_into", be->ops->sum_into(be, out, x, n, scale));
 }
-void vkt_scale(vkt_backend *be, vkt_ptr x, float s, size_t n) { be->ops->scale(be, x, s, n); }
+void vkt_scale(vkt_backend *be, vkt_ptr x, float s, size_t n) {
+    TIMED("scale", be->ops->scale(be, x, s, n));
+}

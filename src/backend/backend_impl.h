@@ -5,6 +5,22 @@
 
 #include "vktrain/backend.h"
 
+/* Per-name totals: host timing in backend.c, device timing in a backend (vulkan). Names are
+ * kept by pointer: they must outlive the table (string literals, the shader table). */
+typedef struct vkt_profile_table {
+    struct vkt_profile_slot {
+        const char *name;
+        uint64_t calls;
+        double total_ms;
+    } *slots;
+    int n, cap;
+} vkt_profile_table;
+void vkt_profile_table_add(vkt_profile_table *t, const char *name, double ms);
+void vkt_profile_table_clear(vkt_profile_table *t);
+void vkt_profile_table_free(vkt_profile_table *t);
+/* Copies up to max entries, largest total first; returns t->n. */
+int vkt_profile_table_report(const vkt_profile_table *t, vkt_profile_entry *out, int max);
+
 typedef struct vkt_backend_ops {
     const char *name; /* "cpu" */
 
@@ -22,6 +38,11 @@ typedef struct vkt_backend_ops {
     /* optional: vkt_backend_set_option; NULL = the backend has no options */
     int (*set_option)(vkt_backend *be, const char *key, const char *value, char *err,
                       size_t errlen);
+    /* optional, together: device-side op timing (vkt_profile_enable/report). Without them,
+     * backend.c times each public call on the host, which is right only for a backend whose
+     * ops finish before they return (cpu). profile_enable returns 0 or -1 (cannot time). */
+    int (*profile_enable)(vkt_backend *be, int on);
+    int (*profile_read)(vkt_backend *be, vkt_profile_entry *out, int max);
 
     vkt_buf *(*alloc)(vkt_backend *be, size_t bytes, char *err, size_t errlen);
     void (*free)(vkt_backend *be, vkt_buf *buf);
@@ -59,6 +80,8 @@ struct vkt_backend {
     int device;  /* index within the backend */
     uint64_t syncs; /* host round trips so far (vkt_sync_count) */
     void *ctx;   /* the backend's own state */
+    int host_timing;             /* time each call on the host (backends without profile_*) */
+    vkt_profile_table host_prof; /* its totals */
 };
 
 /* The compiled-in backends, in --list-devices order. */

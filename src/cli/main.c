@@ -15,7 +15,8 @@
 #define MAX_OVERRIDES 256
 
 static const char USAGE[] =
-    "usage: vktrain [--device DEV] [--set section.key=value]... [--resume] CONFIG.ini\n"
+    "usage: vktrain [--device DEV] [--set section.key=value]... [--resume] [--profile] "
+    "CONFIG.ini\n"
     "       vktrain --list-devices\n"
     "       vktrain --print-config [--device DEV] [--set section.key=value]... CONFIG.ini\n"
     "       vktrain prepare|sample|eval|export ...   (vktrain COMMAND --help for each)\n"
@@ -26,6 +27,9 @@ static const char USAGE[] =
     "                      (cpu:0, vulkan:1, opencl:0) or auto; same as --set backend.device=DEV\n"
     "  --set S.K=V         override key K of section [S]; repeatable; validated like the file\n"
     "  --resume            continue from out_dir/checkpoint.bin (same as --set train.resume=true)\n"
+    "  --profile           time every op (on the device: Vulkan timestamps; cpu: host time per\n"
+    "                      call) and print a table to stderr at the end: op, calls, total ms,\n"
+    "                      ms per step, share of the total\n"
     "  --list-devices      list every device of every compiled backend\n"
     "  --print-config      print the effective config, parameter count and memory estimate\n"
     "  --config-reference  print every config key with its default (Markdown table)\n"
@@ -111,7 +115,7 @@ static void catch_stop_signals(void) {
 int main(int argc, char **argv) {
     const char *overrides[MAX_OVERRIDES];
     char owned[MAX_OVERRIDES][320];
-    int n_over = 0, want_print = 0;
+    int n_over = 0, want_print = 0, want_profile = 0;
     const char *config_path = NULL;
 
     if (argc >= 2) {
@@ -139,6 +143,8 @@ int main(int argc, char **argv) {
             return list_devices();
         } else if (!strcmp(a, "--print-config")) {
             want_print = 1;
+        } else if (!strcmp(a, "--profile")) {
+            want_profile = 1;
         } else if (!strcmp(a, "--resume")) {
             if (n_over == MAX_OVERRIDES) return usage_error("too many overrides%s", "");
             overrides[n_over++] = "train.resume=true";
@@ -172,7 +178,8 @@ int main(int argc, char **argv) {
 
     catch_stop_signals();
     vkt_train_result res;
-    rc = vkt_train_run(&cfg, &res, NULL, err, sizeof err);
+    vkt_train_opts opts = {.profile = want_profile};
+    rc = vkt_train_run_opts(&cfg, &opts, &res, NULL, err, sizeof err);
     if (rc) fprintf(stderr, "vktrain: error: %s\n", err);
     return rc;
 }

@@ -91,3 +91,22 @@ void vkt_metrics_close(vkt_metrics *m) {
     if (m->f) fclose(m->f);
     m->f = NULL;
 }
+
+void vkt_log_profile(FILE *f, const vkt_profile_entry *e, int n, int steps, const char *source) {
+    double total = 0;
+    uint64_t calls = 0;
+    for (int i = 0; i < n; i++) {
+        total += e[i].total_ms;
+        calls += e[i].calls;
+    }
+    int per = steps > 0 ? steps : 1;
+    fprintf(f, "profile: %s, %d step%s (evaluation and checkpoint transfers included)\n", source,
+            steps, steps == 1 ? "" : "s");
+    fprintf(f, "%-28s %10s %12s %10s %7s\n", "op", "calls", "total ms", "ms/step", "share");
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%-28s %10llu %12.3f %10.3f %6.1f%%\n", e[i].name,
+                (unsigned long long)e[i].calls, e[i].total_ms, e[i].total_ms / per,
+                total > 0 ? 100 * e[i].total_ms / total : 0.0);
+    fprintf(f, "%-28s %10llu %12.3f %10.3f %6.1f%%\n", "total", (unsigned long long)calls, total,
+            total / per, total > 0 ? 100.0 : 0.0);
+}

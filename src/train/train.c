@@ -351,8 +351,30 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
     return 0;
 }
 
+/* vktrain --profile: the op table of this run, on rank 0 (device timers where the backend has
+ * them, else host timing of each call). */
+static void print_profile(run *r, int steps) {
+    vkt_synchronize(r->be); /* device times count once the work is done */
+    int n = vkt_profile_report(r->be, NULL, 0);
+    vkt_profile_entry *e = calloc(n > 0 ? (size_t)n : 1, sizeof *e);
+    if (!e) return;
+    n = vkt_profile_report(r->be, e, n);
+    const vkt_device_info *d = vkt_backend_info(r->be);
+    char source[256];
+    snprintf(source, sizeof source, "%s:%d (%s), %s", d->backend, d->backend_index, d->name,
+             strcmp(d->backend, "vulkan") ? "host time per call" : "device timestamps");
+    vkt_log_profile(stderr, e, n, steps, source);
+    free(e);
+}
+
 int vkt_train_run(const vkt_config *config, vkt_train_result *res, float *losses_out,
                   char *err, size_t errlen) {
+    return vkt_train_run_opts(config, NULL, res, losses_out, err, errlen);
+}
+
+int vkt_train_run_opts(const vkt_config *config, const vkt_train_opts *opts,
+                       vkt_train_result *res, float *losses_out, char *err, size_t errlen) {
+    int profile = opts && opts->profile;
     vkt_config copy = *config, *cfg = &copy;
     run r = {.cfg = cfg};
     vkt_train_result local;
@@ -373,7 +395,12 @@ int vkt_train_run(const vkt_config *config, vkt_train_result *res, float *losses
         else rc = vkt_metrics_open(&r.metrics, cfg->train.out_dir,
                                    cfg->train.resume ? r.start_step : -1, err, errlen);
     }
+    if (!rc && profile && vkt_profile_enable(r.be, 1))
+        fprintf(stderr, "vktrain: --profile: %s cannot time its work; no table\n",
+                vkt_backend_info(r.be)->name);
     if (!rc) rc = loop(&r, res, losses_out, err, errlen);
+    if (!rc && profile && vkt_dist_rank(r.dist) == 0)
+        print_profile(&r, res->steps_done - r.start_step);
     vkt_metrics_close(&r.metrics);
     free(r.inputs);
     free(r.targets);

@@ -17,6 +17,19 @@ static int vk_device_info(int index, vkt_device_info *out) {
 
 static void vk_note(char *buf, size_t len) { snprintf(buf, len, "%s", vkt_vk_devices_note()); }
 
+/* fill and copy are timed here rather than in vk_ops.c: each is one transfer command (or,
+ * for an overlapping copy, two through a temporary), bracketed as a whole */
+static void vk_fill(vkt_backend *be, vkt_ptr dst, float value, size_t n) {
+    vkt_vk_prof_begin(vkt_vk(be), "fill");
+    vkt_vk_op_fill(be, dst, value, n);
+    vkt_vk_prof_end(vkt_vk(be));
+}
+static void vk_copy(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t bytes) {
+    vkt_vk_prof_begin(vkt_vk(be), "copy");
+    vkt_vk_op_copy(be, dst, src, bytes);
+    vkt_vk_prof_end(vkt_vk(be));
+}
+
 const vkt_backend_ops vkt_vulkan_backend_ops = {
     .name = "vulkan",
     .device_count = vk_device_count,
@@ -26,12 +39,14 @@ const vkt_backend_ops vkt_vulkan_backend_ops = {
     .shutdown = vkt_vk_op_shutdown,
     .set_option = vkt_vk_set_option,
     .synchronize = vkt_vk_op_synchronize,
+    .profile_enable = vkt_vk_op_profile_enable,
+    .profile_read = vkt_vk_op_profile_read,
     .alloc = vkt_vk_op_alloc,
     .free = vkt_vk_op_free,
     .upload = vkt_vk_op_upload,
     .download = vkt_vk_op_download,
-    .fill = vkt_vk_op_fill,
-    .copy = vkt_vk_op_copy,
+    .fill = vk_fill,
+    .copy = vk_copy,
     .encoder_forward = vkt_vk_op_encoder_forward,
     .encoder_backward = vkt_vk_op_encoder_backward,
     .layernorm_forward = vkt_vk_op_layernorm_forward,

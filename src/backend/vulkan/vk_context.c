@@ -54,6 +54,7 @@ int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen) {
         return -1;
     }
     c->queue_family = (uint32_t)fam;
+    c->prof_valid_bits = qf[fam].timestampValidBits;
 
     /* optional features: fp16 arithmetic and storage (1.2 core structures), and for
      * cooperative matrices the memory model plus the KHR extension */
@@ -168,6 +169,7 @@ void vkt_vk_context_shutdown(vkt_backend *be) {
             fprintf(stderr, "vulkan: %llu submissions, %llu dispatches\n",
                     (unsigned long long)c->submits, (unsigned long long)c->dispatches);
         c->d.vkDeviceWaitIdle(c->dev);
+        vkt_vk_prof_shutdown(c);
         vkt_vk_pipelines_shutdown(c);
         vkt_vk_memory_shutdown(c);
         if (c->fence) c->d.vkDestroyFence(c->dev, c->fence, NULL);
@@ -226,6 +228,7 @@ void vkt_vk_flush(vkt_vk_ctx *c) {
         c->submits++;
         VKT_VK_CHECK(c->d.vkWaitForFences(c->dev, 1, &c->fence, VK_TRUE, UINT64_MAX));
         VKT_VK_CHECK(c->d.vkResetFences(c->dev, 1, &c->fence));
+        if (c->prof_used) vkt_vk_prof_collect(c);
         VKT_VK_CHECK(c->d.vkResetCommandPool(c->dev, c->pool, 0));
     }
     c->recording = 0;

@@ -90,6 +90,15 @@ typedef struct vkt_vk_ctx {
     int matmul_request;     /* VKT_VK_TIER_AUTO (0) or 1 + a tier index */
     int matmul_reported;    /* the choice has been printed */
     struct vkt_vk_tier_class *tier_classes; /* decided shape classes (auto) */
+    /* profiling (vk_profile.c): timestamp pairs around each command of a submission */
+    uint32_t prof_valid_bits; /* the queue family's timestampValidBits; 0 = no timestamps */
+    uint64_t prof_mask;       /* of those bits */
+    int prof_on, prof_open;   /* profiling; a begin is written without its end */
+    int prof_depth;           /* begins without their end, nested ones included */
+    VkQueryPool prof_pool;
+    uint32_t prof_cap, prof_used, prof_want; /* queries: in the pool, written, wanted next */
+    const char **prof_names;  /* per pair: the command's name */
+    vkt_profile_table prof;   /* totals since enabling */
 } vkt_vk_ctx;
 
 static inline vkt_vk_ctx *vkt_vk(vkt_backend *be) { return (vkt_vk_ctx *)be->ctx; }
@@ -132,6 +141,15 @@ void vkt_vk_dispatch(vkt_vk_ctx *c, const char *name, const vkt_vk_bindings *b,
                      const void *push, uint32_t push_size, uint32_t gx, uint32_t gy,
                      uint32_t gz);
 
+/* vk_profile.c: with profiling off these return at once. Bracket a command with begin/end;
+ * call reserve first where a flush between it and begin would invalidate recorded state. */
+void vkt_vk_prof_reserve(vkt_vk_ctx *c);
+void vkt_vk_prof_begin(vkt_vk_ctx *c, const char *name);
+void vkt_vk_prof_end(vkt_vk_ctx *c);
+void vkt_vk_prof_collect(vkt_vk_ctx *c); /* flush, after the fence */
+void vkt_vk_prof_shutdown(vkt_vk_ctx *c);
+int vkt_vk_op_profile_enable(vkt_backend *be, int on);
+int vkt_vk_op_profile_read(vkt_backend *be, vkt_profile_entry *out, int max);
 
 /* vk_matmul.c: GEMM tiers ("fp32", "coopmat") and the caches under cache_dir */
 #define VKT_VK_TIER_AUTO 0 /* matmul_request: 0 = auto, else 1 + tier index */

@@ -227,6 +227,7 @@ void vkt_vk_upload(vkt_vk_ctx *c, vkt_ptr dst, const void *src, size_t bytes) {
     VKT_VK_ASSERT(dst.buf && dst.off + bytes <= dst.buf->size);
     const char *s = src;
     while (bytes) {
+        vkt_vk_prof_reserve(c); /* before the staging offset is taken */
         if (c->staging_used >= c->staging_size) vkt_vk_flush(c); /* the ring is full */
         VkDeviceSize room = c->staging_size - c->staging_used;
         VkDeviceSize n = bytes < room ? bytes : room;
@@ -240,7 +241,9 @@ void vkt_vk_upload(vkt_vk_ctx *c, vkt_ptr dst, const void *src, size_t bytes) {
         VkBufferCopy bc = {.srcOffset = c->staging_used,
                            .dstOffset = dst.buf->off + dst.off,
                            .size = n};
+        vkt_vk_prof_begin(c, "upload");
         c->d.vkCmdCopyBuffer(vkt_vk_cmd(c), c->staging, vkt_vk_buffer_of(c, dst.buf), 1, &bc);
+        vkt_vk_prof_end(c);
         vkt_vk_barrier(c);
         /* keep the ring's next slot aligned for copies */
         c->staging_used += (n + 15) & ~(VkDeviceSize)15;
@@ -256,11 +259,14 @@ void vkt_vk_download(vkt_vk_ctx *c, void *dst, vkt_ptr src, size_t bytes) {
     /* the copy into staging joins the queued work, so a step's download is one submission;
      * larger reads go through the ring in pieces, one submission each */
     while (bytes) {
+        vkt_vk_prof_reserve(c);
         if (c->staging_used >= c->staging_size) vkt_vk_flush(c);
         VkDeviceSize at = c->staging_used, room = c->staging_size - at;
         VkDeviceSize n = bytes < room ? bytes : room;
         VkBufferCopy bc = {.srcOffset = src.buf->off + src.off, .dstOffset = at, .size = n};
+        vkt_vk_prof_begin(c, "download");
         c->d.vkCmdCopyBuffer(vkt_vk_cmd(c), vkt_vk_buffer_of(c, src.buf), c->staging, 1, &bc);
+        vkt_vk_prof_end(c);
         vkt_vk_flush(c);
         if (!c->staging_coherent) {
             VkMappedMemoryRange mr = {.sType = VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE,

@@ -150,6 +150,7 @@ void vkt_vk_dispatch(vkt_vk_ctx *c, const char *name, const vkt_vk_bindings *b,
                      uint32_t gz) {
     vkt_vk_pipeline *p = get(c, name, (uint32_t)b->n, push_size);
     if (gx == 0 || gy == 0 || gz == 0) return;
+    vkt_vk_prof_reserve(c); /* a flush for the query pool must come before the set */
     VKT_VK_ASSERT(gx <= c->props.limits.maxComputeWorkGroupCount[0] &&
                   gy <= c->props.limits.maxComputeWorkGroupCount[1] &&
                   gz <= c->props.limits.maxComputeWorkGroupCount[2]);
@@ -189,6 +190,7 @@ void vkt_vk_dispatch(vkt_vk_ctx *c, const char *name, const vkt_vk_bindings *b,
         };
     }
     c->d.vkUpdateDescriptorSets(c->dev, (uint32_t)b->n, w, 0, NULL);
+    vkt_vk_prof_begin(c, p->name);
     VkCommandBuffer cmd = vkt_vk_cmd(c);
     c->d.vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);
     c->d.vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0,
@@ -196,6 +198,7 @@ void vkt_vk_dispatch(vkt_vk_ctx *c, const char *name, const vkt_vk_bindings *b,
     if (push_size)
         c->d.vkCmdPushConstants(cmd, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_size, push);
     c->d.vkCmdDispatch(cmd, gx, gy, gz);
+    vkt_vk_prof_end(c);
     c->dispatches++;
     vkt_vk_barrier(c);
 }
