@@ -48,8 +48,9 @@ int main(void) {
         printf("  %-24s %6zu words\n", s->name, s->words);
         check_entry(s);
         CHECK(vkt_spirv_find(s->name) == s, "%s: find returns another entry", s->name);
+        const char *name = s->name ? s->name : "(no name)";
         for (int j = 0; j < i; j++)
-            CHECK(strcmp(vkt_spirv_table[j].name, s->name) != 0, "%s: duplicate name", s->name);
+            CHECK(strcmp(vkt_spirv_table[j].name, name) != 0, "%s: duplicate name", name);
     }
 
     const char *required[] = {"matmul_f32", "matmul_f16"};
