@@ -15,6 +15,8 @@ static float rnd(void) {
 }
 
 typedef struct { vkt_buf *b[2]; size_t n; } pair;
+static pair made[32];
+static int nmade;
 static pair make(size_t n, float scale, const int32_t *ints) {
     char err[256];
     pair p = {{NULL, NULL}, n};
@@ -29,6 +31,7 @@ static pair make(size_t n, float scale, const int32_t *ints) {
         vkt_upload(be[k], vkt_at(p.b[k], 0), ints ? (const void *)ints : h, n * 4);
     }
     free(h);
+    made[nmade++] = p; /* freed at the end */
     return p;
 }
 static void same_tol(const char *what, pair p, double rtol) {
@@ -121,6 +124,8 @@ int main(void) {
         same("adamw params (clipped)", x);
         same("adamw m", m);
     }
+    for (int i = 0; i < nmade; i++)
+        for (int k = 0; k < 2; k++) vkt_free(be[k], made[i].b[k]);
     vkt_backend_destroy(be[1]);
     vkt_backend_destroy(be[0]);
     return vkt_test_finish("test_vulkan_split");
