@@ -384,9 +384,8 @@ void vkt_cpu_adamw(vkt_backend *be, vkt_ptr params_, vkt_ptr grads_, vkt_ptr m_,
 /* Fixed-size chunks summed in order: the result does not depend on the thread count. */
 #define SUMSQ_CHUNK 65536
 
-void vkt_cpu_sumsq(vkt_backend *be, vkt_ptr out_, vkt_ptr x_, size_t n) {
-    (void)be;
-    const float *x = F(x_);
+/* Sum of x (or of x^2) in double over fixed-size chunks, added in chunk order. */
+static double chunked_sum(const float *x, size_t n, int squares) {
     size_t nchunks = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
     double *part = calloc(nchunks ? nchunks : 1, sizeof(double));
     VKT_CPU_ASSERT(part != NULL);
@@ -394,32 +393,26 @@ void vkt_cpu_sumsq(vkt_backend *be, vkt_ptr out_, vkt_ptr x_, size_t n) {
     for (size_t ch = 0; ch < nchunks; ch++) {
         size_t lo = ch * SUMSQ_CHUNK, hi = lo + SUMSQ_CHUNK < n ? lo + SUMSQ_CHUNK : n;
         double s = 0;
-        for (size_t i = lo; i < hi; i++) s += (double)x[i] * x[i];
+        if (squares)
+            for (size_t i = lo; i < hi; i++) s += (double)x[i] * x[i];
+        else
+            for (size_t i = lo; i < hi; i++) s += x[i];
         part[ch] = s;
     }
     double total = 0;
     for (size_t ch = 0; ch < nchunks; ch++) total += part[ch];
     free(part);
-    F(out_)[0] = (float)total;
+    return total;
+}
+
+void vkt_cpu_sumsq(vkt_backend *be, vkt_ptr out_, vkt_ptr x_, size_t n) {
+    (void)be;
+    F(out_)[0] = (float)chunked_sum(F(x_), n, 1);
 }
 
 void vkt_cpu_sum_into(vkt_backend *be, vkt_ptr out_, vkt_ptr x_, size_t n, float scale) {
     (void)be;
-    const float *x = F(x_);
-    size_t nchunks = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
-    double *part = calloc(nchunks ? nchunks : 1, sizeof(double));
-    VKT_CPU_ASSERT(part != NULL);
-#pragma omp parallel for schedule(static)
-    for (size_t ch = 0; ch < nchunks; ch++) {
-        size_t lo = ch * SUMSQ_CHUNK, hi = lo + SUMSQ_CHUNK < n ? lo + SUMSQ_CHUNK : n;
-        double s = 0;
-        for (size_t i = lo; i < hi; i++) s += x[i];
-        part[ch] = s;
-    }
-    double total = 0;
-    for (size_t ch = 0; ch < nchunks; ch++) total += part[ch];
-    free(part);
-    F(out_)[0] += (float)(scale * total);
+    F(out_)[0] += (float)(scale * chunked_sum(F(x_), n, 0));
 }
 
 void vkt_cpu_scale(vkt_backend *be, vkt_ptr x_, float s, size_t n) {
