@@ -3,12 +3,10 @@
  * the tokens. A later run with the same inputs and settings reuses the entry; anything
  * changed makes a new one. Entries appear complete or not at all (vkt_prepare renames a
  * finished temporary directory into place). */
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "util/fs.h"
 #include "util/hash.h"
@@ -18,27 +16,12 @@
 #define CACHE_VERSION "vktrain-data-cache-1"
 
 static int hash_file(const char *path, uint64_t *h, char *err, size_t errlen) {
-    int fd = open(path, O_RDONLY);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        snprintf(err, errlen, "%s: cannot read", path);
-        if (fd >= 0) close(fd);
-        return 2;
-    }
-    if (st.st_size == 0) { /* prepare reports it as empty */
-        close(fd);
-        *h = vkt_hash64("", 0);
-        return 0;
-    }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (p == MAP_FAILED) {
-        snprintf(err, errlen, "%s: cannot read", path);
-        return 2;
-    }
-    posix_madvise(p, (size_t)st.st_size, POSIX_MADV_SEQUENTIAL);
-    *h = vkt_hash64(p, (size_t)st.st_size);
-    munmap(p, (size_t)st.st_size);
+    const void *p;
+    size_t len;
+    int rc = vkt_map_file(path, POSIX_MADV_SEQUENTIAL, &p, &len, err, errlen);
+    if (rc) return rc;
+    *h = vkt_hash64(p ? p : "", len); /* an empty file: prepare reports it */
+    vkt_unmap_file(p, len);
     return 0;
 }
 

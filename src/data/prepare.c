@@ -4,7 +4,6 @@
  * complete. */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,40 +26,17 @@ typedef struct input {
 
 static int map_input(input *in, const char *path, char *err, size_t errlen) {
     in->path = path;
-    in->data = NULL;
-    in->len = 0;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return 2;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s: cannot read: not a regular file", path);
-        close(fd);
-        return 2;
-    }
-    if (st.st_size == 0) {
+    int rc = vkt_map_file(path, POSIX_MADV_SEQUENTIAL, (const void **)&in->data, &in->len, err,
+                          errlen);
+    if (!rc && in->len == 0) {
         snprintf(err, errlen, "%s: is empty: nothing to tokenize", path);
-        close(fd);
-        return 2;
+        rc = 2;
     }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int saved = errno;
-    close(fd);
-    if (p == MAP_FAILED) {
-        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(saved));
-        return 2;
-    }
-    posix_madvise(p, (size_t)st.st_size, POSIX_MADV_SEQUENTIAL);
-    in->data = p;
-    in->len = (size_t)st.st_size;
-    return 0;
+    return rc;
 }
 
 static void unmap_inputs(input *in, int n) {
-    for (int i = 0; i < n; i++)
-        if (in[i].data) munmap((void *)in[i].data, in[i].len);
+    for (int i = 0; i < n; i++) vkt_unmap_file(in[i].data, in[i].len);
 }
 
 /* A piece of one input that goes to one split. */

@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/fs.h"
 #include "vktrain/data.h"
 
 /* What a file that is not a shard probably is, for the message. */
@@ -25,33 +25,17 @@ static int bad_shard(vkt_shard *s) {
 int vkt_shard_open(const char *path, vkt_shard *s, char *err, size_t errlen) {
     memset(s, 0, sizeof *s);
     snprintf(s->path, sizeof s->path, "%s", path);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return 2;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s: cannot read: not a regular file", path);
-        close(fd);
-        return 2;
-    }
-    size_t len = (size_t)st.st_size;
+    const void *map;
+    size_t len;
+    int rc = vkt_map_file(path, POSIX_MADV_WILLNEED, &map, &len, err, errlen);
+    if (rc) return rc;
+    s->map = (void *)map;
+    s->map_len = len;
     if (len < VKT_SHARD_HEADER_BYTES) {
-        close(fd);
         snprintf(err, errlen, "%s: token shard is truncated: %zu bytes, the header alone is %d",
                  path, len, VKT_SHARD_HEADER_BYTES);
-        return 2;
+        return bad_shard(s);
     }
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    int saved = errno;
-    close(fd); /* the mapping keeps the file */
-    if (map == MAP_FAILED) {
-        snprintf(err, errlen, "%s: cannot map: %s", path, strerror(saved));
-        return 1;
-    }
-    s->map = map;
-    s->map_len = len;
     int32_t h[3];
     memcpy(h, map, sizeof h);
     if (h[0] != VKT_SHARD_MAGIC) {
@@ -79,13 +63,11 @@ int vkt_shard_open(const char *path, vkt_shard *s, char *err, size_t errlen) {
     }
     s->ids = (const uint16_t *)((const char *)map + VKT_SHARD_HEADER_BYTES);
     s->n = (size_t)h[2];
-    /* read ahead: the first batches should not wait for the disk */
-    posix_madvise(map, len, POSIX_MADV_WILLNEED);
     return 0;
 }
 
 void vkt_shard_close(vkt_shard *s) {
-    if (s->map) munmap(s->map, s->map_len);
+    vkt_unmap_file(s->map, s->map_len);
     s->map = NULL;
     s->ids = NULL;
     s->n = 0;

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -85,4 +87,40 @@ int vkt_write_file_atomic(const char *path, const void *data, size_t len, char *
     remove(tmp);
     snprintf(err, errlen, "%s: cannot write: %s", path, strerror(saved));
     return 1;
+}
+
+int vkt_map_file(const char *path, int advice, const void **data, size_t *len, char *err,
+                 size_t errlen) {
+    *data = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return 2;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: cannot read: not a regular file", path);
+        close(fd);
+        return 2;
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        return 0;
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    int saved = errno;
+    close(fd); /* the mapping keeps the file */
+    if (p == MAP_FAILED) {
+        snprintf(err, errlen, "%s: cannot map: %s", path, strerror(saved));
+        return 1;
+    }
+    posix_madvise(p, (size_t)st.st_size, advice);
+    *data = p;
+    *len = (size_t)st.st_size;
+    return 0;
+}
+
+void vkt_unmap_file(const void *data, size_t len) {
+    if (data) munmap((void *)data, len);
 }

@@ -14,6 +14,13 @@ int vkt_file_exists(const char *path);
 int vkt_read_file(const char *path, unsigned char **data, size_t *len, char *err,
                   size_t errlen);
 
+/* Maps a whole regular file read-only (advice: a POSIX_MADV_* hint). An empty file gives
+ * *data NULL and *len 0. 0; 2 with err naming the file when it is missing or not a regular
+ * file; 1 when it cannot be mapped. */
+int vkt_map_file(const char *path, int advice, const void **data, size_t *len, char *err,
+                 size_t errlen);
+void vkt_unmap_file(const void *data, size_t len);
+
 /* Writes len bytes to path atomically: path.tmp.<pid>, fsync, rename. A crash leaves either the
  * old file or the new one, never half of it. 0, or 1 with err naming the file. */
 int vkt_write_file_atomic(const char *path, const void *data, size_t len, char *err,
