@@ -1,11 +1,8 @@
 /* Token shards in llm.c's format: memory-mapped for reading (the loader copies windows out of
  * the page cache; nothing is read twice into our own memory), written atomically. */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include "util/fs.h"
 #include "vktrain/data.h"
@@ -79,22 +76,8 @@ int vkt_shard_write(const char *path, const uint16_t *ids, size_t n, char *err, 
                  VKT_SHARD_MAX_TOKENS);
         return 1;
     }
-    char tmp[VKT_PATH_MAX + 32];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
-        return 1;
-    }
     int32_t header[VKT_SHARD_HEADER_BYTES / 4] = {VKT_SHARD_MAGIC, VKT_SHARD_VERSION, (int32_t)n};
-    int ok = fwrite(header, sizeof header, 1, f) == 1 &&
-             fwrite(ids, sizeof(uint16_t), n, f) == n && fflush(f) == 0 &&
-             fsync(fileno(f)) == 0;
-    int saved = errno;
-    ok = fclose(f) == 0 && ok;
-    if (ok && rename(tmp, path) == 0) return 0;
-    if (ok) saved = errno;
-    remove(tmp);
-    snprintf(err, errlen, "%s: cannot write: %s", path, strerror(saved));
-    return 1;
+    const void *pieces[2] = {header, ids};
+    size_t lens[2] = {sizeof header, n * sizeof(uint16_t)};
+    return vkt_write_pieces_atomic(path, pieces, lens, 2, err, errlen);
 }

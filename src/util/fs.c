@@ -70,8 +70,8 @@ int vkt_read_file(const char *path, unsigned char **data, size_t *len, char *err
     return 0;
 }
 
-int vkt_write_file_atomic(const char *path, const void *data, size_t len, char *err,
-                          size_t errlen) {
+int vkt_write_pieces_atomic(const char *path, const void *const *pieces, const size_t *lens,
+                            int n, char *err, size_t errlen) {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
@@ -79,7 +79,9 @@ int vkt_write_file_atomic(const char *path, const void *data, size_t len, char *
         snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
         return 1;
     }
-    int ok = fwrite(data, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    int ok = 1;
+    for (int i = 0; i < n && ok; i++) ok = fwrite(pieces[i], 1, lens[i], f) == lens[i];
+    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
     int saved = errno;
     ok = fclose(f) == 0 && ok;
     if (ok && rename(tmp, path) == 0) return 0;
@@ -87,6 +89,11 @@ int vkt_write_file_atomic(const char *path, const void *data, size_t len, char *
     remove(tmp);
     snprintf(err, errlen, "%s: cannot write: %s", path, strerror(saved));
     return 1;
+}
+
+int vkt_write_file_atomic(const char *path, const void *data, size_t len, char *err,
+                          size_t errlen) {
+    return vkt_write_pieces_atomic(path, &data, &len, 1, err, errlen);
 }
 
 int vkt_map_file(const char *path, int advice, const void **data, size_t *len, char *err,

@@ -25,5 +25,8 @@ void vkt_unmap_file(const void *data, size_t len);
  * old file or the new one, never half of it. 0, or 1 with err naming the file. */
 int vkt_write_file_atomic(const char *path, const void *data, size_t len, char *err,
                           size_t errlen);
+/* The same for n pieces written one after the other (no copy into one buffer). */
+int vkt_write_pieces_atomic(const char *path, const void *const *pieces, const size_t *lens,
+                            int n, char *err, size_t errlen);
 
 #endif
