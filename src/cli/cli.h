@@ -22,6 +22,8 @@ int cli_double(const char *cmd, const char *opt, const char *v, double min, doub
                double *out);
 int cli_u64(const char *cmd, const char *opt, const char *v, uint64_t *out);
 
+/* 1 when a is one of the NULL-terminated opts (an option that takes a value). */
+int cli_one_of(const char *a, const char *const *opts);
 /* Option value at argv[*i + 1] (advancing *i), or NULL after a usage message. */
 const char *cli_value(const char *cmd, int argc, char **argv, int *i);
 

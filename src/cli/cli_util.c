@@ -53,6 +53,12 @@ int cli_u64(const char *cmd, const char *opt, const char *v, uint64_t *out) {
     return 0;
 }
 
+int cli_one_of(const char *a, const char *const *opts) {
+    for (; *opts; opts++)
+        if (!strcmp(a, *opts)) return 1;
+    return 0;
+}
+
 const char *cli_value(const char *cmd, int argc, char **argv, int *i) {
     if (*i + 1 >= argc) {
         cli_usage(cmd, "%s needs a value", argv[*i]);

@@ -31,13 +31,10 @@ typedef struct eval_args {
     int batches, B, T;
 } eval_args;
 
-static int takes_value(const char *a) {
-    static const char *const opts[] = {"--checkpoint", "--data", "--batches", "--batch-size",
-                                       "--seq-len", "--tokenizer", "--device"};
-    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
-        if (!strcmp(a, opts[i])) return 1;
-    return 0;
-}
+/* the options that take a value */
+static const char *const VALUE_OPTS[] = {
+    "--checkpoint", "--data", "--batches", "--batch-size", "--seq-len", "--tokenizer",
+    "--device", NULL};
 
 static int parse(int argc, char **argv, eval_args *a) {
     const char *cmd = "eval";
@@ -49,7 +46,7 @@ static int parse(int argc, char **argv, eval_args *a) {
             fputs(USAGE, stdout);
             return -1;
         }
-        if (!takes_value(k)) return cli_usage(cmd, "unknown argument '%s'", k);
+        if (!cli_one_of(k, VALUE_OPTS)) return cli_usage(cmd, "unknown argument '%s'", k);
         if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
         if (!strcmp(k, "--checkpoint")) a->checkpoint = v;
         else if (!strcmp(k, "--data")) a->data = v;

@@ -25,13 +25,9 @@ static const char USAGE[] =
     "  --force            replace DIR if it is an earlier prepare's output\n"
     "  --quiet            no progress output\n";
 
-static int takes_value(const char *a) {
-    static const char *const opts[] = {"--tokenizer", "--vocab-size", "--val-fraction", "--val",
-                                       "--shard-tokens", "--out"};
-    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
-        if (!strcmp(a, opts[i])) return 1;
-    return 0;
-}
+/* the options that take a value */
+static const char *const VALUE_OPTS[] = {
+    "--tokenizer", "--vocab-size", "--val-fraction", "--val", "--shard-tokens", "--out", NULL};
 
 int vkt_cmd_prepare(int argc, char **argv) {
     const char *cmd = "prepare";
@@ -51,7 +47,7 @@ int vkt_cmd_prepare(int argc, char **argv) {
             o.force = 1;
         } else if (!strcmp(a, "--quiet")) {
             o.progress = 0;
-        } else if (takes_value(a) && !(v = cli_value(cmd, argc, argv, &i))) {
+        } else if (cli_one_of(a, VALUE_OPTS) && !(v = cli_value(cmd, argc, argv, &i))) {
             rc = 2;
         } else if (!strcmp(a, "--tokenizer")) {
             o.tokenizer = v;

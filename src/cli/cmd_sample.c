@@ -36,13 +36,10 @@ static void emit_id(int token, void *user) {
     fflush(stdout);
 }
 
-static int takes_value(const char *a) {
-    static const char *const opts[] = {"--checkpoint", "--prompt", "--tokens", "--temperature",
-                                       "--top-k", "--seed", "--tokenizer", "--device"};
-    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
-        if (!strcmp(a, opts[i])) return 1;
-    return 0;
-}
+/* the options that take a value */
+static const char *const VALUE_OPTS[] = {
+    "--checkpoint", "--prompt", "--tokens", "--temperature", "--top-k", "--seed", "--tokenizer",
+    "--device", NULL};
 
 typedef struct sample_args {
     const char *checkpoint, *prompt, *tokenizer, *device;
@@ -61,7 +58,7 @@ static int parse(int argc, char **argv, sample_args *a) {
             fputs(USAGE, stdout);
             return -1;
         }
-        if (!takes_value(k)) return cli_usage(cmd, "unknown argument '%s'", k);
+        if (!cli_one_of(k, VALUE_OPTS)) return cli_usage(cmd, "unknown argument '%s'", k);
         if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
         if (!strcmp(k, "--checkpoint")) a->checkpoint = v;
         else if (!strcmp(k, "--prompt")) a->prompt = v;
