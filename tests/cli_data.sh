@@ -9,23 +9,7 @@ SRC=$2
 T=$(mktemp -d /tmp/vkt_clidata_XXXXXX)
 trap 'rm -rf "$T"' EXIT
 export XDG_CACHE_HOME="$T/cache"
-fails=0
-cases=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-
-# expect STATUS SUBSTRING ARGS...: status and a substring of stdout+stderr
-expect() {
-    want=$1 pattern=$2
-    shift 2
-    cases=$((cases + 1))
-    out=$("$BIN" "$@" 2>&1)
-    got=$?
-    if [ "$got" -ne "$want" ]; then
-        fail "vktrain $*: exit $got, want $want"; echo "$out" | tail -3
-    elif ! printf '%s' "$out" | grep -qF -- "$pattern"; then
-        fail "vktrain $*: output lacks '$pattern':"; echo "$out" | tail -3
-    fi
-}
+. "$SRC/tests/cli_lib.sh"
 
 head -c 200000 "$SRC/data/tinyshakespeare.txt" > "$T/corpus.txt"
 cat > "$T/run.ini" <<INI

@@ -8,25 +8,7 @@ SRC=$2
 T=$(mktemp -d /tmp/vkt_cli_XXXXXX)
 trap 'rm -rf "$T"' EXIT
 export XDG_CACHE_HOME="$T/cache" # prepared data goes here, not into ~/.cache
-fails=0
-cases=0
-
-# expect STATUS SUBSTRING ARGS... : runs vktrain ARGS, checks the exit status and that the
-# combined output contains SUBSTRING.
-expect() {
-    want=$1 pattern=$2
-    shift 2
-    cases=$((cases + 1))
-    out=$("$BIN" "$@" 2>&1)
-    got=$?
-    if [ "$got" -ne "$want" ]; then
-        echo "FAIL: vktrain $*: exit $got, want $want"; echo "$out" | tail -3
-        fails=$((fails + 1))
-    elif ! printf '%s' "$out" | grep -qF -- "$pattern"; then
-        echo "FAIL: vktrain $*: output lacks '$pattern':"; echo "$out" | tail -3
-        fails=$((fails + 1))
-    fi
-}
+. "$SRC/tests/cli_lib.sh"
 
 # A good base config; each bad case is this file with one line changed.
 cat > "$T/good.ini" <<INI
