@@ -19,25 +19,26 @@
 
 #extension GL_EXT_control_flow_attributes : enable
 
-#ifdef USE_FP16
+#if defined(USE_FP16) || defined(USE_COOPMAT)
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
-#extension GL_EXT_shader_16bit_storage : require
 #endif
 
 #ifdef USE_COOPMAT
 #extension GL_KHR_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_KHR_shader_subgroup_basic : require
-#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
-#extension GL_EXT_shader_16bit_storage : require
 #endif
 
-// Storage type of matrix operands: float16_t under USE_FP16, float otherwise. Arithmetic is
-// always fp32 (fp16 operands, fp32 accumulation: see DESIGN.md, Numbers and precision).
-#ifdef USE_FP16
-#define operand_t float16_t
-#else
-#define operand_t float
+#if defined(USE_FP16) || defined(USE_COOPMAT)
+// fp32 -> fp16 as precision = fp16 defines it (include/vktrain/backend.h): round to nearest
+// even, and +-inf beyond fp16's range. The explicit overflow test matters: a driver may convert
+// with saturation or round toward zero, and then a gradient overflow would go unseen instead of
+// making the step's gradient norm non-finite (which skips the step and lowers the loss scale).
+float16_t to_f16(float x) {
+    if (abs(x) >= 65520.0) return float16_t(x > 0.0 ? uintBitsToFloat(0x7f800000u)
+                                                    : uintBitsToFloat(0xff800000u));
+    return float16_t(x);
+}
 #endif
 
 uint ceil_div(uint a, uint b) { return (a + b - 1u) / b; }

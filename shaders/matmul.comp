@@ -3,22 +3,21 @@
 //   C(M,N) = alpha * op(A) * op(B) + beta * C + bias
 // op(A) is (M,K): A stored (M,K), or (K,M) when trans_a. op(B) is (K,N): B stored (K,N), or
 // (N,K) when trans_b. bias (N, broadcast over rows) when flags & VKT_FLAG_BIAS. beta == 0
-// never reads C (it may hold NaNs). Variants (cmake/Shaders.cmake):
-//   (none)                  matmul_f32          fp32 A, B; shared-memory tiles, register blocking
-//   USE_FP16                matmul_f16          fp16 A, B; fp32 shared tiles and accumulation
-//   USE_COOPMAT             matmul_coopmat_f32  fp32 A, B rounded to fp16 in shared memory,
-//                                               16x16x16 KHR cooperative matrices, fp32 accum
-//   USE_COOPMAT USE_FP16    matmul_coopmat_f16  fp16 A, B; as above
-// C and bias are fp32 in every variant.
+// never reads C (it may hold NaNs). A, B, C and bias are fp32 buffers in every variant; the
+// fp16 ones round A and B to fp16 (to_f16, common.glsl) as they stage them into shared memory,
+// which is what precision = fp16 means, and accumulate in fp32. Variants (cmake/Shaders.cmake):
+//   (none)        matmul_f32      shared-memory tiles, register blocking
+//   USE_FP16      matmul_f16      the same with fp16 tiles (half the shared memory per tile)
+//   USE_COOPMAT   matmul_coopmat  16x16x16 KHR cooperative matrices (tensor cores)
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
 layout(set = 0, binding = 0) buffer BufC { float c[]; };
-layout(set = 0, binding = 1) readonly buffer BufA { operand_t a[]; };
-layout(set = 0, binding = 2) readonly buffer BufB { operand_t b[]; };
+layout(set = 0, binding = 1) readonly buffer BufA { float a[]; };
+layout(set = 0, binding = 2) readonly buffer BufB { float b[]; };
 layout(set = 0, binding = 3) readonly buffer BufBias { float bias[]; };
 
-// 40 bytes; offsets are in elements of each buffer's type (floats, or halves for fp16 A/B).
+// 40 bytes; offsets are in floats.
 layout(push_constant) uniform PushConstants {
     uint M, N, K;
     uint off_c, off_a, off_b, off_bias;
@@ -30,12 +29,12 @@ layout(push_constant) uniform PushConstants {
 float load_a(uint m, uint k) {
     if (m >= pc.M || k >= pc.K) return 0.0;
     uint i = (pc.flags & VKT_FLAG_TRANS_A) != 0u ? k * pc.M + m : m * pc.K + k;
-    return float(a[pc.off_a + i]);
+    return a[pc.off_a + i];
 }
 float load_b(uint k, uint n) {
     if (k >= pc.K || n >= pc.N) return 0.0;
     uint i = (pc.flags & VKT_FLAG_TRANS_B) != 0u ? n * pc.K + k : k * pc.N + n;
-    return float(b[pc.off_b + i]);
+    return b[pc.off_b + i];
 }
 
 // The epilogue shared by all variants: one output element from its accumulated dot product.
@@ -55,19 +54,28 @@ void store_c(uint m, uint n, float acc) {
 // stepping through K in slices of BK (spec id 4). Thread (tx, ty) owns rows ty + i*WG_Y and
 // columns tx + j*WG_X: neighbouring threads write neighbouring columns (coalesced) and read
 // the same A value from shared memory (a broadcast). Dispatch: (ceil(N/BN), ceil(M/BM), 1).
-// Defaults: 16x16 threads, 4x4 outputs each, 64x64 block, BK 16: 8 KiB of shared memory.
+// Defaults: 16x16 threads, 4x4 outputs each, 64x64 block, BK 16 (fp32) or 32 (fp16): 8 KiB of
+// shared memory either way.
 layout(local_size_x = 16, local_size_y = 16, local_size_z = 1, local_size_x_id = 0, local_size_y_id = 1) in;
 layout(constant_id = 2) const uint TM = 4;
 layout(constant_id = 3) const uint TN = 4;
+#ifdef USE_FP16
+layout(constant_id = 4) const uint BK = 32;
+#define tile_t float16_t
+#define to_tile(x) to_f16(x)
+#else
 layout(constant_id = 4) const uint BK = 16;
+#define tile_t float
+#define to_tile(x) (x)
+#endif
 const uint WG_X = gl_WorkGroupSize.x;
 const uint WG_Y = gl_WorkGroupSize.y;
 const uint BM = WG_Y * TM;
 const uint BN = WG_X * TN;
 const uint NT = WG_X * WG_Y;
 
-shared float As[BK * BM]; // As[k * BM + m]
-shared float Bs[BK * BN]; // Bs[k * BN + n]
+shared tile_t As[BK * BM]; // As[k * BM + m]
+shared tile_t Bs[BK * BN]; // Bs[k * BN + n]
 
 void main() {
     const uint tx = gl_LocalInvocationID.x, ty = gl_LocalInvocationID.y;
@@ -84,19 +92,19 @@ void main() {
         for (uint e = tid; e < BM * BK; e += NT) {
             uint m = ta ? e % BM : e / BK;
             uint k = ta ? e / BM : e % BK;
-            As[k * BM + m] = load_a(m0 + m, k0 + k);
+            As[k * BM + m] = to_tile(load_a(m0 + m, k0 + k));
         }
         for (uint e = tid; e < BK * BN; e += NT) {
             uint k = tb ? e % BK : e / BN;
             uint n = tb ? e / BK : e % BN;
-            Bs[k * BN + n] = load_b(k0 + k, n0 + n);
+            Bs[k * BN + n] = to_tile(load_b(k0 + k, n0 + n));
         }
         barrier();
         for (uint k = 0; k < BK; k++) {
             float bv[TN];
-            for (uint j = 0; j < TN; j++) bv[j] = Bs[k * BN + tx + j * WG_X];
+            for (uint j = 0; j < TN; j++) bv[j] = float(Bs[k * BN + tx + j * WG_X]);
             for (uint i = 0; i < TM; i++) {
-                float av = As[k * BM + ty + i * WG_Y];
+                float av = float(As[k * BM + ty + i * WG_Y]);
                 for (uint j = 0; j < TN; j++) acc[i * TN + j] = fma(av, bv[j], acc[i * TN + j]);
             }
         }
@@ -140,12 +148,12 @@ void main() {
         for (uint e = tid; e < BM * BK; e += WG) {
             uint m = ta ? e % BM : e / BK;
             uint k = ta ? e / BM : e % BK;
-            As[m * BK + k] = float16_t(load_a(m0 + m, k0 + k));
+            As[m * BK + k] = to_f16(load_a(m0 + m, k0 + k));
         }
         for (uint e = tid; e < BK * BN; e += WG) {
             uint k = tb ? e % BK : e / BN;
             uint n = tb ? e / BK : e % BN;
-            Bs[k * BN + n] = float16_t(load_b(k0 + k, n0 + n));
+            Bs[k * BN + n] = to_f16(load_b(k0 + k, n0 + n));
         }
         barrier();
         // The tile index depends only on gl_SubgroupID: uniform within each subgroup, as

@@ -167,8 +167,15 @@ int main(void) {
     /* Enums and bools. */
     rc = load(&cfg, "[optim]\nschedule = cos\n", NULL, 0);
     EXPECT_ERR(rc, ini, "schedule = cos", "cosine, linear, wsd, constant");
-    rc = load(&cfg, "[train]\nprecision = fp16\n", NULL, 0);
-    EXPECT_ERR(rc, ini, "precision = fp16", "not available yet", "fp32");
+    rc = load(&cfg, "[train]\nprecision = FP16\n", NULL, 0);
+    CHECK(rc == 0 && !strcmp(cfg.train.precision, "fp16") && cfg.train.loss_scale_init == 65536 &&
+          cfg.train.loss_scale_window == 1000, "precision fp16 and loss-scale defaults (%s)", err);
+    rc = load(&cfg, "[train]\nprecision = fp64\n", NULL, 0);
+    EXPECT_ERR(rc, ini, "precision = fp64", "fp32, fp16");
+    rc = load(&cfg, "[train]\nloss_scale_init = 0.5\n", NULL, 0);
+    EXPECT_ERR(rc, ini, "loss_scale_init = 0.5", "from 1 to");
+    rc = load(&cfg, "[train]\nloss_scale_window = 0\n", NULL, 0);
+    EXPECT_ERR(rc, ini, "loss_scale_window = 0", ">= 1");
     rc = load(&cfg, "[data]\ntokenizer = gpt2\n", NULL, 0);
     EXPECT_ERR(rc, ini, "tokenizer = gpt2", "byte");
     rc = load(&cfg, "[train]\nresume = maybe\n", NULL, 0);
@@ -184,11 +191,16 @@ int main(void) {
     /* [backend] matmul */
     rc = load(&cfg, "", NULL, 0);
     CHECK(rc == 0 && !strcmp(cfg.backend.matmul, "auto"), "matmul default: %s", cfg.backend.matmul);
-    rc = load(&cfg, "[backend]\nmatmul = CoopMat\n", NULL, 0);
+    rc = load(&cfg, "[backend]\nmatmul = CoopMat\n[train]\nprecision = fp16\n", NULL, 0);
     CHECK(rc == 0 && !strcmp(cfg.backend.matmul, "coopmat"), "matmul coopmat: %s (%s)",
           cfg.backend.matmul, err);
-    rc = load(&cfg, "[backend]\nmatmul = fp16\n", NULL, 0);
-    EXPECT_ERR(rc, ini, "matmul = fp16", "auto");
+    rc = load(&cfg, "[backend]\nmatmul = fp16\n[train]\nprecision = fp16\n", NULL, 0);
+    CHECK(rc == 0 && !strcmp(cfg.backend.matmul, "fp16"), "matmul fp16: %s (%s)",
+          cfg.backend.matmul, err);
+    rc = load(&cfg, "[backend]\nmatmul = coopmat\n", NULL, 0);
+    EXPECT_ERR(rc, ini, "matmul = coopmat", "precision = fp16");
+    rc = load(&cfg, "[backend]\nmatmul = fp8\n", NULL, 0);
+    EXPECT_ERR(rc, ini, "matmul = fp8", "auto, fp32, fp16, coopmat");
 
     /* Cross-field checks. */
     rc = load(&cfg, "[model]\nn_embd = 100\nn_head = 3\n", NULL, 0);

@@ -53,8 +53,14 @@ const vkt_device_info *vkt_backend_info(const vkt_backend *be);
 /* Sets a backend-specific option by name, after vkt_backend_create and before the first op.
  * A backend ignores options it does not have (returns 0). 0 = ok; otherwise err holds why
  * (an invalid value, or a request the device cannot meet). Options of the vulkan backend:
- *   "matmul"    "auto" | "fp32" | "coopmat": the GEMM tier (see README, Vulkan backend)
- *   "cache_dir" directory for its caches (pipeline cache, matmul tier timings); "" = none */
+ *   "matmul"    "auto" | "fp32" | "fp16" | "coopmat": the GEMM tier (README, Vulkan backend)
+ *   "cache_dir" directory for its caches (pipeline cache, matmul tier timings); "" = none
+ * and of every backend (handled by backend.c, which asks the backend whether it can):
+ *   "precision" "fp32" (default) | "fp16": under fp16, vkt_matmul rounds op(A) and op(B) to
+ *               fp16 (round to nearest even; magnitudes that do not fit become +-inf, so an
+ *               overflow shows up as a non-finite result) and accumulates in fp32. Every other
+ *               op, C, the bias and the optimizer stay fp32. A device that cannot is refused
+ *               with the missing feature named. */
 int vkt_backend_set_option(vkt_backend *be, const char *key, const char *value, char *err,
                            size_t errlen);
 /* Waits until all queued work is done. */
@@ -119,6 +125,7 @@ void vkt_layernorm_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight, vkt_
 
 /* The single GEMM entry point. Row-major, packed:
  *   C(M,N) = alpha * op(A) * op(B) + beta * C + bias
+ * (op(A) and op(B) rounded to fp16 first under precision fp16: see vkt_backend_set_option)
  * op(A) is (M,K): A is stored (M,K), or (K,M) when trans_a. op(B) is (K,N): B is stored
  * (K,N), or (N,K) when trans_b. bias (N floats, broadcast over rows) is optional: pass
  * VKT_NULL_PTR. beta = 0 overwrites C (its old contents are never read). */

@@ -5,7 +5,9 @@
  *   per section: u32 tag  u32 crc32(payload)  u64 payload bytes  payload
  *   tags: SHPE (6 x int32: maxT V Vp L NH C), STEP (int32 step, u64 loader seed, u64 loader
  *         batches), CONF (effective INI text), PARM (fp32 params), ADAM (fp32 m then v),
- *         TOKN (the tokenizer, vkt_tokenizer_serialize; absent when unknown)
+ *         TOKN (the tokenizer, vkt_tokenizer_serialize; absent when unknown),
+ *         SCAL (fp32 loss scale, int32 clean steps, int32 skipped steps; absent in files of
+ *         older versions: scale 1, no skips)
  * Readers skip sections they do not know.
  * Written to a temporary name and renamed, so a crash never leaves a half file behind. */
 #ifndef VKTRAIN_CHECKPOINT_H
@@ -22,6 +24,13 @@
 #define VKT_CHECKPOINT_VERSION 1
 #define VKT_CHECKPOINT_FILE "checkpoint.bin"
 
+/* The dynamic loss scale of precision = fp16 (train.c), kept across a resume. */
+typedef struct vkt_loss_scale {
+    float scale;     /* the loss (so every gradient) is multiplied by it; 1 under fp32 */
+    int clean_steps; /* steps since the last overflow or growth */
+    int skipped;     /* steps skipped for overflow so far: AdamW's t counts updates only */
+} vkt_loss_scale;
+
 typedef struct vkt_checkpoint {
     vkt_gpt2_shape shape;
     int step;
@@ -30,13 +39,14 @@ typedef struct vkt_checkpoint {
     float *params;           /* num_params floats */
     float *adam;             /* 2 * num_params floats (m then v), or NULL when absent */
     vkt_tokenizer *tokenizer; /* NULL when absent */
+    vkt_loss_scale loss_scale; /* {1, 0, 0} when absent */
     size_t num_params;
 } vkt_checkpoint;
 
 /* Writes path atomically (path.tmp, then rename). 0, or 1 with err naming the file. */
 int vkt_checkpoint_save(const char *path, vkt_model *m, const vkt_config *cfg, int step,
-                        const vkt_loader_state *loader, const vkt_tokenizer *tok, char *err,
-                        size_t errlen);
+                        const vkt_loader_state *loader, const vkt_loss_scale *ls,
+                        const vkt_tokenizer *tok, char *err, size_t errlen);
 /* Reads and verifies (magic, version, every CRC, sizes). 0, or 2 with err naming the file. */
 int vkt_checkpoint_read(const char *path, vkt_checkpoint *ck, char *err, size_t errlen);
 void vkt_checkpoint_free(vkt_checkpoint *ck);

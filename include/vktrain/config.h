@@ -28,7 +28,9 @@ typedef struct vkt_config {
         int eval_interval, eval_batches, checkpoint_interval;
         char out_dir[VKT_PATH_MAX];
         unsigned long long seed;
-        char precision[8]; /* "fp32" */
+        char precision[8]; /* "fp32" | "fp16" */
+        double loss_scale_init; /* fp16: first dynamic loss scale */
+        int loss_scale_window;  /* fp16: clean steps before the scale doubles */
         int resume;        /* 0/1 */
         int log_interval;
     } train;
@@ -43,7 +45,7 @@ typedef struct vkt_config {
     struct {
         char device[64]; /* "0", "cpu:0", ... */
         char cache_dir[VKT_PATH_MAX];
-        char matmul[16]; /* "auto" | "fp32" | "coopmat" (vulkan GEMM tier) */
+        char matmul[16]; /* "auto" | "fp32" | "fp16" | "coopmat" (vulkan GEMM tier) */
     } backend;
 } vkt_config;
 

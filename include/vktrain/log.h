@@ -15,6 +15,8 @@ typedef struct vkt_step_stats {
     double data_wait_ms; /* of step_ms: waiting for the loader */
     int has_val;
     float val_loss;
+    float loss_scale; /* precision fp16: the scale after this step; 0 = not fp16 */
+    int skipped;      /* fp16: this step's gradients overflowed and the update was skipped */
 } vkt_step_stats;
 
 typedef struct vkt_metrics {

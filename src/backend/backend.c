@@ -264,8 +264,16 @@ const vkt_device_info *vkt_backend_info(const vkt_backend *be) { return &be->inf
 int vkt_backend_set_option(vkt_backend *be, const char *key, const char *value, char *err,
                            size_t errlen) {
     if (err && errlen) err[0] = 0;
-    if (!be->ops->set_option) return 0;
-    return be->ops->set_option(be, key, value ? value : "", err, errlen);
+    if (!value) value = "";
+    int precision = !strcmp(key, "precision");
+    if (precision && strcmp(value, "fp32") && strcmp(value, "fp16")) {
+        snprintf(err, errlen, "%s:%d: unknown precision \"%s\" (fp32, fp16)", be->info.backend,
+                 be->device, value);
+        return 1;
+    }
+    if (be->ops->set_option && be->ops->set_option(be, key, value, err, errlen)) return 1;
+    if (precision) be->fp16_matmul = !strcmp(value, "fp16");
+    return 0;
 }
 void vkt_synchronize(vkt_backend *be) {
     be->syncs++;

@@ -35,7 +35,8 @@ typedef struct vkt_backend_ops {
     void (*shutdown)(vkt_backend *be);
     void (*synchronize)(vkt_backend *be);
     double (*time_ms)(vkt_backend *be); /* optional: default host clock after synchronize */
-    /* optional: vkt_backend_set_option; NULL = the backend has no options */
+    /* optional: vkt_backend_set_option; NULL = the backend has no options. It also sees
+     * "precision" (already validated) and may refuse "fp16"; be->fp16_matmul is set after. */
     int (*set_option)(vkt_backend *be, const char *key, const char *value, char *err,
                       size_t errlen);
     /* optional, together: device-side op timing (vkt_profile_enable/report). Without them,
@@ -79,6 +80,7 @@ struct vkt_backend {
     vkt_device_info info;
     int device;  /* index within the backend */
     uint64_t syncs; /* host round trips so far (vkt_sync_count) */
+    int fp16_matmul; /* option precision = fp16: matmul operands are rounded to fp16 */
     void *ctx;   /* the backend's own state */
     int host_timing;             /* time each call on the host (backends without profile_*) */
     vkt_profile_table host_prof; /* its totals */

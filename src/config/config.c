@@ -61,8 +61,8 @@ typedef struct {
 static const char *const tokenizers[] = {"byte", "bpe", NULL};
 /* Order must match vkt_data_order: the index is stored. */
 static const char *const orders[] = {"random", "sequential", NULL};
-static const char *const precisions[] = {"fp32", NULL};
-static const char *const matmul_tiers[] = {"auto", "fp32", "coopmat", NULL};
+static const char *const precisions[] = {"fp32", "fp16", NULL};
+static const char *const matmul_tiers[] = {"auto", "fp32", "fp16", "coopmat", NULL};
 static const char *const optimizers[] = {"adamw", NULL};
 /* Order must match vkt_sched_kind: the index is stored. */
 static const char *const schedules[] = {"cosine", "linear", "wsd", "constant", NULL};
@@ -127,8 +127,16 @@ static const key_def keys[] = {
      "Directory for checkpoints and metrics.jsonl, relative to the current directory."},
     {"train", "seed", K_U64, FIELD(train.seed), "1337", 0, 0, 0, NULL, NULL, NULL,
      "Seed of init and data order."},
-    {"train", "precision", K_CHOICE, FIELD(train.precision), "fp32", 0, 0, 0, precisions, "fp16",
-     "fp16 is not available yet; it comes with the GPU backends", "Compute precision."},
+    {"train", "precision", K_CHOICE, FIELD(train.precision), "fp32", 0, 0, 0, precisions, NULL,
+     NULL,
+     "fp32, or fp16 mixed precision: matmul operands rounded to fp16 with fp32 accumulation, "
+     "fp32 master weights and optimizer state, dynamic loss scaling."},
+    {"train", "loss_scale_init", K_DOUBLE, FIELD(train.loss_scale_init), "65536", 1, 16777216,
+     F_MIN | F_MAX, NULL, NULL, NULL,
+     "fp16: the first loss scale. It halves on every step whose gradients overflow fp16 (the "
+     "step is skipped) and doubles after loss_scale_window clean steps."},
+    {"train", "loss_scale_window", K_INT, FIELD(train.loss_scale_window), "1000", 1, 0, F_MIN,
+     NULL, NULL, NULL, "fp16: clean steps before the loss scale doubles."},
     {"train", "resume", K_BOOL, FIELD(train.resume), "false", 0, 0, 0, NULL, NULL, NULL,
      "Continue from the latest checkpoint in out_dir."},
     {"train", "log_interval", K_INT, FIELD(train.log_interval), "1", 1, 0, F_MIN, NULL, NULL,
@@ -165,9 +173,10 @@ static const key_def keys[] = {
      "$HOME/.cache/vktrain. Relative to the current directory."},
     {"backend", "matmul", K_CHOICE, FIELD(backend.matmul), "auto", 0, 0, 0, matmul_tiers, NULL,
      NULL,
-     "GEMM kernel tier (vulkan). auto = fp32 unless timings on the model's shapes favour another "
-     "eligible tier; fp32 = plain fp32 shader; coopmat = cooperative-matrix (tensor core) shader, "
-     "operands rounded to fp16: opt-in, changes numerics. Other backends ignore it."},
+     "GEMM kernel tier (vulkan). auto = fp32 under precision fp32; under fp16 the fastest fp16 "
+     "tier on the model's shapes (timed once, cached). fp32 = fp32 shader; fp16 = fp16 tiles; "
+     "coopmat = cooperative matrices (tensor cores). fp16 and coopmat need precision = fp16. "
+     "Other backends ignore it."},
 };
 
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))
@@ -752,6 +761,13 @@ static int cross_checks(load_ctx *c, const vkt_config *cfg) {
     if (cfg->optim.min_lr > cfg->optim.lr) {
         other_src(c, i, j, note, sizeof note);
         return fail_key(c, i, "must be <= lr (%g)%s", cfg->optim.lr, note);
+    }
+    i = IDX("backend", "matmul"), j = IDX("train", "precision");
+    if (strcmp(cfg->train.precision, "fp16") &&
+        (!strcmp(cfg->backend.matmul, "fp16") || !strcmp(cfg->backend.matmul, "coopmat"))) {
+        other_src(c, i, j, note, sizeof note);
+        return fail_key(c, i, "rounds matmul operands to fp16, which needs [train] precision = "
+                        "fp16 (it is %s)%s", cfg->train.precision, note);
     }
 #undef IDX
     return 0;

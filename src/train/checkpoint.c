@@ -30,8 +30,8 @@ static int write_section(FILE *f, const section *s) {
 }
 
 int vkt_checkpoint_save(const char *path, vkt_model *m, const vkt_config *cfg, int step,
-                        const vkt_loader_state *loader, const vkt_tokenizer *tok, char *err,
-                        size_t errlen) {
+                        const vkt_loader_state *loader, const vkt_loss_scale *ls,
+                        const vkt_tokenizer *tok, char *err, size_t errlen) {
     const vkt_gpt2_shape *s = vkt_model_shape(m);
     size_t np = vkt_model_num_params(m), pbytes = np * sizeof(float);
     vkt_backend *be = vkt_model_backend(m);
@@ -62,8 +62,14 @@ int vkt_checkpoint_save(const char *path, vkt_model *m, const vkt_config *cfg, i
     memcpy(stepbuf, &step32, 4);
     memcpy(stepbuf + 4, &loader->seed, 8);
     memcpy(stepbuf + 12, &loader->batches, 8);
+    unsigned char scalbuf[12];
+    int32_t clean = ls->clean_steps, skipped = ls->skipped;
+    memcpy(scalbuf, &ls->scale, 4);
+    memcpy(scalbuf + 4, &clean, 4);
+    memcpy(scalbuf + 8, &skipped, 4);
     section secs[] = {
         {"SHPE", {shape, NULL}, {sizeof shape, 0}},
+        {"SCAL", {scalbuf, NULL}, {sizeof scalbuf, 0}},
         {"STEP", {stepbuf, NULL}, {sizeof stepbuf, 0}},
         {"CONF", {conf, NULL}, {conf_len, 0}},
         {"PARM", {params, NULL}, {pbytes, 0}},
@@ -108,6 +114,7 @@ void vkt_checkpoint_free(vkt_checkpoint *ck) {
 
 int vkt_checkpoint_read(const char *path, vkt_checkpoint *ck, char *err, size_t errlen) {
     memset(ck, 0, sizeof *ck);
+    ck->loss_scale.scale = 1.0f; /* files without SCAL: fp32 runs of older versions */
     unsigned char *buf;
     size_t len, pos = 16;
     int rc = vkt_read_file(path, &buf, &len, err, errlen);
@@ -167,6 +174,13 @@ int vkt_checkpoint_read(const char *path, vkt_checkpoint *ck, char *err, size_t 
         } else if (!strcmp(tag, "ADAM")) {
             adam = p;
             adam_bytes = bytes;
+        } else if (!strcmp(tag, "SCAL") && bytes == 12) {
+            int32_t clean, skipped;
+            memcpy(&ck->loss_scale.scale, p, 4);
+            memcpy(&clean, p + 4, 4);
+            memcpy(&skipped, p + 8, 4);
+            ck->loss_scale.clean_steps = clean;
+            ck->loss_scale.skipped = skipped;
         } else if (!strcmp(tag, "TOKN") && !ck->tokenizer) {
             ck->tokenizer = vkt_tokenizer_parse(p, bytes, path, err, errlen);
             if (!ck->tokenizer) goto fail;

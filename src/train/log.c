@@ -1,5 +1,6 @@
 /* Progress line and metrics.jsonl. */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,6 +24,8 @@ void vkt_log_progress(const vkt_step_stats *s) {
     fprintf(stderr, "%sstep %*d/%d | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | ETA %s",
             tty ? "\r" : "", (int)snprintf(NULL, 0, "%d", s->total_steps), s->step,
             s->total_steps, s->loss, s->lr, s->grad_norm, s->tokens_per_s, eta);
+    if (s->loss_scale > 0) fprintf(stderr, " | scale %.0f%s", s->loss_scale,
+                                   s->skipped ? " (skipped)" : "");
     if (s->has_val) fprintf(stderr, " | val %.4f", s->val_loss);
     if (tty && !s->has_val) {
         fprintf(stderr, "\033[K"); /* clear what a longer previous line left */
@@ -78,11 +81,16 @@ int vkt_metrics_open(vkt_metrics *m, const char *out_dir, int keep_until_step, c
 
 void vkt_metrics_write(vkt_metrics *m, const vkt_step_stats *s) {
     if (!m->f) return;
+    char norm[32] = "null"; /* JSON has no inf: an fp16 overflow's norm */
+    if (isfinite(s->grad_norm)) snprintf(norm, sizeof norm, "%.6f", s->grad_norm);
     fprintf(m->f,
-            "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,"
+            "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%s,\"tokens_per_s\":%.1f,"
             "\"step_ms\":%.2f,\"data_wait_ms\":%.3f",
-            s->step, s->loss, s->lr, s->grad_norm, s->tokens_per_s, s->step_ms, s->data_wait_ms);
+            s->step, s->loss, s->lr, norm, s->tokens_per_s, s->step_ms, s->data_wait_ms);
     if (s->has_val) fprintf(m->f, ",\"val_loss\":%.6f", s->val_loss);
+    if (s->loss_scale > 0)
+        fprintf(m->f, ",\"loss_scale\":%.0f,\"skipped\":%s", s->loss_scale,
+                s->skipped ? "true" : "false");
     fprintf(m->f, "}\n");
     fflush(m->f);
 }

@@ -31,6 +31,8 @@ typedef struct run {
     int start_step; /* optimizer steps already done (resume) */
     double data_wait_s; /* waiting for the loader in this step */
     vkt_checkpoint init; /* weights to start from ([model] init_from), read before the model */
+    int fp16;            /* [train] precision = fp16: matmul operands in fp16, loss scaling */
+    vkt_loss_scale ls;   /* the dynamic loss scale (1 and untouched under fp32) */
 } run;
 
 static volatile sig_atomic_t stop_requested = 0;
@@ -95,8 +97,10 @@ static int open_device(run *r, int dev, char *err, size_t errlen) {
     const vkt_config *c = r->cfg;
     r->be = vkt_backend_create(dev, err, errlen);
     if (!r->be) return 1;
-    /* matmul first: a refused tier fails before the backend has a cache_dir to write to */
-    if (vkt_backend_set_option(r->be, "matmul", c->backend.matmul, err, errlen) ||
+    /* precision, then matmul (its tiers depend on it), before the backend has a cache_dir to
+     * write to */
+    if (vkt_backend_set_option(r->be, "precision", c->train.precision, err, errlen) ||
+        vkt_backend_set_option(r->be, "matmul", c->backend.matmul, err, errlen) ||
         vkt_backend_set_option(r->be, "cache_dir", c->backend.cache_dir, err, errlen))
         return 1;
     vkt_gpt2_shape s = {.max_seq_len = c->model.block_size, .vocab_size = c->model.vocab_size,
@@ -169,11 +173,18 @@ static int apply_checkpoint(run *r, const vkt_checkpoint *ck, const char *path, 
     vkt_upload(r->be, vkt_at(vkt_model_adam_v(r->model), 0), ck->adam + ck->num_params, bytes);
     r->start_step = ck->step;
     vkt_loader_set_state(r->loader, ck->loader);
+    r->ls.skipped = ck->loss_scale.skipped; /* AdamW's t continues either way */
+    if (r->fp16 && ck->loss_scale.scale > 1.0f) { /* an fp16 run goes on with its scale */
+        r->ls.scale = ck->loss_scale.scale;
+        r->ls.clean_steps = ck->loss_scale.clean_steps;
+    }
     return 0;
 }
 
 static int init_state(run *r, char *err, size_t errlen) {
     const vkt_config *c = r->cfg;
+    r->fp16 = !strcmp(c->train.precision, "fp16");
+    r->ls = (vkt_loss_scale){.scale = r->fp16 ? (float)c->train.loss_scale_init : 1.0f};
     r->loader = vkt_loader_create(&r->data.train, (vkt_data_order)c->data.order,
                                   c->train.seed ^ 0x5DEECE66Dull, r->B, c->train.seq_len,
                                   c->data.prefetch, err, errlen);
@@ -219,12 +230,16 @@ static float evaluate(run *r) {
 
 /* One optimizer step; fills the loss, lr and grad norm of st. Everything up to the AdamW
  * update is queued on the device (the loss and the gradient norm accumulate there, and AdamW
- * clips by the norm it finds there); the one host round trip is reading both at the end. */
+ * clips by the norm it finds there); the one host round trip is reading both at the end.
+ * Under fp16 the gradients carry the loss scale S from dlogits on (so that small ones survive
+ * the fp16 rounding of the backward matmuls' operands); AdamW divides it out, and skips the
+ * update on the device when the norm is not finite (an overflow). */
 static void train_step(run *r, int step, vkt_step_stats *st) {
     const vkt_config *c = r->cfg;
     int T = vkt_schedule_seq_len(&r->sched, step), accum = c->train.grad_accum_steps;
-    /* the mean over the global batch: each micro-batch's dlogits carry 1/(B T accum) */
-    float grad_scale = 1.0f / ((float)r->B * T * accum);
+    float S = r->ls.scale;
+    /* the mean over the global batch: each micro-batch's dlogits carry S/(B T accum) */
+    float grad_scale = S / ((float)r->B * T * accum);
     vkt_ptr loss = vkt_at(r->scalar, 0), norm_sq = vkt_at(r->scalar, sizeof(float));
     vkt_model_zero_grad(r->model);
     vkt_fill(r->be, loss, 0.0f, 1);
@@ -242,14 +257,55 @@ static void train_step(run *r, int step, vkt_step_stats *st) {
     st->lr = (float)vkt_schedule_lr(&r->sched, step);
     vkt_optim_args a = {.lr = st->lr, .beta1 = (float)c->optim.beta1,
                         .beta2 = (float)c->optim.beta2, .eps = (float)c->optim.eps,
-                        .weight_decay = (float)c->optim.weight_decay, .grad_scale = 1.0f,
-                        .t = step + 1, .norm_sq = norm_sq,
+                        .weight_decay = (float)c->optim.weight_decay, .grad_scale = 1.0f / S,
+                        .t = step + 1 - r->ls.skipped, .norm_sq = norm_sq,
                         .max_norm = (float)c->optim.grad_clip};
     vkt_optim_adamw_step(r->model, &a);
     float s[2];
     vkt_download(r->be, s, loss, sizeof s);
     st->loss = (float)(vkt_dist_sum(r->dist, s[0]) / world);
-    st->grad_norm = sqrtf(s[1]);
+    st->grad_norm = sqrtf(s[1]) / S;
+}
+
+/* fp16: after each step, the dynamic loss scale. A non-finite gradient norm means the scaled
+ * gradients overflowed fp16 somewhere (AdamW has already skipped the update on the device):
+ * halve the scale and go on. After loss_scale_window clean steps, try double the scale.
+ * Returns 0, or 1 with err when even a scale below 1 overflows (a diverged run). */
+static int update_loss_scale(run *r, vkt_step_stats *st, char *err, size_t errlen) {
+    const vkt_config *c = r->cfg;
+    vkt_loss_scale *ls = &r->ls;
+    int rank0 = vkt_dist_rank(r->dist) == 0;
+    if (!isfinite(st->grad_norm)) {
+        st->skipped = 1;
+        ls->skipped++;
+        ls->clean_steps = 0;
+        if (ls->scale <= 1.0f) {
+            vkt_log_newline();
+            snprintf(err, errlen,
+                     "step %d: the gradients overflow fp16 even at loss scale %.0f. HINT: lower "
+                     "[optim] lr, or use [train] precision = fp32",
+                     st->step, ls->scale);
+            return 1;
+        }
+        if (rank0) {
+            vkt_log_newline();
+            fprintf(stderr, "vktrain: step %d: gradients overflowed fp16 at loss scale %.0f: step "
+                    "skipped, loss scale now %.0f\n", st->step, ls->scale, ls->scale / 2);
+        }
+        ls->scale /= 2;
+    } else if (++ls->clean_steps >= c->train.loss_scale_window) {
+        ls->clean_steps = 0;
+        if (ls->scale < 16777216.0f) { /* 2^24: beyond it no gradient would fit fp16 anyway */
+            if (rank0 && c->train.loss_scale_window >= 100) { /* not a line per step */
+                vkt_log_newline();
+                fprintf(stderr, "vktrain: step %d: loss scale %.0f -> %.0f after %d clean steps\n",
+                        st->step, ls->scale, ls->scale * 2, c->train.loss_scale_window);
+            }
+            ls->scale *= 2;
+        }
+    }
+    st->loss_scale = ls->scale;
+    return 0;
 }
 
 static void print_banner(const run *r, int end_step) {
@@ -293,7 +349,11 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
         double dt = now_s() - t0;
         int step_syncs = (int)(vkt_sync_count(r->be) - syncs);
         if (step_syncs > res->max_syncs_per_step) res->max_syncs_per_step = step_syncs;
-        if (!isfinite(st.loss) || !isfinite(st.grad_norm)) {
+        if (r->fp16 && isfinite(st.loss)) {
+            int rc = update_loss_scale(r, &st, err, errlen);
+            if (rc) return rc;
+        }
+        if (!isfinite(st.loss) || (!isfinite(st.grad_norm) && !st.skipped)) {
             vkt_log_newline();
             snprintf(err, errlen,
                      "step %d: the loss or gradient is not finite (loss %g, grad norm %g). HINT: "
@@ -320,6 +380,8 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
         if (losses_out) losses_out[step] = st.loss;
         res->last_loss = st.loss;
         res->steps_done = step + 1;
+        res->skipped_steps = r->ls.skipped;
+        res->loss_scale = r->ls.scale;
         if (vkt_dist_rank(r->dist) == 0) {
             if (last || st.has_val || (step + 1) % c->train.log_interval == 0)
                 vkt_log_progress(&st);
@@ -327,8 +389,8 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
             if (last || (c->train.checkpoint_interval > 0 &&
                          (step + 1) % c->train.checkpoint_interval == 0)) {
                 vkt_loader_state ls = vkt_loader_get_state(r->loader);
-                int rc = vkt_checkpoint_save(ckpt, r->model, c, step + 1, &ls, r->data.tokenizer,
-                                             err, errlen);
+                int rc = vkt_checkpoint_save(ckpt, r->model, c, step + 1, &ls, &r->ls,
+                                             r->data.tokenizer, err, errlen);
                 if (rc) return rc;
             }
         }

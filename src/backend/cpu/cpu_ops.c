@@ -10,6 +10,7 @@
 #endif
 
 #include "backend/cpu/cpu_ops.h"
+#include "util/half.h"
 
 #define F(p) ((float *)vkt_cpu_addr(p))
 #define I32(p) ((const int32_t *)vkt_cpu_addr(p))
@@ -139,20 +140,38 @@ static void mm_row_panel(float *restrict acc, const float *restrict a, size_t sa
     }
 }
 
+/* A copy of x(n) with every element rounded to fp16 (precision = fp16). */
+static float *rounded_f16(const float *x, size_t n) {
+    float *r = malloc(n * sizeof(float));
+    VKT_CPU_ASSERT(r != NULL);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) r[i] = vkt_round_f16(x[i]);
+    return r;
+}
+
 void vkt_cpu_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a_, vkt_ptr b_, vkt_ptr bias_, int M,
                     int N, int K, int trans_a, int trans_b, float alpha, float beta) {
-    (void)be;
     float *c = F(c_);
     const float *a = F(a_), *b = F(b_), *bias = bias_.buf ? F(bias_) : NULL;
+    /* precision = fp16: the operands as fp16 would hold them; the sums stay fp32 */
+    float *ar = be->fp16_matmul ? rounded_f16(a, (size_t)M * K) : NULL;
+    if (ar) a = ar;
     /* Bring op(B) to row-major (K,N) so the inner loop runs along contiguous memory. */
     float *bt = NULL;
     const float *bkn = b;
     if (trans_b) {
         bt = malloc((size_t)K * N * sizeof(float));
         VKT_CPU_ASSERT(bt != NULL);
+        int half = be->fp16_matmul;
 #pragma omp parallel for schedule(static)
         for (int k = 0; k < K; k++)
-            for (int j = 0; j < N; j++) bt[(size_t)k * N + j] = b[(size_t)j * K + k];
+            for (int j = 0; j < N; j++) {
+                float v = b[(size_t)j * K + k];
+                bt[(size_t)k * N + j] = half ? vkt_round_f16(v) : v;
+            }
+        bkn = bt;
+    } else if (be->fp16_matmul) {
+        bt = rounded_f16(b, (size_t)K * N);
         bkn = bt;
     }
     size_t sa_i = trans_a ? 1 : (size_t)K, sa_k = trans_a ? (size_t)M : 1;
@@ -175,6 +194,7 @@ void vkt_cpu_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a_, vkt_ptr b_, vkt_ptr
         }
     }
     free(bt);
+    free(ar);
 }
 
 void vkt_cpu_bias_backward(vkt_backend *be, vkt_ptr dbias_, vkt_ptr dout_, int M, int N) {

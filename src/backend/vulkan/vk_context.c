@@ -78,6 +78,11 @@ int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen) {
         vk->vkGetPhysicalDeviceFeatures2(phys->pd, &f2);
         /* keep only what we use */
         VkBool32 half = f16.shaderFloat16, sb16 = s16.storageBuffer16BitAccess;
+        /* a test knob: behave like a device without fp16 arithmetic (the fp16 tiers and
+         * precision = fp16 are then refused, naming shaderFloat16) */
+        const char *no16 = getenv("VKT_VULKAN_DISABLE_FP16");
+        if (no16 && !strcmp(no16, "1")) half = VK_FALSE;
+        c->shader_f16 = half == VK_TRUE;
         VkBool32 model = mm.vulkanMemoryModel, coop = cm.cooperativeMatrix;
         f16.shaderInt8 = VK_FALSE;
         f16.shaderFloat16 = half;
@@ -90,6 +95,7 @@ int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen) {
         cm.cooperativeMatrixRobustBufferAccess = VK_FALSE;
         if (phys->info.coopmat && coop && model) {
             exts[next++] = VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME;
+            c->coopmat_on = 1;
         } else {
             mm.pNext = NULL;
         }

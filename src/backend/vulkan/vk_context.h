@@ -60,6 +60,9 @@ typedef struct vkt_vk_ctx {
     int recording;  /* cmd has begun */
     int pending;    /* commands recorded since the last flush */
     int fp64;       /* shaderFloat64 enabled: the *_f64 shader variants are used */
+    int shader_f16; /* shaderFloat16 enabled: the fp16 matmul tiers may run */
+    int coopmat_on; /* VK_KHR_cooperative_matrix and the memory model enabled */
+    int precision_f16; /* option precision = fp16: only tiers that round to fp16 are auto */
     uint64_t submits, dispatches; /* printed at shutdown under VKT_VULKAN_STATS=1 */
     VkDeviceSize max_range; /* bytes one descriptor may cover (maxStorageBufferRange, or
                              * VKT_VULKAN_MAX_RANGE to test the ops' splitting) */
@@ -151,7 +154,7 @@ void vkt_vk_prof_shutdown(vkt_vk_ctx *c);
 int vkt_vk_op_profile_enable(vkt_backend *be, int on);
 int vkt_vk_op_profile_read(vkt_backend *be, vkt_profile_entry *out, int max);
 
-/* vk_matmul.c: GEMM tiers ("fp32", "coopmat") and the caches under cache_dir */
+/* vk_matmul.c: GEMM tiers ("fp32", "fp16", "coopmat"), precision, the caches under cache_dir */
 #define VKT_VK_TIER_AUTO 0 /* matmul_request: 0 = auto, else 1 + tier index */
 int vkt_vk_set_option(vkt_backend *be, const char *key, const char *value, char *err,
                       size_t errlen);

@@ -1,13 +1,17 @@
-/* GEMM tiers of the vulkan backend and its on-disk caches.
+/* GEMM tiers of the vulkan backend, the precision option, and the backend's on-disk caches.
  *
  * A tier is a matmul shader variant with the same interface (vkt_matmul_push, bindings C, A, B,
- * bias; 64x64 outputs per workgroup). Training data are fp32 in device buffers, so only tiers
- * that take fp32 operands are eligible today: "fp32" (matmul_f32) and "coopmat"
- * (matmul_coopmat_f32: rounds A and B to fp16 inside, accumulates in fp32; it changes numerics,
- * so `auto` never picks it under fp32 training: it is opt-in with matmul = coopmat).
- * `auto`: per shape class, the winner of a timing of every auto-eligible tier, cached per
- * (device, driver version, shape class) in cache_dir/matmul-tiers.ini; with one eligible tier
- * nothing is timed (VKT_MATMUL_TIERS_FORCE_TIMING=1 times it anyway, to test the cache).
+ * bias, all fp32 buffers; 64x64 outputs per workgroup). Two kinds of numerics:
+ *   fp32     "fp32" (matmul_f32)
+ *   fp16     "fp16" (matmul_f16: fp16 shared-memory tiles) and "coopmat" (matmul_coopmat:
+ *            cooperative matrices): A and B rounded to fp16, fp32 accumulation. That is what
+ *            precision = fp16 means, so these tiers run only under it (the trainer then scales
+ *            the loss so that small gradients survive the rounding).
+ * `auto` picks among the tiers of the run's precision; under fp16 that is a timing of every
+ * available fp16 tier per shape class, cached per (device, driver version, shape class) in
+ * cache_dir/matmul-tiers.ini; with one eligible tier nothing is timed
+ * (VKT_MATMUL_TIERS_FORCE_TIMING=1 times it anyway, to test the cache). An explicit
+ * matmul = fp32 under precision = fp16 is allowed (exact GEMMs, everything else unchanged).
  * The VkPipelineCache is saved to cache_dir/vulkan-pipelines-<vendor>-<device>-<driver>.bin at
  * shutdown and loaded when cache_dir is set, if its header matches the device. */
 #include <errno.h>
@@ -22,20 +26,34 @@
 
 typedef struct tier_def {
     const char *name, *shader;
-    int auto_ok; /* may `auto` choose it under fp32 training (same numerics as fp32) */
+    int fp16; /* rounds A and B to fp16: a tier of precision = fp16 */
 } tier_def;
 
 static const tier_def tiers[] = {
-    {"fp32", "matmul_f32", 1},
-    {"coopmat", "matmul_coopmat_f32", 0},
+    {"fp32", "matmul_f32", 0},
+    {"fp16", "matmul_f16", 1},
+    {"coopmat", "matmul_coopmat", 1},
 };
 #define NTIERS ((int)(sizeof tiers / sizeof tiers[0]))
+enum { TIER_FP32, TIER_FP16, TIER_COOPMAT };
 
 struct vkt_vk_tier_class {
     char cls[32];
     int tier;
     struct vkt_vk_tier_class *next;
 };
+
+/* The device's largest subgroup: the coopmat workgroup must hold 4 subgroups. */
+static uint32_t subgroup_size(vkt_vk_ctx *c) {
+    const vkt_vk_fns *vk = vkt_vk_instance_fns();
+    VkPhysicalDeviceSubgroupProperties sub = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
+                                      .pNext = &sub};
+    if (vk && vk->vkGetPhysicalDeviceProperties2)
+        vk->vkGetPhysicalDeviceProperties2(c->phys->pd, &p2);
+    return sub.subgroupSize;
+}
 
 /* Whether tier t can run on this device; why (when not) names the missing piece. */
 static int tier_available(vkt_vk_ctx *c, int t, char *why, size_t len) {
@@ -44,30 +62,38 @@ static int tier_available(vkt_vk_ctx *c, int t, char *why, size_t len) {
                  "GL_KHR_cooperative_matrix)", tiers[t].shader);
         return 0;
     }
-    if (t == 0) return 1;
+    if (t == TIER_FP32) return 1;
+    if (!c->shader_f16) {
+        snprintf(why, len, "the device lacks shaderFloat16 (VkPhysicalDeviceShaderFloat16Int8"
+                 "Features), which fp16 tiles need");
+        return 0;
+    }
+    if (t == TIER_FP16) return 1;
     const vkt_device_info *info = &c->phys->info;
-    if (!info->coopmat ||
+    if (!c->coopmat_on ||
         !strstr(info->coopmat_shapes, "16x16x16 f16*f16+f32 (KHR, subgroup)")) {
         snprintf(why, len, "no cooperative matrix: needs VK_KHR_cooperative_matrix with a "
-                 "16x16x16 f16*f16+f32 subgroup configuration (device has: %s)",
-                 info->coopmat_shapes[0] ? info->coopmat_shapes : "none");
+                 "16x16x16 f16*f16+f32 subgroup configuration and vulkanMemoryModel (device "
+                 "has: %s)", info->coopmat_shapes[0] ? info->coopmat_shapes : "none");
         return 0;
     }
     /* the shader's default workgroup (128) must hold 4 subgroups; larger subgroups would
      * need the workgroup-size specialization, which the pipeline registry does not pass yet */
-    const vkt_vk_fns *vk = vkt_vk_instance_fns();
-    VkPhysicalDeviceSubgroupProperties sub = {
-        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
-    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
-                                      .pNext = &sub};
-    if (vk && vk->vkGetPhysicalDeviceProperties2)
-        vk->vkGetPhysicalDeviceProperties2(c->phys->pd, &p2);
-    if (sub.subgroupSize > 32) {
+    uint32_t sg = subgroup_size(c);
+    if (sg > 32) {
         snprintf(why, len, "cooperative matrix tier needs subgroups of at most 32 lanes "
-                 "(device: %u)", sub.subgroupSize);
+                 "(device: %u)", sg);
         return 0;
     }
     return 1;
+}
+
+static void free_classes(vkt_vk_ctx *c) {
+    for (struct vkt_vk_tier_class *k = c->tier_classes, *n; k; k = n) {
+        n = k->next;
+        free(k);
+    }
+    c->tier_classes = NULL;
 }
 
 static int mkdir_p(const char *dir) {
@@ -172,6 +198,35 @@ static void pipeline_cache_save(vkt_vk_ctx *c) {
 
 /* ---- options ---- */
 
+/* precision = fp16 needs a tier that rounds to fp16 (all of them need shaderFloat16). */
+static int set_precision(vkt_backend *be, const char *value, char *err, size_t errlen) {
+    vkt_vk_ctx *c = vkt_vk(be);
+    int want = !strcmp(value, "fp16");
+    if (want) {
+        char why[400] = "";
+        int any = 0;
+        for (int t = 0; t < NTIERS && !any; t++)
+            if (tiers[t].fp16) any = tier_available(c, t, why, sizeof why);
+        if (!any) {
+            /* the fp16 tier's reason is the basic one (coopmat's would add to it) */
+            tier_available(c, TIER_FP16, why, sizeof why);
+            snprintf(err, errlen,
+                     "vulkan:%d (%s): precision = fp16 is not available: %s. HINT: precision = "
+                     "fp32",
+                     be->device, c->phys->info.name, why);
+            return 1;
+        }
+    }
+    if (want != c->precision_f16) { /* decisions made for the other precision do not hold */
+        c->precision_f16 = want;
+        c->matmul_reported = 0;
+        free_classes(c);
+        if (!want && c->matmul_request != VKT_VK_TIER_AUTO && tiers[c->matmul_request - 1].fp16)
+            c->matmul_request = VKT_VK_TIER_AUTO; /* an fp16 tier needs precision = fp16 */
+    }
+    return 0;
+}
+
 int vkt_vk_set_option(vkt_backend *be, const char *key, const char *value, char *err,
                       size_t errlen) {
     vkt_vk_ctx *c = vkt_vk(be);
@@ -184,6 +239,7 @@ int vkt_vk_set_option(vkt_backend *be, const char *key, const char *value, char 
         if (c->cache_dir[0]) pipeline_cache_load(c);
         return 0;
     }
+    if (!strcmp(key, "precision")) return set_precision(be, value, err, errlen);
     if (strcmp(key, "matmul")) return 0; /* not ours */
     if (!strcmp(value, "auto")) {
         c->matmul_request = VKT_VK_TIER_AUTO;
@@ -191,29 +247,36 @@ int vkt_vk_set_option(vkt_backend *be, const char *key, const char *value, char 
     }
     for (int t = 0; t < NTIERS; t++) {
         if (strcmp(value, tiers[t].name)) continue;
-        char why[256];
+        char why[400];
         if (!tier_available(c, t, why, sizeof why)) {
             snprintf(err, errlen,
-                     "vulkan:%d (%s): matmul = %s is not available: %s. HINT: matmul = auto or "
-                     "fp32",
+                     "vulkan:%d (%s): matmul = %s is not available: %s. HINT: matmul = auto",
                      be->device, c->phys->info.name, value, why);
+            return 1;
+        }
+        if (tiers[t].fp16 && !c->precision_f16) {
+            snprintf(err, errlen,
+                     "vulkan:%d: matmul = %s rounds the operands to fp16, which only precision "
+                     "= fp16 does (with loss scaling). HINT: set [train] precision = fp16, or "
+                     "matmul = auto",
+                     be->device, value);
             return 1;
         }
         c->matmul_request = t + 1;
         return 0;
     }
-    snprintf(err, errlen, "vulkan:%d: unknown matmul tier \"%s\" (auto, fp32, coopmat)",
+    snprintf(err, errlen, "vulkan:%d: unknown matmul tier \"%s\" (auto, fp32, fp16, coopmat)",
              be->device, value);
     return 1;
 }
 
 /* ---- auto: timing and the tier cache ---- */
 
-/* Shapes within a factor of 4 of work (M*N*K) share a class. */
-static void shape_class(int M, int N, int K, char *buf, size_t len) {
+/* Shapes within a factor of 4 of work (M*N*K) share a class; each precision has its own. */
+static void shape_class(const vkt_vk_ctx *c, int M, int N, int K, char *buf, size_t len) {
     double w = (double)M * N * K;
     int e = w > 1 ? (int)floor(log2(w)) : 0;
-    snprintf(buf, len, "mnk2^%d", e & ~1);
+    snprintf(buf, len, "%s mnk2^%d", c->precision_f16 ? "fp16" : "fp32", e & ~1);
 }
 
 static void tiers_path(vkt_vk_ctx *c, char *buf, size_t len) {
@@ -242,7 +305,9 @@ static int cache_lookup(vkt_vk_ctx *c, const char *cls) {
         char *v = eq + 3;
         for (int t = 0; t < NTIERS; t++) {
             size_t tl = strlen(tiers[t].name);
-            if (!strncmp(v, tiers[t].name, tl) && (v[tl] == 0 || v[tl] == ' ')) found = t;
+            if (!strncmp(v, tiers[t].name, tl) && (v[tl] == 0 || v[tl] == ' ') &&
+                tiers[t].fp16 == c->precision_f16) /* a hand-edited line must fit too */
+                found = t;
         }
     }
     free(data);
@@ -325,16 +390,18 @@ static double time_tier(vkt_backend *be, const char *sh, int M, int N, int K) {
 static int decide(vkt_backend *be, int M, int N, int K, const char *cls) {
     vkt_vk_ctx *c = vkt_vk(be);
     int elig[NTIERS], ne = 0;
-    char why[256];
+    char why[400];
     for (int t = 0; t < NTIERS; t++)
-        if (tiers[t].auto_ok && tier_available(c, t, why, sizeof why)) elig[ne++] = t;
+        if (tiers[t].fp16 == c->precision_f16 && tier_available(c, t, why, sizeof why))
+            elig[ne++] = t;
     const char *force = getenv("VKT_MATMUL_TIERS_FORCE_TIMING");
     int forced = force && !strcmp(force, "1");
     if (ne == 0) return 0;
     if (ne == 1 && !forced) {
         if (!c->matmul_reported)
-            fprintf(stderr, "vulkan:%d: matmul tier %s (the only tier eligible for fp32 "
-                    "operands on this device; not timed)\n", be->device, tiers[elig[0]].name);
+            fprintf(stderr, "vulkan:%d: matmul tier %s (the only %s tier on this device; "
+                    "not timed)\n", be->device, tiers[elig[0]].name,
+                    c->precision_f16 ? "fp16" : "fp32");
         c->matmul_reported = 1;
         return elig[0];
     }
@@ -377,7 +444,7 @@ const char *vkt_vk_matmul_shader(vkt_backend *be, int M, int N, int K) {
         return tiers[c->matmul_request - 1].shader;
     }
     char cls[32];
-    shape_class(M, N, K, cls, sizeof cls);
+    shape_class(c, M, N, K, cls, sizeof cls);
     for (struct vkt_vk_tier_class *k = c->tier_classes; k; k = k->next)
         if (!strcmp(k->cls, cls)) return tiers[k->tier].shader;
     int t = decide(be, M, N, K, cls);
@@ -391,10 +458,6 @@ const char *vkt_vk_matmul_shader(vkt_backend *be, int M, int N, int K) {
 }
 
 void vkt_vk_matmul_shutdown(vkt_vk_ctx *c) {
-    for (struct vkt_vk_tier_class *k = c->tier_classes, *n; k; k = n) {
-        n = k->next;
-        free(k);
-    }
-    c->tier_classes = NULL;
+    free_classes(c);
     pipeline_cache_save(c);
 }
