@@ -99,10 +99,17 @@ devices=$("$BIN" --list-devices 2>&1)
 if printf '%s\n' "$devices" | grep -q '^[0-9][0-9]* *vulkan:0 '; then
     expect 0 "subgroup size" --list-devices
     expect 0 "done at step" --device vulkan:0 --set train.out_dir="$T/vk" "$T/good.ini"
+    # a device without shaderFloat16 (simulated): precision = fp16 refused naming it
+    export VKT_VULKAN_DISABLE_FP16=1
+    expect 1 "shaderFloat16" --device vulkan:0 --set train.precision=fp16 \
+        --set train.out_dir="$T/vk16" "$T/good.ini"
+    unset VKT_VULKAN_DISABLE_FP16
+    cases=$((cases + 1))
+    if [ -e "$T/vk16" ]; then echo "FAIL: precision = fp16 left $T/vk16"; fails=$((fails + 1)); fi
     # matmul = coopmat on a device without cooperative matrices: refused, nothing written
     if printf '%s\n' "$devices" | grep -q 'cooperative matrix: none'; then
         expect 1 "cooperative matrix" --device vulkan:0 --set backend.matmul=coopmat \
-            --set train.out_dir="$T/vkcm" "$T/good.ini"
+            --set train.precision=fp16 --set train.out_dir="$T/vkcm" "$T/good.ini"
         cases=$((cases + 1))
         if [ -e "$T/vkcm" ]; then echo "FAIL: matmul = coopmat left $T/vkcm"; fails=$((fails + 1)); fi
     fi

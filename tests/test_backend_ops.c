@@ -20,6 +20,13 @@
  * 1e-7 x max|ref|, float's resolution at the tensor's scale (outputs that cancel to near zero
  * cannot be closer than that in any fp32 arithmetic but the reference's own). */
 #define ATOL_FRAC 1e-3
+/* precision = fp16 against the fp32 reference: 2e-2 relative, with a floor of 2e-3 x max|ref|
+ * (fp16 keeps 11 bits: each product is off by up to 2^-11 of itself, and a sum of K of them
+ * that cancels is off by that much of its terms, not of its result). */
+#define RTOL_F16 2e-2
+#define ATOL_FRAC_F16 0.1
+
+static double rtol = RTOL, atol_frac = ATOL_FRAC; /* what `same` holds the device to */
 
 static vkt_backend *ref, *dut; /* reference and device under test */
 static const char *dut_name;
@@ -71,7 +78,7 @@ static void same(const char *what, pair p) {
     vkt_download(dut, b, D(p), p.n * 4);
     char label[160];
     snprintf(label, sizeof label, "%s: %s", dut_name, what);
-    double worst = vkt_test_close(label, b, a, p.n, RTOL, ATOL_FRAC);
+    double worst = vkt_test_close(label, b, a, p.n, rtol, atol_frac);
     printf("  %-34s worst %.2f of tolerance\n", what, worst);
     free(a), free(b);
 }
@@ -138,6 +145,43 @@ static void check_matmul(void) {
     vkt_bias_backward(dut, D(dbias), D(dout), M, Nn);
     same("bias_backward (+=)", dbias);
     pfree(dout), pfree(dbias);
+}
+
+/* precision = fp16 on the device under test. Against the reference in fp16 too (the same
+ * rounded operands, fp32 sums: fp32 tolerance), against the fp32 reference at fp16 tolerance,
+ * and two exact probes: an operand that fp16 cannot hold is rounded, one beyond its range
+ * becomes inf (which is how the trainer sees a gradient overflow). */
+static void check_matmul_fp16(void) {
+    char err[512];
+    if (vkt_backend_set_option(dut, "precision", "fp16", err, sizeof err)) {
+        printf("  precision fp16 not available: %s\n", err);
+        return;
+    }
+    CHECK(vkt_backend_set_option(ref, "precision", "fp16", err, sizeof err) == 0,
+          "reference precision fp16: %s", err);
+    printf(" precision fp16, against the fp16 reference\n");
+    check_matmul();
+    vkt_backend_set_option(ref, "precision", "fp32", err, sizeof err);
+    printf(" precision fp16, against the fp32 reference\n");
+    rtol = RTOL_F16, atol_frac = ATOL_FRAC_F16;
+    check_matmul();
+    rtol = RTOL, atol_frac = ATOL_FRAC;
+
+    /* C(3,1) = A(3,1) x 1: fp16 rounds 1 + 2^-12 to 1, 70000 to inf, and 3 x 2^-26 (below
+     * 1.5 x 2^-25, between half the smallest fp16 subnormal and it) to 2^-24 */
+    const float a[3] = {1.0f + 1.0f / 4096.0f, 70000.0f, 3.0f / 67108864.0f}, one = 1.0f;
+    float c[3];
+    pair pa = pnew(3), pb = pnew(1), pc = pnew(3);
+    vkt_upload(dut, D(pa), a, sizeof a);
+    vkt_upload(dut, D(pb), &one, sizeof one);
+    vkt_matmul(dut, D(pc), D(pa), D(pb), VKT_NULL_PTR, 3, 1, 1, 0, 0, 1.0f, 0.0f);
+    vkt_download(dut, c, D(pc), sizeof c);
+    CHECK(c[0] == 1.0f && isinf(c[1]) && c[1] > 0 && c[2] == 1.0f / 16777216.0f,
+          "%s: fp16 matmul of [1+2^-12, 70000, 3*2^-26] x 1: got [%.9g, %g, %g], want [1, "
+          "inf, 2^-24]", dut_name, c[0], c[1], c[2]);
+    pfree(pa), pfree(pb), pfree(pc);
+    CHECK(vkt_backend_set_option(dut, "precision", "fp32", err, sizeof err) == 0,
+          "back to fp32: %s", err);
 }
 
 static void check_attention(void) {
@@ -245,6 +289,7 @@ static void run_device(int dev) {
     check_encoder();
     check_layernorm();
     check_matmul();
+    check_matmul_fp16();
     check_attention();
     check_elementwise();
     check_softmax_xent();

@@ -332,7 +332,7 @@ int main(void) {
         }
         fclose(f);
         unlink(ref);
-        CHECK(rows == 39 && has_batch && has_path_rule, "reference: %d rows", rows);
+        CHECK(rows == 41 && has_batch && has_path_rule, "reference: %d rows", rows);
     }
 
     unlink(ini);

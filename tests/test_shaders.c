@@ -58,7 +58,7 @@ int main(void) {
         CHECK(vkt_spirv_find(required[i]) != NULL, "%s missing", required[i]);
     CHECK(vkt_spirv_find("no_such_shader") == NULL, "find of an unknown name");
 
-    const char *coopmat[] = {"matmul_coopmat_f32", "matmul_coopmat_f16"};
+    const char *coopmat[] = {"matmul_coopmat"};
     const char *req = getenv("VKT_REQUIRE_COOPMAT");
     int need_coopmat = req && strcmp(req, "1") == 0;
     for (size_t i = 0; i < sizeof coopmat / sizeof *coopmat; i++) {

@@ -1,5 +1,7 @@
 /* The vulkan backend's matmul tiers and caches: matmul = coopmat on a device without a matching
- * cooperative-matrix configuration is refused with a message naming it; with
+ * cooperative-matrix configuration is refused with a message naming it; the fp16 tiers only
+ * under precision = fp16; precision = fp16 on a device without shaderFloat16 (simulated with
+ * VKT_VULKAN_DISABLE_FP16=1) refused naming the feature, with the hint precision = fp32; with
  * VKT_MATMUL_TIERS_FORCE_TIMING=1 and a fresh cache_dir the first run times the tiers and
  * writes matmul-tiers.ini, the second reads it; the pipeline cache file appears at shutdown,
  * and a garbage file in its place is ignored and replaced. Skips (77) without a Vulkan device
@@ -15,7 +17,7 @@ static char tmp[64], errlog[128];
 
 /* Runs one backend life on vulkan device dv: cache_dir = tmp, one 64x64x64 matmul of ones
  * (checked: every output is 64); returns what it printed on stderr in out. */
-static void one_run(int dv, char *out, size_t outlen) {
+static void one_run(int dv, const char *precision, char *out, size_t outlen) {
     char err[512];
     fflush(stderr);
     int saved = dup(2);
@@ -24,6 +26,8 @@ static void one_run(int dv, char *out, size_t outlen) {
     vkt_backend *be = vkt_backend_create(dv, err, sizeof err);
     CHECK(be != NULL, "create: %s", err);
     if (be) {
+        CHECK(vkt_backend_set_option(be, "precision", precision, err, sizeof err) == 0,
+              "precision %s: %s", precision, err);
         CHECK(vkt_backend_set_option(be, "matmul", "auto", err, sizeof err) == 0, "auto: %s",
               err);
         CHECK(vkt_backend_set_option(be, "cache_dir", tmp, err, sizeof err) == 0, "dir: %s",
@@ -99,24 +103,50 @@ int main(void) {
                   "coopmat refused with a reason: rc %d, \"%s\"", rc, err);
         }
         printf("matmul = coopmat: rc %d%s%s\n", rc, rc ? ": " : "", rc ? err : "");
-        CHECK(vkt_backend_set_option(be, "matmul", "fp16", err, sizeof err) != 0,
-              "unknown tier refused");
+        rc = vkt_backend_set_option(be, "matmul", "fp16", err, sizeof err);
+        CHECK(rc != 0 && strstr(err, "precision = fp16"), "fp16 tier under fp32: rc %d, %s", rc,
+              err);
+        rc = vkt_backend_set_option(be, "matmul", "fp8", err, sizeof err);
+        CHECK(rc != 0 && strstr(err, "unknown matmul tier"), "unknown tier: rc %d, %s", rc, err);
+        rc = vkt_backend_set_option(be, "precision", "fp8", err, sizeof err);
+        CHECK(rc != 0 && strstr(err, "unknown precision"), "unknown precision: rc %d, %s", rc,
+              err);
         CHECK(vkt_backend_set_option(be, "no_such_option", "x", err, sizeof err) == 0,
               "unknown options are ignored");
+        if (info.fp16) {
+            rc = vkt_backend_set_option(be, "precision", "fp16", err, sizeof err);
+            CHECK(rc == 0, "precision fp16 on a device with fp16: %s", err);
+            rc = vkt_backend_set_option(be, "matmul", "fp16", err, sizeof err);
+            CHECK(rc == 0, "fp16 tier under precision fp16: %s", err);
+        }
         vkt_backend_destroy(be);
     }
+
+    /* a device without shaderFloat16 */
+    setenv("VKT_VULKAN_DISABLE_FP16", "1", 1);
+    be = vkt_backend_create(dv, err, sizeof err);
+    CHECK(be != NULL, "create: %s", err);
+    if (be) {
+        int rc = vkt_backend_set_option(be, "precision", "fp16", err, sizeof err);
+        CHECK(rc != 0 && strstr(err, "shaderFloat16") && strstr(err, "HINT: precision = fp32") &&
+                  strstr(err, info.name),
+              "precision fp16 without shaderFloat16: rc %d, \"%s\"", rc, err);
+        printf("precision = fp16 without shaderFloat16: %s\n", err);
+        vkt_backend_destroy(be);
+    }
+    unsetenv("VKT_VULKAN_DISABLE_FP16");
 
     /* the tier cache and the pipeline cache */
     setenv("VKT_MATMUL_TIERS_FORCE_TIMING", "1", 1);
     char out[8192], ini[160], pc[512];
     snprintf(ini, sizeof ini, "%s/matmul-tiers.ini", tmp);
-    one_run(dv, out, sizeof out);
+    one_run(dv, "fp32", out, sizeof out);
     CHECK(strstr(out, "matmul tier") && strstr(out, "timed:"), "first run times: %s", out);
     CHECK(access(ini, R_OK) == 0, "%s written", ini);
     find_pipeline_cache(pc, sizeof pc);
     CHECK(pc[0] != 0, "pipeline cache written in %s", tmp);
 
-    one_run(dv, out, sizeof out);
+    one_run(dv, "fp32", out, sizeof out);
     CHECK(strstr(out, "matmul tier") && strstr(out, "cached in"), "second run reads: %s", out);
     CHECK(!strstr(out, "timed:"), "second run does not time: %s", out);
 
@@ -124,7 +154,7 @@ int main(void) {
         FILE *f = fopen(pc, "wb");
         for (int i = 0; i < 1000; i++) fputc((i * 37) & 0xff, f);
         fclose(f);
-        one_run(dv, out, sizeof out);
+        one_run(dv, "fp32", out, sizeof out);
         f = fopen(pc, "rb");
         uint32_t h[2] = {0, 0};
         CHECK(f && fread(h, 4, 2, f) == 2, "pipeline cache readable");
@@ -133,10 +163,23 @@ int main(void) {
               h[1]);
     }
 
+    /* precision fp16 has its own shape classes in the same file */
+    if (info.fp16) {
+        one_run(dv, "fp16", out, sizeof out);
+        CHECK(strstr(out, "timed:") && strstr(out, "fp16 mnk2^"), "fp16 run times: %s", out);
+        FILE *f = fopen(ini, "r");
+        char text[4096] = "";
+        size_t got = f ? fread(text, 1, sizeof text - 1, f) : 0;
+        text[got] = 0;
+        if (f) fclose(f);
+        CHECK(strstr(text, "| fp32 mnk2^") && strstr(text, "| fp16 mnk2^"),
+              "both precisions in %s:\n%s", ini, text);
+    }
+
     /* without forced timing, one eligible tier is not timed */
     unsetenv("VKT_MATMUL_TIERS_FORCE_TIMING");
     unlink(ini);
-    one_run(dv, out, sizeof out);
+    one_run(dv, "fp32", out, sizeof out);
     if (!info.coopmat)
         CHECK(strstr(out, "not timed") && access(ini, F_OK) != 0, "single tier: %s", out);
 

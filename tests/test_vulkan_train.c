@@ -1,7 +1,10 @@
 /* A whole training run on the Vulkan backend matches the reference loss for loss: 10 steps of
  * a small model on vulkan:0 and on cpu:0, same data and seed, every step's loss within 1e-4
- * relative, and the final parameters close. Skipped (77) without a trainable Vulkan device
- * unless VKT_REQUIRE_BACKENDS names vulkan. */
+ * relative, and the final parameters close. Then the same under precision = fp16 (the fp16
+ * matmul tier on the device, the reference's emulated rounding, loss scaling in both): within
+ * 2e-2 of the fp16 reference loss for loss, and of the fp32 run. Skipped (77) without a
+ * trainable Vulkan device unless VKT_REQUIRE_BACKENDS names vulkan; the fp16 half is skipped,
+ * with a note, on a device that refuses precision = fp16. */
 #include <math.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -13,13 +16,15 @@
 
 #define STEPS 10
 
-static int run(const char *device, const char *dir, float *losses, vkt_checkpoint *ck) {
-    char dev[64];
+static int run(const char *device, const char *precision, const char *dir, float *losses,
+               vkt_checkpoint *ck) {
+    char dev[64], prec[64];
     snprintf(dev, sizeof dev, "backend.device=%s", device);
+    snprintf(prec, sizeof prec, "train.precision=%s", precision);
     const char *extra[] = {dev, "train.max_steps=10", "optim.warmup_steps=2",
-                           "train.grad_accum_steps=2"};
+                           "train.grad_accum_steps=2", prec};
     vkt_config cfg;
-    if (small_config(&cfg, dir, extra, 4)) return 1;
+    if (small_config(&cfg, dir, extra, 5)) return 1;
     char err[1024];
     int rc = vkt_train_run(&cfg, NULL, losses, err, sizeof err);
     if (rc) {
@@ -29,6 +34,37 @@ static int run(const char *device, const char *dir, float *losses, vkt_checkpoin
     rc = vkt_weights_read(dir, ck, err, sizeof err);
     if (rc) fprintf(stderr, "%s: %s\n", device, err);
     return rc;
+}
+
+/* The fp16 runs, in fresh subdirectories of the fp32 runs' (lc: the fp32 reference losses). */
+static void check_fp16(int dev, const char *a, const char *b, const float *lc) {
+    char err[512];
+    vkt_backend *be = vkt_backend_create(dev, err, sizeof err);
+    int ok = be && vkt_backend_set_option(be, "precision", "fp16", err, sizeof err) == 0;
+    vkt_backend_destroy(be);
+    if (!ok) {
+        printf("precision fp16 not checked: %s\n", err);
+        return;
+    }
+    char a16[300], b16[300];
+    snprintf(a16, sizeof a16, "%s/fp16", a);
+    snprintf(b16, sizeof b16, "%s/fp16", b);
+    float hc[STEPS], hv[STEPS];
+    vkt_checkpoint cc, cv;
+    int rc = run("cpu:0", "fp16", a16, hc, &cc), rv = run("vulkan:0", "fp16", b16, hv, &cv);
+    CHECK(rc == 0 && rv == 0, "fp16 runs failed");
+    if (rc || rv) return;
+    for (int i = 0; i < STEPS; i++) {
+        CHECK(fabsf(hv[i] - hc[i]) <= 2e-2f * fabsf(hc[i]), "fp16 step %d: vulkan %.7f, cpu %.7f",
+              i + 1, hv[i], hc[i]);
+        CHECK(fabsf(hv[i] - lc[i]) <= 2e-2f * fabsf(lc[i]),
+              "fp16 step %d: vulkan %.7f, cpu fp32 %.7f", i + 1, hv[i], lc[i]);
+        printf("fp16 step %2d: cpu %.6f vulkan %.6f (fp32 %.6f)\n", i + 1, hc[i], hv[i], lc[i]);
+    }
+    vkt_test_close("fp16 final parameters, vulkan vs cpu", cv.params, cc.params, cc.num_params,
+                   2e-2, 1e-1);
+    vkt_checkpoint_free(&cc);
+    vkt_checkpoint_free(&cv);
 }
 
 int main(void) {
@@ -44,8 +80,8 @@ int main(void) {
     if (!mkdtemp(a) || !mkdtemp(b)) return 1;
     float lc[STEPS], lv[STEPS];
     vkt_checkpoint cc, cv;
-    CHECK(run("cpu:0", a, lc, &cc) == 0, "cpu run failed");
-    CHECK(run("vulkan:0", b, lv, &cv) == 0, "vulkan run failed");
+    CHECK(run("cpu:0", "fp32", a, lc, &cc) == 0, "cpu run failed");
+    CHECK(run("vulkan:0", "fp32", b, lv, &cv) == 0, "vulkan run failed");
     if (!vkt_test_failures) {
         for (int i = 0; i < STEPS; i++) {
             CHECK(fabsf(lv[i] - lc[i]) <= 1e-4f * fabsf(lc[i]), "step %d: vulkan %.7f, cpu %.7f",
@@ -59,6 +95,7 @@ int main(void) {
         vkt_checkpoint_free(&cc);
         vkt_checkpoint_free(&cv);
     }
+    check_fp16(dev, a, b, lc);
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf %s %s", a, b);
     if (system(cmd)) fprintf(stderr, "cleanup failed\n");
