@@ -28,7 +28,7 @@ typedef struct vkt_device_info {
     char name[128];
     char driver[128];
     uint64_t memory_bytes;    /* usable device memory (host RAM for the cpu backend) */
-    int fp16;                 /* native fp16 arithmetic */
+    int fp16;                 /* native fp16 arithmetic (vulkan: shaderFloat16) */
     int coopmat;              /* cooperative-matrix (tensor core) matmul */
     char coopmat_shapes[128]; /* e.g. "16x16x16 f16->f32", empty when none */
     double peak_flops;        /* fp32 estimate, FLOP/s; 0 when unknown */

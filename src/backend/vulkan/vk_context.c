@@ -56,7 +56,7 @@ int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen) {
     c->queue_family = (uint32_t)fam;
     c->prof_valid_bits = qf[fam].timestampValidBits;
 
-    /* optional features: fp16 arithmetic and storage (1.2 core structures), and for
+    /* optional features: fp16 arithmetic (a 1.2 core structure), and for
      * cooperative matrices the memory model plus the KHR extension */
     const char *exts[2];
     uint32_t next = 0;
@@ -77,7 +77,7 @@ int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen) {
         f2.pNext = &f16;
         vk->vkGetPhysicalDeviceFeatures2(phys->pd, &f2);
         /* keep only what we use */
-        VkBool32 half = f16.shaderFloat16, sb16 = s16.storageBuffer16BitAccess;
+        VkBool32 half = f16.shaderFloat16;
         /* a test knob: behave like a device without fp16 arithmetic (the fp16 tiers and
          * precision = fp16 are then refused, naming shaderFloat16) */
         const char *no16 = getenv("VKT_VULKAN_DISABLE_FP16");
@@ -88,7 +88,7 @@ int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen) {
         f16.shaderFloat16 = half;
         s16.uniformAndStorageBuffer16BitAccess = s16.storagePushConstant16 =
             s16.storageInputOutput16 = VK_FALSE;
-        s16.storageBuffer16BitAccess = sb16;
+        s16.storageBuffer16BitAccess = VK_FALSE; /* buffers stay fp32 (vk_matmul.c) */
         mm.vulkanMemoryModelDeviceScope = mm.vulkanMemoryModelAvailabilityVisibilityChains =
             VK_FALSE;
         mm.vulkanMemoryModel = phys->info.coopmat ? model : VK_FALSE;
