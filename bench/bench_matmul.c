@@ -1,0 +1,134 @@
+/* GEMM throughput of one device, per matmul tier, on the shapes that matter: the linear layers
+ * of configs/bench-ref.ini (1024 tokens, width 256, vocab 50304 padded) forward and backward,
+ * the same for a GPT-2-124M step (8 x 1024 tokens, width 768), and one large square GEMM for
+ * the device's ceiling. Each case: a warm-up, then 5 timed batches of R matmuls (R sized to
+ * about 0.2 s of work at the first batch), each batch one submission timed on the device's
+ * clock (vkt_time_ms); the median batch gives GFLOP/s = 2 M N K R / seconds.
+ *
+ *   build/bench_matmul [DEVICE] [TIER ...]     DEVICE like vulkan:0 (default: auto = fastest)
+ *                                              TIERS default: fp32 fp16 coopmat
+ *
+ * A tier the device lacks is reported as such and skipped; fp16 and coopmat run under
+ * precision = fp16 (operands rounded to fp16, fp32 accumulation). Output: one line per
+ * (tier, shape), then a summary per tier. Compare with PyTorch on the same GPU through
+ * bench/torch_matmul.py (same shapes, cuBLAS), run side by side. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vktrain/backend.h"
+
+typedef struct shape {
+    const char *name;
+    int M, N, K, ta, tb;
+} shape;
+
+/* Row-major vkt_matmul conventions (backend.h). Forward: out(BT,OC) = inp(BT,C) W(OC,C)^T;
+ * backward: dinp = dout W (ta 0, tb 0), dW += dout^T inp (ta 1). */
+static const shape shapes[] = {
+    {"ref qkv fwd 1024x768x256", 1024, 768, 256, 0, 1},
+    {"ref fc fwd 1024x1024x256", 1024, 1024, 256, 0, 1},
+    {"ref fcproj fwd 1024x256x1024", 1024, 256, 1024, 0, 1},
+    {"ref lm_head fwd 1024x50304x256", 1024, 50304, 256, 0, 1},
+    {"ref lm_head dinp 1024x256x50304", 1024, 256, 50304, 0, 0},
+    {"ref lm_head dW 50304x256x1024", 50304, 256, 1024, 1, 0},
+    {"124M qkv fwd 8192x2304x768", 8192, 2304, 768, 0, 1},
+    {"124M fc fwd 8192x3072x768", 8192, 3072, 768, 0, 1},
+    {"124M fcproj dinp 8192x3072x768", 8192, 3072, 768, 0, 0},
+    {"124M fc dW 3072x768x8192", 3072, 768, 8192, 1, 0},
+    {"124M lm_head fwd 8192x50304x768", 8192, 50304, 768, 0, 1},
+    {"square 4096", 4096, 4096, 4096, 0, 0},
+};
+#define NSHAPES ((int)(sizeof shapes / sizeof shapes[0]))
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median GFLOP/s of shape s on be (the tier already set); -1 when it cannot allocate. */
+static double measure(vkt_backend *be, const shape *s) {
+    char err[512];
+    size_t na = (size_t)s->M * s->K, nb = (size_t)s->K * s->N, nc = (size_t)s->M * s->N;
+    vkt_buf *a = vkt_alloc(be, na * 4, err, sizeof err);
+    vkt_buf *b = vkt_alloc(be, nb * 4, err, sizeof err);
+    vkt_buf *c = vkt_alloc(be, nc * 4, err, sizeof err);
+    double result = -1;
+    if (a && b && c) {
+        vkt_fill(be, vkt_at(a, 0), 0.01f, na);
+        vkt_fill(be, vkt_at(b, 0), 0.02f, nb);
+        double flop = 2.0 * s->M * s->N * s->K;
+        int reps = 1;
+        double times[5];
+        for (int batch = -1; batch < 5; batch++) { /* -1: warm-up and sizing */
+            double t0 = vkt_time_ms(be);
+            for (int r = 0; r < reps; r++)
+                vkt_matmul(be, vkt_at(c, 0), vkt_at(a, 0), vkt_at(b, 0), VKT_NULL_PTR, s->M,
+                           s->N, s->K, s->ta, s->tb, 1.0f, 0.0f);
+            double ms = vkt_time_ms(be) - t0;
+            if (batch < 0) {
+                reps = ms > 0 ? (int)(200.0 / ms) : 100;
+                if (reps < 1) reps = 1;
+                if (reps > 1000) reps = 1000;
+                continue;
+            }
+            times[batch] = ms;
+        }
+        qsort(times, 5, sizeof times[0], cmp_double);
+        result = flop * reps / (times[2] * 1e-3) / 1e9;
+    } else {
+        fprintf(stderr, "  %s: %s\n", s->name, err);
+    }
+    vkt_free(be, a);
+    vkt_free(be, b);
+    vkt_free(be, c);
+    return result;
+}
+
+int main(int argc, char **argv) {
+    const char *dev_spec = argc > 1 ? argv[1] : "auto";
+    const char *default_tiers[] = {"fp32", "fp16", "coopmat"};
+    const char **tiers = argc > 2 ? (const char **)argv + 2 : default_tiers;
+    int ntiers = argc > 2 ? argc - 2 : 3;
+    char err[512];
+    int dev = vkt_device_resolve(dev_spec, err, sizeof err);
+    if (dev < 0) {
+        fprintf(stderr, "bench_matmul: %s\n", err);
+        return 2;
+    }
+    const char *quick = getenv("VKT_BENCH_QUICK"); /* only the bench-ref shapes (slow drivers) */
+    int nshapes = quick && !strcmp(quick, "1") ? 6 : NSHAPES;
+    for (int t = 0; t < ntiers; t++) {
+        vkt_backend *be = vkt_backend_create(dev, err, sizeof err);
+        if (!be) {
+            fprintf(stderr, "bench_matmul: %s\n", err);
+            return 1;
+        }
+        const vkt_device_info *info = vkt_backend_info(be);
+        const char *precision = strcmp(tiers[t], "fp32") ? "fp16" : "fp32";
+        if (vkt_backend_set_option(be, "precision", precision, err, sizeof err) ||
+            vkt_backend_set_option(be, "matmul", tiers[t], err, sizeof err)) {
+            printf("%s:%d %-8s not available: %s\n", info->backend, info->backend_index,
+                   tiers[t], err);
+            vkt_backend_destroy(be);
+            continue;
+        }
+        double sum = 0, best = 0;
+        int n = 0;
+        for (int i = 0; i < nshapes; i++) {
+            double g = measure(be, &shapes[i]);
+            if (g < 0) continue;
+            printf("%s:%d %-8s %-34s %10.1f GFLOP/s\n", info->backend, info->backend_index,
+                   tiers[t], shapes[i].name, g);
+            fflush(stdout);
+            sum += g, n++;
+            if (g > best) best = g;
+        }
+        if (n)
+            printf("%s:%d %-8s summary: mean %.1f GFLOP/s over %d shapes, best %.1f (%s, %s)\n",
+                   info->backend, info->backend_index, tiers[t], sum / n, n, best, info->name,
+                   precision);
+        vkt_backend_destroy(be);
+    }
+    return 0;
+}
