@@ -22,4 +22,13 @@ const char *vkt_vk_devices_note(void);               /* "" when devices were fou
 VkInstance vkt_vk_instance(void);
 const vkt_vk_fns *vkt_vk_instance_fns(void);
 
+/* vk_validation.c, around the instance's life (see vk_validation.h). Before vkCreateInstance:
+ * when VKT_VULKAN_VALIDATION=1 and the layer and VK_EXT_debug_utils exist, appends them to
+ * the lists (room needed: one layer, two extensions) and returns the messenger's create info, for
+ * VkInstanceCreateInfo.pNext (messages of vkCreateInstance itself); else NULL. */
+const void *vkt_vk_validation_prepare(const vkt_vk_fns *vk, const char **layers,
+                                      uint32_t *nlayers, const char **exts, uint32_t *nexts);
+void vkt_vk_validation_start(VkInstance inst, const vkt_vk_fns *vk); /* instance fns loaded */
+void vkt_vk_validation_stop(VkInstance inst, const vkt_vk_fns *vk);  /* before destroying it */
+
 #endif
