@@ -360,6 +360,7 @@ static void describe(vkt_vk_physdev *d, VkPhysicalDevice pd) {
          has_s16 ? yn(s16.storageBuffer16BitAccess) : "unknown");
     char maxalloc[32] = "unknown", sbr[32], shm[32];
     d->max_alloc = has_m3 ? m3.maxMemoryAllocationSize : 0;
+    d->subgroup_size = has_sub ? sub.subgroupSize : 0;
     if (has_m3) fmt_bytes(maxalloc, sizeof maxalloc, (double)m3.maxMemoryAllocationSize);
     fmt_bytes(sbr, sizeof sbr, (double)p.limits.maxStorageBufferRange);
     fmt_bytes(shm, sizeof shm, (double)p.limits.maxComputeSharedMemorySize);
