@@ -40,6 +40,59 @@ static void check_entry(const vkt_spirv *s) {
     }
 }
 
+/* Workgroup size of variant name under spec (nspec pairs) must be x*y*z; 0 = must fail. */
+static void expect_size(const char *name, const vkt_spec_const *spec, int nspec, uint32_t x,
+                        uint32_t y, uint32_t z) {
+    const vkt_spirv *s = vkt_spirv_find(name);
+    if (!s) return; /* a variant this build lacks is reported above */
+    uint32_t got[3] = {0, 0, 0};
+    char err[160] = "";
+    int rc = vkt_spirv_local_size(s, spec, nspec, got, err, sizeof err);
+    if (!x) {
+        CHECK(rc != 0 && err[0], "%s: a bad specialization was accepted", name);
+        return;
+    }
+    CHECK(rc == 0, "%s: no workgroup size: %s", name, err);
+    CHECK(rc || (got[0] == x && got[1] == y && got[2] == z),
+          "%s: workgroup %ux%ux%u, want %ux%ux%u", name, got[0], got[1], got[2], x, y, z);
+}
+
+/* vkt_spirv_local_size, which the pipeline registry checks every dispatch against: the
+ * literal sizes of shaders/, the specialized ones of matmul (local_size_x_id / _y_id), and
+ * an id the shader does not declare refused. */
+static void check_local_sizes(void) {
+    for (int i = 0; i < vkt_spirv_count; i++) {
+        uint32_t got[3];
+        char err[160];
+        CHECK(vkt_spirv_local_size(&vkt_spirv_table[i], NULL, 0, got, err, sizeof err) == 0,
+              "%s: %s", vkt_spirv_table[i].name, err);
+    }
+    expect_size("matmul_f32", NULL, 0, 16, 16, 1);
+    expect_size("matmul_f16", NULL, 0, 16, 16, 1);
+    vkt_spec_const xy[2] = {{1, 4}, {0, 8}};
+    expect_size("matmul_f32", xy, 2, 8, 4, 1);
+    vkt_spec_const tile[1] = {{2, 8}}; /* TM: not part of the workgroup size */
+    expect_size("matmul_f32", tile, 1, 16, 16, 1);
+    expect_size("matmul_coopmat", NULL, 0, 128, 1, 1);
+    vkt_spec_const wg256[1] = {{0, 256}};
+    expect_size("matmul_coopmat", wg256, 1, 256, 1, 1);
+    expect_size("gelu_forward", NULL, 0, 256, 1, 1);
+    expect_size("adamw", NULL, 0, 256, 1, 1);
+    expect_size("sumsq", NULL, 0, 256, 1, 1);
+    expect_size("layernorm_forward", NULL, 0, 64, 1, 1);
+    expect_size("attention_backward_kv", NULL, 0, 64, 1, 1);
+    expect_size("softmax_xent", NULL, 0, 64, 1, 1);
+    expect_size("encoder_backward", NULL, 0, 64, 1, 1);
+    vkt_spec_const stray[1] = {{7, 1}};
+    expect_size("adamw", stray, 1, 0, 0, 0);
+    uint32_t junk[8] = {0x07230203u, 0x00010500u, 0, 10, 0, 0, 0, 0};
+    vkt_spirv bad = {"junk", junk, 8};
+    uint32_t got[3];
+    char err[160] = "";
+    CHECK(vkt_spirv_local_size(&bad, NULL, 0, got, err, sizeof err) != 0 && err[0],
+          "a module without a workgroup size was accepted");
+}
+
 int main(void) {
     printf("%d embedded SPIR-V variants:\n", vkt_spirv_count);
     CHECK(vkt_spirv_count > 0, "empty table");
@@ -68,6 +121,8 @@ int main(void) {
                   "tools/build-glslang.sh and configure with -DVKT_GLSLANG=<its path>", coopmat[i]);
         if (!s) printf("  (%s not built: glslang without GL_KHR_cooperative_matrix)\n", coopmat[i]);
     }
+
+    check_local_sizes();
 
     if (failures) {
         fprintf(stderr, "test_shaders: %d failure(s)\n", failures);

@@ -20,6 +20,8 @@ foreach(src ${VKT_TEST_SOURCES})
     if(TARGET vktrain_shaders)
       vkt_add_test(${name} LABELS vulkan)
       target_link_libraries(${name} PRIVATE vktrain_shaders)
+      # some include the backend's internal headers (src/backend/vulkan/), hence Vulkan's
+      target_include_directories(${name} PRIVATE ${Vulkan_INCLUDE_DIRS})
     else()
       add_test(NAME ${name} COMMAND sh -c
         "echo '${name}: skipped: the shader library was not built (see the configure output)'; case \",$VKT_REQUIRE_BACKENDS,\" in *,vulkan,*) exit 1;; esac; exit 77")

@@ -18,6 +18,17 @@ extern const int vkt_spirv_count;
  * with a glslang that lacks GL_KHR_cooperative_matrix). */
 const vkt_spirv *vkt_spirv_find(const char *name);
 
+/* A specialization constant: the shader's constant_id `id` (local_size_x_id and friends
+ * included) takes `value`. */
+typedef struct vkt_spec_const {
+    uint32_t id, value;
+} vkt_spec_const;
+/* The workgroup size of compute shader sp with the given constants applied (the others keep
+ * their defaults), from its SPIR-V (spirv_reflect.c): 0, or -1 with err saying why (also when
+ * a constant's id is not declared in the shader). */
+int vkt_spirv_local_size(const vkt_spirv *sp, const vkt_spec_const *spec, int nspec,
+                         uint32_t out[3], char *err, size_t errlen);
+
 /* Push constants of shaders/matmul.comp (every matmul_* variant), 40 bytes; must match its
  * `pc` block. Offsets are in elements of each buffer's type (halves for fp16 A and B). */
 typedef struct vkt_matmul_push {

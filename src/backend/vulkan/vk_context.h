@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "backend/backend_impl.h"
+#include "backend/vkt_spirv.h"
 #include "backend/vulkan/vk_device.h"
 
 #define VKT_VK_CHECK(expr)                                                                    \
@@ -128,6 +129,7 @@ VkDeviceSize vkt_vk_offset_of(const vkt_buf *b); /* of the buffer's start in its
 void vkt_vk_pipelines_init(vkt_vk_ctx *c);
 void vkt_vk_pipelines_shutdown(vkt_vk_ctx *c);
 void vkt_vk_pipelines_reset_sets(vkt_vk_ctx *c); /* after a flush */
+int vkt_vk_pipelines_count(const vkt_vk_ctx *c);  /* created so far (tests) */
 /* Records one dispatch of shader `name` with bufs bound at bindings 0..nbind-1 (a NULL buf is
  * replaced by bufs[0]). Each binding's window starts at its pointer rounded down to the
  * device's offset alignment; elem_off[i] receives the pointer's element (4-byte) offset in
@@ -140,7 +142,23 @@ typedef struct vkt_vk_bindings {
 void vkt_vk_bind(vkt_vk_ctx *c, vkt_vk_bindings *b, int n, const vkt_ptr *ptrs);
 /* Bytes a binding at p can see: what its window (see vkt_vk_dispatch) covers past p. */
 size_t vkt_vk_visible(vkt_vk_ctx *c, vkt_ptr p);
-void vkt_vk_dispatch(vkt_vk_ctx *c, const char *name, const vkt_vk_bindings *b,
+/* What a dispatch asks of its pipeline: the embedded shader variant, its specialization
+ * constants (a pipeline per distinct set), and the workgroup size the caller computed its
+ * grid for, which the registry checks against the shader's (read from its SPIR-V with the
+ * constants applied) and the device's limits. */
+#define VKT_VK_MAX_SPEC 8
+typedef struct vkt_vk_shader {
+    const char *name;
+    uint32_t local[3];
+    int nspec;
+    vkt_spec_const spec[VKT_VK_MAX_SPEC];
+} vkt_vk_shader;
+/* A shader without specialization, run in workgroups of (x, 1, 1). */
+static inline vkt_vk_shader vkt_vk_shader_1d(const char *name, uint32_t x) {
+    vkt_vk_shader s = {name, {x, 1, 1}, 0, {{0, 0}}};
+    return s;
+}
+void vkt_vk_dispatch(vkt_vk_ctx *c, const vkt_vk_shader *sh, const vkt_vk_bindings *b,
                      const void *push, uint32_t push_size, uint32_t gx, uint32_t gy,
                      uint32_t gz);
 
@@ -160,6 +178,8 @@ int vkt_vk_set_option(vkt_backend *be, const char *key, const char *value, char 
                       size_t errlen);
 /* The shader variant for a matmul of this shape (decides, times and caches under auto). */
 const char *vkt_vk_matmul_shader(vkt_backend *be, int M, int N, int K);
+/* How to dispatch matmul variant `shader`: its specialization and workgroup size. */
+vkt_vk_shader vkt_vk_matmul_variant(vkt_vk_ctx *c, const char *shader);
 /* At shutdown, before the pipelines go: frees the tier state, saves the pipeline cache. */
 void vkt_vk_matmul_shutdown(vkt_vk_ctx *c);
 

@@ -27,7 +27,10 @@ static void teardown(void) {
      * freed as a leak in an unknown module. Left to the OS, it stays reachable. */
     return;
 #endif
-    if (instance != VK_NULL_HANDLE && vk) vk->vkDestroyInstance(instance, NULL);
+    if (instance != VK_NULL_HANDLE && vk) {
+        vkt_vk_validation_stop(instance, vk);
+        vk->vkDestroyInstance(instance, NULL);
+    }
     instance = VK_NULL_HANDLE;
 }
 
@@ -357,6 +360,7 @@ static void describe(vkt_vk_physdev *d, VkPhysicalDevice pd) {
          has_s16 ? yn(s16.storageBuffer16BitAccess) : "unknown");
     char maxalloc[32] = "unknown", sbr[32], shm[32];
     d->max_alloc = has_m3 ? m3.maxMemoryAllocationSize : 0;
+    d->subgroup_size = has_sub ? sub.subgroupSize : 0;
     if (has_m3) fmt_bytes(maxalloc, sizeof maxalloc, (double)m3.maxMemoryAllocationSize);
     fmt_bytes(sbr, sizeof sbr, (double)p.limits.maxStorageBufferRange);
     fmt_bytes(shm, sizeof shm, (double)p.limits.maxComputeSharedMemorySize);
@@ -418,14 +422,15 @@ static void enumerate(void) {
         ext = calloc(next, sizeof *ext);
         if (!ext || vk->vkEnumerateInstanceExtensionProperties(NULL, &next, ext) < 0) next = 0;
     }
-    const char *exts[1];
-    uint32_t nexts = 0;
+    const char *exts[3], *layers[1]; /* see vkt_vk_validation_prepare */
+    uint32_t nexts = 0, nlayers = 0;
     if (instance_api < VK_API_VERSION_1_1 &&
         has_ext(ext, next, VK_KHR_GET_PHYSICAL_DEVICE_PROPERTIES_2_EXTENSION_NAME)) {
         exts[nexts++] = VK_KHR_GET_PHYSICAL_DEVICE_PROPERTIES_2_EXTENSION_NAME;
         props2_khr = 1;
     }
     free(ext);
+    const void *validation = vkt_vk_validation_prepare(vk, layers, &nlayers, exts, &nexts);
     VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
                              .pApplicationName = "vktrain",
                              .applicationVersion = VK_MAKE_API_VERSION(0, 0, 1, 0),
@@ -433,7 +438,10 @@ static void enumerate(void) {
                              .engineVersion = VK_MAKE_API_VERSION(0, 0, 1, 0),
                              .apiVersion = instance_api};
     VkInstanceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
+                               .pNext = validation,
                                .pApplicationInfo = &app,
+                               .enabledLayerCount = nlayers,
+                               .ppEnabledLayerNames = nlayers ? layers : NULL,
                                .enabledExtensionCount = nexts,
                                .ppEnabledExtensionNames = nexts ? exts : NULL};
     VkResult r = vk->vkCreateInstance(&ci, NULL, &instance);
@@ -452,6 +460,7 @@ static void enumerate(void) {
         teardown();
         return;
     }
+    vkt_vk_validation_start(instance, vk);
     uint32_t n = 0;
     r = vk->vkEnumeratePhysicalDevices(instance, &n, NULL);
     VkPhysicalDevice pds[MAX_DEVICES];

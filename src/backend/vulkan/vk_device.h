@@ -10,6 +10,7 @@ typedef struct vkt_vk_physdev {
     VkPhysicalDevice pd;
     uint32_t api_version; /* min(device, instance): what may be used on it */
     uint64_t max_alloc;   /* maxMemoryAllocationSize, 0 when unknown (no maintenance3) */
+    uint32_t subgroup_size; /* of compute shaders; 0 when unknown (Vulkan 1.0) */
     vkt_device_info info;
 } vkt_vk_physdev;
 
@@ -21,5 +22,14 @@ const char *vkt_vk_devices_note(void);               /* "" when devices were fou
 /* The instance and its loaded entry points, for the device-creating code to come. */
 VkInstance vkt_vk_instance(void);
 const vkt_vk_fns *vkt_vk_instance_fns(void);
+
+/* vk_validation.c, around the instance's life (see vk_validation.h). Before vkCreateInstance:
+ * when VKT_VULKAN_VALIDATION=1 and the layer and VK_EXT_debug_utils exist, appends them to
+ * the lists (room needed: one layer, two extensions) and returns the messenger's create info, for
+ * VkInstanceCreateInfo.pNext (messages of vkCreateInstance itself); else NULL. */
+const void *vkt_vk_validation_prepare(const vkt_vk_fns *vk, const char **layers,
+                                      uint32_t *nlayers, const char **exts, uint32_t *nexts);
+void vkt_vk_validation_start(VkInstance inst, const vkt_vk_fns *vk); /* instance fns loaded */
+void vkt_vk_validation_stop(VkInstance inst, const vkt_vk_fns *vk);  /* before destroying it */
 
 #endif

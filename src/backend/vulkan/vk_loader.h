@@ -39,6 +39,7 @@ typedef VkResult(VKAPI_PTR *PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKH
 #define VKT_VK_GLOBAL_FNS(X, X_OPT)                                                           \
     X(vkCreateInstance)                                                                       \
     X(vkEnumerateInstanceExtensionProperties)                                                 \
+    X_OPT(vkEnumerateInstanceLayerProperties)                                                 \
     X_OPT(vkEnumerateInstanceVersion)
 
 #define VKT_VK_INSTANCE_FNS(X, X_OPT)                                                         \
@@ -54,7 +55,9 @@ typedef VkResult(VKAPI_PTR *PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKH
     X_OPT(vkGetPhysicalDeviceProperties2)                                                     \
     X_OPT(vkGetPhysicalDeviceFeatures2)                                                       \
     X_OPT(vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR)                                  \
-    X_OPT(vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)
+    X_OPT(vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)                                   \
+    X_OPT(vkCreateDebugUtilsMessengerEXT)                                                     \
+    X_OPT(vkDestroyDebugUtilsMessengerEXT)
 
 /* Device-level entry points for the compute ops (loaded per VkDevice with
  * vkGetDeviceProcAddr, which skips the loader's dispatch trampoline). */

@@ -43,16 +43,13 @@ struct vkt_vk_tier_class {
     struct vkt_vk_tier_class *next;
 };
 
-/* The device's largest subgroup: the coopmat workgroup must hold 4 subgroups. */
-static uint32_t subgroup_size(vkt_vk_ctx *c) {
-    const vkt_vk_fns *vk = vkt_vk_instance_fns();
-    VkPhysicalDeviceSubgroupProperties sub = {
-        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
-    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
-                                      .pNext = &sub};
-    if (vk && vk->vkGetPhysicalDeviceProperties2)
-        vk->vkGetPhysicalDeviceProperties2(c->phys->pd, &p2);
-    return sub.subgroupSize;
+/* The coopmat variants' workgroup: subgroup s multiplies tiles s, s + S, s + 2S, s + 3S of
+ * the 16 (S subgroups), so it must hold at least 4 subgroups; 128 at least, the shader's
+ * default. Our SPIR-V 1.5 modules, created without ALLOW_VARYING_SUBGROUP_SIZE, run with
+ * subgroups of exactly subgroupSize lanes. */
+static uint32_t coopmat_wg(vkt_vk_ctx *c) {
+    uint32_t four = 4 * c->phys->subgroup_size;
+    return four > 128 ? four : 128;
 }
 
 /* Whether tier t can run on this device; why (when not) names the missing piece. */
@@ -77,12 +74,13 @@ static int tier_available(vkt_vk_ctx *c, int t, char *why, size_t len) {
                  "has: %s)", info->coopmat_shapes[0] ? info->coopmat_shapes : "none");
         return 0;
     }
-    /* the shader's default workgroup (128) must hold 4 subgroups; larger subgroups would
-     * need the workgroup-size specialization, which the pipeline registry does not pass yet */
-    uint32_t sg = subgroup_size(c);
-    if (sg > 32) {
-        snprintf(why, len, "cooperative matrix tier needs subgroups of at most 32 lanes "
-                 "(device: %u)", sg);
+    /* the workgroup is specialized to hold 4 subgroups (vkt_vk_matmul_variant) */
+    uint32_t wg = coopmat_wg(c);
+    if (!c->phys->subgroup_size || wg > c->props.limits.maxComputeWorkGroupInvocations ||
+        wg > c->props.limits.maxComputeWorkGroupSize[0]) {
+        snprintf(why, len, "the cooperative matrix tier needs a workgroup of 4 subgroups "
+                 "(subgroup size %u; device limit %u invocations)", c->phys->subgroup_size,
+                 c->props.limits.maxComputeWorkGroupInvocations);
         return 0;
     }
     return 1;
@@ -94,6 +92,17 @@ static void free_classes(vkt_vk_ctx *c) {
         free(k);
     }
     c->tier_classes = NULL;
+}
+
+vkt_vk_shader vkt_vk_matmul_variant(vkt_vk_ctx *c, const char *shader) {
+    vkt_vk_shader sh = {shader, {16, 16, 1}, 0, {{0, 0}}}; /* the tiled default: 16x16 */
+    if (strstr(shader, "coopmat")) { /* local_size_x_id = 0 */
+        sh.local[0] = coopmat_wg(c);
+        sh.local[1] = 1;
+        sh.nspec = 1;
+        sh.spec[0] = (vkt_spec_const){0, sh.local[0]};
+    }
+    return sh;
 }
 
 static int mkdir_p(const char *dir) {
@@ -374,7 +383,8 @@ static double time_tier(vkt_backend *be, const char *sh, int M, int N, int K) {
             pc.off_a = bd.elem_off[1];
             pc.off_b = bd.elem_off[2];
             double t0 = now_ms();
-            vkt_vk_dispatch(c, sh, &bd, &pc, sizeof pc, (uint32_t)(N + 63) / 64,
+            vkt_vk_shader v = vkt_vk_matmul_variant(c, sh);
+            vkt_vk_dispatch(c, &v, &bd, &pc, sizeof pc, (uint32_t)(N + 63) / 64,
                             (uint32_t)(M + 63) / 64, 1);
             vkt_vk_flush(c);
             double t = now_ms() - t0;

@@ -28,7 +28,8 @@ static void run(vkt_backend *be, const char *name, int nb, const vkt_ptr *ptrs, 
     memcpy(offs, b.elem_off, (size_t)nb * sizeof *offs);
     uint32_t gx, gy;
     grid1d(threads, wg, &gx, &gy);
-    vkt_vk_dispatch(c, name, &b, push, push_size, gx, gy, 1);
+    vkt_vk_shader sh = vkt_vk_shader_1d(name, wg);
+    vkt_vk_dispatch(c, &sh, &b, push, push_size, gx, gy, 1);
 }
 
 /* Tensors larger than one descriptor's range (maxStorageBufferRange: 128 MiB on lavapipe)
@@ -177,7 +178,7 @@ void vkt_vk_op_layernorm_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight
 }
 
 /* One dispatch of the tier's matmul variant (vk_matmul.c; 64x64 outputs per workgroup in
- * every variant's default specialization). */
+ * every variant, whatever its specialization). */
 static void matmul_once(vkt_backend *be, vkt_ptr c_, vkt_ptr a, vkt_ptr b, vkt_ptr bias, int M,
                         int N, int K, int trans_a, int trans_b, float alpha, float beta) {
     vkt_vk_ctx *c = vkt_vk(be);
@@ -194,8 +195,9 @@ static void matmul_once(vkt_backend *be, vkt_ptr c_, vkt_ptr a, vkt_ptr b, vkt_p
     pc.off_a = bd.elem_off[1];
     pc.off_b = bd.elem_off[2];
     pc.off_bias = bd.elem_off[3];
-    vkt_vk_dispatch(c, vkt_vk_matmul_shader(be, M, N, K), &bd, &pc, sizeof pc,
-                    (uint32_t)(N + 63) / 64, (uint32_t)(M + 63) / 64, 1);
+    vkt_vk_shader sh = vkt_vk_matmul_variant(c, vkt_vk_matmul_shader(be, M, N, K));
+    vkt_vk_dispatch(c, &sh, &bd, &pc, sizeof pc, (uint32_t)(N + 63) / 64,
+                    (uint32_t)(M + 63) / 64, 1);
 }
 
 void vkt_vk_op_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a, vkt_ptr b, vkt_ptr bias, int M,

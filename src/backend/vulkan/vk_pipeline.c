@@ -1,7 +1,9 @@
-/* The pipeline registry of the vulkan backend: per embedded shader, a module, a layout
- * (storage-buffer bindings 0..n-1 and one push-constant range) and a compute pipeline,
- * created on first use and checked at every dispatch; descriptor sets come from one pool
+/* The pipeline registry of the vulkan backend: per embedded shader variant and set of
+ * specialization constants, a module, a layout (storage-buffer bindings 0..n-1 and one
+ * push-constant range) and a compute pipeline, created on first use and checked at every
+ * dispatch (bindings, push constants, workgroup size); descriptor sets come from one pool
  * that is reset after each flush. */
+#include <stdarg.h>
 #include <string.h>
 
 #include "backend/vkt_spirv.h"
@@ -9,7 +11,9 @@
 
 struct vkt_vk_pipeline {
     const char *name;
-    uint32_t nbind, push_size;
+    int nspec;
+    vkt_spec_const spec[VKT_VK_MAX_SPEC]; /* sorted by id: part of the key */
+    uint32_t nbind, push_size, local[3];
     VkShaderModule module;
     VkDescriptorSetLayout dsl;
     VkPipelineLayout layout;
@@ -54,28 +58,70 @@ void vkt_vk_pipelines_shutdown(vkt_vk_ctx *c) {
     c->cache = VK_NULL_HANDLE;
 }
 
+int vkt_vk_pipelines_count(const vkt_vk_ctx *c) {
+    int n = 0;
+    for (const vkt_vk_pipeline *p = c->pipelines; p; p = p->next) n++;
+    return n;
+}
+
 void vkt_vk_pipelines_reset_sets(vkt_vk_ctx *c) {
     if (c->dpool) VKT_VK_CHECK(c->d.vkResetDescriptorPool(c->dev, c->dpool, 0));
 }
 
-static vkt_vk_pipeline *get(vkt_vk_ctx *c, const char *name, uint32_t nbind,
-                            uint32_t push_size) {
-    for (vkt_vk_pipeline *p = c->pipelines; p; p = p->next)
-        if (strcmp(p->name, name) == 0) {
-            /* one shader, one interface: a caller disagreeing with the first is a bug */
-            VKT_VK_ASSERT(p->nbind == nbind && p->push_size == push_size);
-            return p;
-        }
-    const vkt_spirv *sp = vkt_spirv_find(name);
-    if (!sp) {
-        fprintf(stderr, "vulkan: shader %s is not built into this binary\n", name);
-        abort();
+/* A dispatch that contradicts its shader or its first use: a bug in the caller. */
+static void die(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void die(const char *name, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "vulkan: shader %s: ", name);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    abort();
+}
+
+/* The caller's constants sorted by id, so that one set has one key whatever its order. */
+static void sorted_spec(const vkt_vk_shader *sh, vkt_spec_const *out) {
+    VKT_VK_ASSERT(sh->nspec >= 0 && sh->nspec <= VKT_VK_MAX_SPEC);
+    for (int i = 0; i < sh->nspec; i++) {
+        int j = i;
+        for (; j > 0 && out[j - 1].id > sh->spec[i].id; j--) out[j] = out[j - 1];
+        out[j] = sh->spec[i];
     }
-    vkt_vk_pipeline *p = calloc(1, sizeof *p);
-    VKT_VK_ASSERT(p != NULL);
-    p->name = sp->name;
-    p->nbind = nbind;
-    p->push_size = push_size;
+    for (int i = 1; i < sh->nspec; i++) VKT_VK_ASSERT(out[i].id != out[i - 1].id);
+}
+
+static vkt_vk_pipeline *find(vkt_vk_ctx *c, const char *name, int nspec,
+                             const vkt_spec_const *spec) {
+    for (vkt_vk_pipeline *p = c->pipelines; p; p = p->next)
+        if (p->nspec == nspec && strcmp(p->name, name) == 0 &&
+            (nspec == 0 || memcmp(p->spec, spec, (size_t)nspec * sizeof *spec) == 0))
+            return p;
+    return NULL;
+}
+
+/* The shader's workgroup size under its specialization must be the one the caller's grid
+ * assumes, and within the device's limits. */
+static void check_local_size(vkt_vk_ctx *c, const vkt_spirv *sp, const vkt_vk_shader *sh,
+                             vkt_vk_pipeline *p) {
+    char why[160];
+    if (vkt_spirv_local_size(sp, p->spec, p->nspec, p->local, why, sizeof why))
+        die(sh->name, "%s", why);
+    if (memcmp(p->local, sh->local, sizeof p->local))
+        die(sh->name, "workgroup %ux%ux%u, but the dispatch assumes %ux%ux%u", p->local[0],
+            p->local[1], p->local[2], sh->local[0], sh->local[1], sh->local[2]);
+    const VkPhysicalDeviceLimits *l = &c->props.limits;
+    uint64_t inv = (uint64_t)p->local[0] * p->local[1] * p->local[2];
+    if (inv == 0 || inv > l->maxComputeWorkGroupInvocations ||
+        p->local[0] > l->maxComputeWorkGroupSize[0] ||
+        p->local[1] > l->maxComputeWorkGroupSize[1] ||
+        p->local[2] > l->maxComputeWorkGroupSize[2])
+        die(sh->name, "workgroup %ux%ux%u exceeds the device's limits (%u invocations, %ux%u)",
+            p->local[0], p->local[1], p->local[2], l->maxComputeWorkGroupInvocations,
+            l->maxComputeWorkGroupSize[0], l->maxComputeWorkGroupSize[1]);
+}
+
+static void create(vkt_vk_ctx *c, const vkt_spirv *sp, vkt_vk_pipeline *p) {
     VkShaderModuleCreateInfo smi = {
         .sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
         .codeSize = sp->words * 4,
@@ -83,8 +129,8 @@ static vkt_vk_pipeline *get(vkt_vk_ctx *c, const char *name, uint32_t nbind,
     };
     VKT_VK_CHECK(c->d.vkCreateShaderModule(c->dev, &smi, NULL, &p->module));
     VkDescriptorSetLayoutBinding b[8];
-    VKT_VK_ASSERT(nbind <= 8);
-    for (uint32_t i = 0; i < nbind; i++)
+    VKT_VK_ASSERT(p->nbind <= 8);
+    for (uint32_t i = 0; i < p->nbind; i++)
         b[i] = (VkDescriptorSetLayoutBinding){
             .binding = i,
             .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
@@ -93,29 +139,74 @@ static vkt_vk_pipeline *get(vkt_vk_ctx *c, const char *name, uint32_t nbind,
         };
     VkDescriptorSetLayoutCreateInfo dli = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
-        .bindingCount = nbind,
+        .bindingCount = p->nbind,
         .pBindings = b,
     };
     VKT_VK_CHECK(c->d.vkCreateDescriptorSetLayout(c->dev, &dli, NULL, &p->dsl));
-    VkPushConstantRange pr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .size = push_size};
-    VKT_VK_ASSERT(push_size <= c->props.limits.maxPushConstantsSize);
+    VkPushConstantRange pr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .size = p->push_size};
+    VKT_VK_ASSERT(p->push_size <= c->props.limits.maxPushConstantsSize);
     VkPipelineLayoutCreateInfo pli = {
         .sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
         .setLayoutCount = 1,
         .pSetLayouts = &p->dsl,
-        .pushConstantRangeCount = push_size ? 1 : 0,
+        .pushConstantRangeCount = p->push_size ? 1 : 0,
         .pPushConstantRanges = &pr,
     };
     VKT_VK_CHECK(c->d.vkCreatePipelineLayout(c->dev, &pli, NULL, &p->layout));
+    VkSpecializationMapEntry map[VKT_VK_MAX_SPEC];
+    uint32_t data[VKT_VK_MAX_SPEC];
+    for (int i = 0; i < p->nspec; i++) {
+        map[i] = (VkSpecializationMapEntry){
+            .constantID = p->spec[i].id, .offset = (uint32_t)i * 4, .size = 4};
+        data[i] = p->spec[i].value;
+    }
+    VkSpecializationInfo si = {
+        .mapEntryCount = (uint32_t)p->nspec,
+        .pMapEntries = map,
+        .dataSize = (size_t)p->nspec * 4,
+        .pData = data,
+    };
     VkComputePipelineCreateInfo ci = {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
                   .stage = VK_SHADER_STAGE_COMPUTE_BIT,
                   .module = p->module,
-                  .pName = "main"},
+                  .pName = "main",
+                  .pSpecializationInfo = p->nspec ? &si : NULL},
         .layout = p->layout,
     };
     VKT_VK_CHECK(c->d.vkCreateComputePipelines(c->dev, c->cache, 1, &ci, NULL, &p->pipeline));
+}
+
+static vkt_vk_pipeline *get(vkt_vk_ctx *c, const vkt_vk_shader *sh, uint32_t nbind,
+                            uint32_t push_size) {
+    vkt_spec_const spec[VKT_VK_MAX_SPEC];
+    sorted_spec(sh, spec);
+    vkt_vk_pipeline *p = find(c, sh->name, sh->nspec, spec);
+    if (p) {
+        /* one pipeline, one interface: a caller disagreeing with the first is a bug */
+        if (p->nbind != nbind || p->push_size != push_size ||
+            memcmp(p->local, sh->local, sizeof p->local))
+            die(sh->name, "dispatched with %u bindings, %u bytes of push constants and "
+                "workgroup %ux%ux%u; first with %u, %u and %ux%ux%u", nbind, push_size,
+                sh->local[0], sh->local[1], sh->local[2], p->nbind, p->push_size, p->local[0],
+                p->local[1], p->local[2]);
+        return p;
+    }
+    const vkt_spirv *sp = vkt_spirv_find(sh->name);
+    if (!sp) {
+        fprintf(stderr, "vulkan: shader %s is not built into this binary\n", sh->name);
+        abort();
+    }
+    p = calloc(1, sizeof *p);
+    VKT_VK_ASSERT(p != NULL);
+    p->name = sp->name;
+    p->nspec = sh->nspec;
+    memcpy(p->spec, spec, (size_t)p->nspec * sizeof *spec);
+    p->nbind = nbind;
+    p->push_size = push_size;
+    check_local_size(c, sp, sh, p);
+    create(c, sp, p);
     p->next = c->pipelines;
     c->pipelines = p;
     return p;
@@ -145,10 +236,10 @@ size_t vkt_vk_visible(vkt_vk_ctx *c, vkt_ptr p) {
     return (size_t)(range - (abs - start));
 }
 
-void vkt_vk_dispatch(vkt_vk_ctx *c, const char *name, const vkt_vk_bindings *b,
+void vkt_vk_dispatch(vkt_vk_ctx *c, const vkt_vk_shader *sh, const vkt_vk_bindings *b,
                      const void *push, uint32_t push_size, uint32_t gx, uint32_t gy,
                      uint32_t gz) {
-    vkt_vk_pipeline *p = get(c, name, (uint32_t)b->n, push_size);
+    vkt_vk_pipeline *p = get(c, sh, (uint32_t)b->n, push_size);
     if (gx == 0 || gy == 0 || gz == 0) return;
     vkt_vk_prof_reserve(c); /* a flush for the query pool must come before the set */
     VKT_VK_ASSERT(gx <= c->props.limits.maxComputeWorkGroupCount[0] &&
