@@ -187,7 +187,7 @@ static void split_ops(int dev) {
 }
 
 /* ---- two training steps of a tiny model, profiled, with the matmul tiers timed ---- */
-static void train_steps(void) {
+static void train_steps(const char *precision) {
     char dir[] = "/tmp/vkt_test_validation_XXXXXX";
     if (!mkdtemp(dir)) {
         CHECK(0, "mkdtemp");
@@ -198,7 +198,7 @@ static void train_steps(void) {
                            "train.eval_batches=1",    "train.grad_accum_steps=2",
                            "model.n_layer=1",         "model.n_embd=16",
                            "model.block_size=16",     "train.seq_len=16",
-                           "train.batch_size=2"};
+                           "train.batch_size=2",      precision};
     vkt_config cfg;
     CHECK(small_config(&cfg, dir, extra, (int)(sizeof extra / sizeof extra[0])) == 0, "config");
     setenv("VKT_MATMUL_TIERS_FORCE_TIMING", "1", 1); /* the timing path, with one tier */
@@ -257,6 +257,12 @@ int main(void) {
     if (a.buf) {
         all_ops(be, &a);
         memory_calls(be, &a);
+        /* the fp16 matmul tier (precision = fp16), where the device has it */
+        char err16[512];
+        if (vkt_backend_set_option(be, "precision", "fp16", err16, sizeof err16) == 0)
+            all_ops(be, &a);
+        else
+            printf("precision fp16 not exercised: %s\n", err16);
         vkt_free(be, a.buf);
     }
     if (timed) {
@@ -266,7 +272,8 @@ int main(void) {
     }
     vkt_backend_destroy(be);
     split_ops(dev);
-    train_steps();
+    train_steps("train.precision=fp32");
+    if (vkt_device_info_get(dev, &info) == 0 && info.fp16) train_steps("train.precision=fp16");
 
     int errors = vkt_vk_validation_errors() - selftest_errors;
     int warnings = vkt_vk_validation_warnings();
