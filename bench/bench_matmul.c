@@ -1,12 +1,12 @@
 /* GEMM throughput of one device, per matmul tier, on the shapes that matter: the linear layers
  * of configs/bench-ref.ini (1024 tokens, width 256, vocab 50304 padded) forward and backward,
  * the same for a GPT-2-124M step (8 x 1024 tokens, width 768), and one large square GEMM for
- * the device's ceiling. Each case: a warm-up, then 5 timed batches of R matmuls (R sized to
+ * the device's ceiling (VKT_BENCH_QUICK=1: tiny.ini's shapes instead). Each case: a warm-up, then 5 timed batches of R matmuls (R sized to
  * about 0.2 s of work at the first batch), each batch one submission timed on the device's
  * clock (vkt_time_ms); the median batch gives GFLOP/s = 2 M N K R / seconds.
  *
  *   build/bench_matmul [DEVICE] [TIER ...]     DEVICE like vulkan:0 (default: auto = fastest)
- *                                              TIERS default: fp32 fp16 coopmat
+ *                                        TIERS default: fp32 fp32_direct fp16 coopmat
  *
  * A tier the device lacks is reported as such and skipped; fp16 and coopmat run under
  * precision = fp16 (operands rounded to fp16, fp32 accumulation). Output: one line per
@@ -40,6 +40,16 @@ static const shape shapes[] = {
     {"square 4096", 4096, 4096, 4096, 0, 0},
 };
 #define NSHAPES ((int)(sizeof shapes / sizeof shapes[0]))
+
+/* configs/tiny.ini: 16 x 64 = 1024 tokens, width 128, vocab 256 */
+static const shape quick_shapes[] = {
+    {"tiny qkv fwd 1024x384x128", 1024, 384, 128, 0, 1},
+    {"tiny fc fwd 1024x512x128", 1024, 512, 128, 0, 1},
+    {"tiny fcproj dinp 1024x512x128", 1024, 512, 128, 0, 0},
+    {"tiny fc dW 512x128x1024", 512, 128, 1024, 1, 0},
+    {"tiny lm_head fwd 1024x256x128", 1024, 256, 128, 0, 1},
+};
+#define NQUICK ((int)(sizeof quick_shapes / sizeof quick_shapes[0]))
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -87,17 +97,21 @@ static double measure(vkt_backend *be, const shape *s) {
 
 int main(int argc, char **argv) {
     const char *dev_spec = argc > 1 ? argv[1] : "auto";
-    const char *default_tiers[] = {"fp32", "fp16", "coopmat"};
+    const char *default_tiers[] = {"fp32", "fp32_direct", "fp16", "coopmat"};
     const char **tiers = argc > 2 ? (const char **)argv + 2 : default_tiers;
-    int ntiers = argc > 2 ? argc - 2 : 3;
+    int ntiers = argc > 2 ? argc - 2 : 4;
     char err[512];
     int dev = vkt_device_resolve(dev_spec, err, sizeof err);
     if (dev < 0) {
         fprintf(stderr, "bench_matmul: %s\n", err);
         return 2;
     }
-    const char *quick = getenv("VKT_BENCH_QUICK"); /* only the bench-ref shapes (slow drivers) */
-    int nshapes = quick && !strcmp(quick, "1") ? 6 : NSHAPES;
+    /* VKT_BENCH_QUICK=1: only the small shapes of a tiny.ini step (CPU drivers like lavapipe,
+     * where the full set takes hours) */
+    const char *quick = getenv("VKT_BENCH_QUICK");
+    int is_quick = quick && !strcmp(quick, "1");
+    const shape *set = is_quick ? quick_shapes : shapes;
+    int nshapes = is_quick ? NQUICK : NSHAPES;
     for (int t = 0; t < ntiers; t++) {
         vkt_backend *be = vkt_backend_create(dev, err, sizeof err);
         if (!be) {
@@ -105,7 +119,7 @@ int main(int argc, char **argv) {
             return 1;
         }
         const vkt_device_info *info = vkt_backend_info(be);
-        const char *precision = strcmp(tiers[t], "fp32") ? "fp16" : "fp32";
+        const char *precision = strncmp(tiers[t], "fp32", 4) ? "fp16" : "fp32";
         if (vkt_backend_set_option(be, "precision", precision, err, sizeof err) ||
             vkt_backend_set_option(be, "matmul", tiers[t], err, sizeof err)) {
             printf("%s:%d %-8s not available: %s\n", info->backend, info->backend_index,
@@ -116,10 +130,10 @@ int main(int argc, char **argv) {
         double sum = 0, best = 0;
         int n = 0;
         for (int i = 0; i < nshapes; i++) {
-            double g = measure(be, &shapes[i]);
+            double g = measure(be, &set[i]);
             if (g < 0) continue;
             printf("%s:%d %-8s %-34s %10.1f GFLOP/s\n", info->backend, info->backend_index,
-                   tiers[t], shapes[i].name, g);
+                   tiers[t], set[i].name, g);
             fflush(stdout);
             sum += g, n++;
             if (g > best) best = g;

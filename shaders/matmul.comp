@@ -9,6 +9,7 @@
 //   (none)        matmul_f32      shared-memory tiles, register blocking
 //   USE_FP16      matmul_f16      the same with fp16 tiles (half the shared memory per tile)
 //   USE_COOPMAT   matmul_coopmat  16x16x16 KHR cooperative matrices (tensor cores)
+//   USE_DIRECT    matmul_f32_direct  fp32, operands read straight from the buffers (CPU drivers)
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
@@ -47,7 +48,33 @@ void store_c(uint m, uint n, float acc) {
     c[i] = v;
 }
 
-#ifndef USE_COOPMAT
+#ifdef USE_DIRECT
+// ---- fp32 without shared memory ----------------------------------------------------------
+// The same 16x16 threads, 4x4 outputs each, 64x64 block and dispatch as the tiled kernel, but
+// every thread reads its operands straight from the buffers: no shared memory, no barriers.
+// On a GPU that wastes bandwidth; on a CPU driver (lavapipe) the lanes of a workgroup run as
+// SIMD loops that a barrier splits, and the CPU's caches do the tiling, so this is the faster
+// one there. `auto` times both (vk_matmul.c).
+layout(local_size_x = 16, local_size_y = 16, local_size_z = 1) in;
+const uint TM = 4, TN = 4, WG_X = 16, WG_Y = 16;
+
+void main() {
+    const uint tx = gl_LocalInvocationID.x, ty = gl_LocalInvocationID.y;
+    const uint m0 = gl_WorkGroupID.y * (WG_Y * TM) + ty, n0 = gl_WorkGroupID.x * (WG_X * TN) + tx;
+    float acc[TM * TN];
+    for (uint i = 0; i < TM * TN; i++) acc[i] = 0.0;
+    for (uint k = 0; k < pc.K; k++) {
+        float av[TM], bv[TN];
+        for (uint i = 0; i < TM; i++) av[i] = load_a(m0 + i * WG_Y, k);
+        for (uint j = 0; j < TN; j++) bv[j] = load_b(k, n0 + j * WG_X);
+        for (uint i = 0; i < TM; i++)
+            for (uint j = 0; j < TN; j++) acc[i * TN + j] = fma(av[i], bv[j], acc[i * TN + j]);
+    }
+    for (uint i = 0; i < TM; i++)
+        for (uint j = 0; j < TN; j++) store_c(m0 + i * WG_Y, n0 + j * WG_X, acc[i * TN + j]);
+}
+
+#elif !defined(USE_COOPMAT)
 // ---- tiled fp32 arithmetic ---------------------------------------------------------------
 // Workgroup WG_X x WG_Y threads (spec ids 0, 1); each thread computes TM x TN outputs
 // (spec ids 2, 3), so a workgroup covers a BM x BN block of C with BM = WG_Y*TM, BN = WG_X*TN,

@@ -288,7 +288,17 @@ static void run_device(int dev) {
     printf("%s against the cpu reference\n", name);
     check_encoder();
     check_layernorm();
-    check_matmul();
+    /* every fp32 tier the device has (a backend without tiers ignores the option) */
+    const char *fp32_tiers[] = {"fp32", "fp32_direct"};
+    for (int t = 0; t < 2; t++) {
+        if (vkt_backend_set_option(dut, "matmul", fp32_tiers[t], err, sizeof err)) {
+            printf("  matmul = %s not available: %s\n", fp32_tiers[t], err);
+            continue;
+        }
+        printf(" matmul = %s\n", fp32_tiers[t]);
+        check_matmul();
+    }
+    vkt_backend_set_option(dut, "matmul", "auto", err, sizeof err);
     check_matmul_fp16();
     check_attention();
     check_elementwise();

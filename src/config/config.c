@@ -62,7 +62,7 @@ static const char *const tokenizers[] = {"byte", "bpe", NULL};
 /* Order must match vkt_data_order: the index is stored. */
 static const char *const orders[] = {"random", "sequential", NULL};
 static const char *const precisions[] = {"fp32", "fp16", NULL};
-static const char *const matmul_tiers[] = {"auto", "fp32", "fp16", "coopmat", NULL};
+static const char *const matmul_tiers[] = {"auto", "fp32", "fp32_direct", "fp16", "coopmat", NULL};
 static const char *const optimizers[] = {"adamw", NULL};
 /* Order must match vkt_sched_kind: the index is stored. */
 static const char *const schedules[] = {"cosine", "linear", "wsd", "constant", NULL};
@@ -173,10 +173,10 @@ static const key_def keys[] = {
      "$HOME/.cache/vktrain. Relative to the current directory."},
     {"backend", "matmul", K_CHOICE, FIELD(backend.matmul), "auto", 0, 0, 0, matmul_tiers, NULL,
      NULL,
-     "GEMM kernel tier (vulkan). auto = fp32 under precision fp32; under fp16 the fastest fp16 "
-     "tier on the model's shapes (timed once, cached). fp32 = fp32 shader; fp16 = fp16 tiles; "
-     "coopmat = cooperative matrices (tensor cores). fp16 and coopmat need precision = fp16. "
-     "Other backends ignore it."},
+     "GEMM kernel tier (vulkan). auto = the fastest tier of the run's precision on the model's "
+     "shapes (timed once per device, cached). fp32 = shared-memory tiles; fp32_direct = no "
+     "shared memory (CPU drivers); fp16 = fp16 tiles; coopmat = cooperative matrices (tensor "
+     "cores). fp16 and coopmat need precision = fp16. Other backends ignore it."},
 };
 
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))
