@@ -8,7 +8,7 @@ function(vkt_add_test name)
   target_include_directories(${name} PRIVATE src tests)
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}" SKIP_RETURN_CODE 77
-    ENVIRONMENT "VKT_TEST_DATA=${CMAKE_SOURCE_DIR}/tests/data;VKT_SOURCE_DIR=${CMAKE_SOURCE_DIR};VKT_BINARY=$<TARGET_FILE:vktrain>")
+    ENVIRONMENT "VKT_TEST_DATA=${CMAKE_SOURCE_DIR}/tests/data;VKT_SOURCE_DIR=${CMAKE_SOURCE_DIR};VKT_BINARY=$<TARGET_FILE:vktrain>;LSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/tests/lsan.supp:print_suppressions=0")
 endfunction()
 
 file(GLOB VKT_TEST_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/test_*.c)
