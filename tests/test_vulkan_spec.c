@@ -57,13 +57,9 @@ static void check_mismatch_aborts(vkt_backend *be, vkt_buf *c_, vkt_buf *a, vkt_
 
 int main(void) {
     char err[512];
-    int dev = vkt_device_resolve("vulkan:0", err, sizeof err);
     vkt_device_info info;
-    if (dev < 0 || vkt_device_info_get(dev, &info) || !info.can_train) {
-        const char *req = getenv("VKT_REQUIRE_BACKENDS");
-        printf("test_vulkan_spec: skipped: no trainable Vulkan device\n");
-        return req && strstr(req, "vulkan") ? 1 : 77;
-    }
+    int skip, dev = vkt_test_vulkan_device("test_vulkan_spec", &info, &skip);
+    if (dev < 0) return skip;
     vkt_backend *be = vkt_backend_create(dev, err, sizeof err);
     CHECK(be != NULL, "create: %s", err);
     if (!be) return 1;

@@ -78,13 +78,9 @@ static void find_pipeline_cache(char *path, size_t len) {
 
 int main(void) {
     char err[512];
-    int dv = vkt_device_resolve("vulkan:0", err, sizeof err);
-    const char *req = getenv("VKT_REQUIRE_BACKENDS");
     vkt_device_info info;
-    if (dv < 0 || vkt_device_info_get(dv, &info) || !info.can_train) {
-        printf("no trainable vulkan device: skipped (%s)\n", dv < 0 ? err : "cannot train");
-        return req && strstr(req, "vulkan") ? 1 : 77;
-    }
+    int skip, dv = vkt_test_vulkan_device("test_vulkan_tiers", &info, &skip);
+    if (dv < 0) return skip;
     snprintf(tmp, sizeof tmp, "/tmp/vkt_test_tiers_XXXXXX");
     if (!mkdtemp(tmp)) {
         perror("mkdtemp");

@@ -68,14 +68,9 @@ static void check_fp16(int dev, const char *a, const char *b, const float *lc) {
 }
 
 int main(void) {
-    char err[512];
-    int dev = vkt_device_resolve("vulkan:0", err, sizeof err);
     vkt_device_info info;
-    if (dev < 0 || vkt_device_info_get(dev, &info) || !info.can_train) {
-        const char *req = getenv("VKT_REQUIRE_BACKENDS");
-        printf("no trainable Vulkan device: %s\n", dev < 0 ? err : "its backend cannot train");
-        return req && strstr(req, "vulkan") ? 1 : 77;
-    }
+    int skip, dev = vkt_test_vulkan_device("test_vulkan_train", &info, &skip);
+    if (dev < 0) return skip;
     char a[] = "/tmp/vkt_test_vktrain_cpu_XXXXXX", b[] = "/tmp/vkt_test_vktrain_vk_XXXXXX";
     if (!mkdtemp(a) || !mkdtemp(b)) return 1;
     float lc[STEPS], lv[STEPS];

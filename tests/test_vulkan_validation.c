@@ -232,14 +232,9 @@ int main(void) {
     setenv("VKT_VULKAN_VALIDATION", "1", 1); /* before the first Vulkan call */
     atexit(check_at_exit);
     char err[512];
-    const char *req = getenv("VKT_REQUIRE_BACKENDS");
     vkt_device_info info;
-    int dev = vkt_device_resolve("vulkan:0", err, sizeof err);
-    if (dev < 0 || vkt_device_info_get(dev, &info) || !info.can_train) {
-        printf("test_vulkan_validation: skipped: no trainable Vulkan device (%s)\n",
-               dev < 0 ? err : "its backend cannot train");
-        return req && strstr(req, "vulkan") ? 1 : 77;
-    }
+    int skip, dev = vkt_test_vulkan_device("test_vulkan_validation", &info, &skip);
+    if (dev < 0) return skip;
     if (vkt_vk_validation_errors() < 0) {
         fprintf(stderr, "FAIL test_vulkan_validation: the validation layer is not active (see "
                 "the message above); a run without it proves nothing\n");
