@@ -1,7 +1,7 @@
 /* GEMM throughput of one device, per matmul tier, on the shapes that matter: the linear layers
  * of configs/bench-ref.ini (1024 tokens, width 256, vocab 50304 padded) forward and backward,
  * the same for a GPT-2-124M step (8 x 1024 tokens, width 768), and one large square GEMM for
- * the device's ceiling (VKT_BENCH_QUICK=1: tiny.ini's shapes instead). Each case: a warm-up, then 5 timed batches of R matmuls (R sized to
+ * the device's ceiling (VKT_BENCH_QUICK=1: tiny.ini's shapes and 1024 cubed instead). Each case: a warm-up, then 5 timed batches of R matmuls (R sized to
  * about 0.2 s of work at the first batch), each batch one submission timed on the device's
  * clock (vkt_time_ms); the median batch gives GFLOP/s = 2 M N K R / seconds.
  *
@@ -48,6 +48,7 @@ static const shape quick_shapes[] = {
     {"tiny fcproj dinp 1024x512x128", 1024, 512, 128, 0, 0},
     {"tiny fc dW 512x128x1024", 512, 128, 1024, 1, 0},
     {"tiny lm_head fwd 1024x256x128", 1024, 256, 128, 0, 1},
+    {"square 1024", 1024, 1024, 1024, 0, 0},
 };
 #define NQUICK ((int)(sizeof quick_shapes / sizeof quick_shapes[0]))
 

@@ -9,7 +9,8 @@
 //   (none)        matmul_f32      shared-memory tiles, register blocking
 //   USE_FP16      matmul_f16      the same with fp16 tiles (half the shared memory per tile)
 //   USE_COOPMAT   matmul_coopmat  16x16x16 KHR cooperative matrices (tensor cores)
-//   USE_DIRECT    matmul_f32_direct  fp32, operands read straight from the buffers (CPU drivers)
+//   USE_DIRECT    matmul_f32_direct  subgroup kernel without shared memory (CPU drivers);
+//                 with USE_FP16: matmul_f16_direct
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
@@ -49,29 +50,66 @@ void store_c(uint m, uint n, float acc) {
 }
 
 #ifdef USE_DIRECT
-// ---- fp32 without shared memory ----------------------------------------------------------
-// The same 16x16 threads, 4x4 outputs each, 64x64 block and dispatch as the tiled kernel, but
-// every thread reads its operands straight from the buffers: no shared memory, no barriers.
-// On a GPU that wastes bandwidth; on a CPU driver (lavapipe) the lanes of a workgroup run as
-// SIMD loops that a barrier splits, and the CPU's caches do the tiling, so this is the faster
-// one there. `auto` times both (vk_matmul.c).
-layout(local_size_x = 16, local_size_y = 16, local_size_z = 1) in;
-const uint TM = 4, TN = 4, WG_X = 16, WG_Y = 16;
+// ---- subgroup kernel without shared memory (CPU drivers) --------------------------------
+// A CPU driver (lavapipe) runs a subgroup as one SIMD loop over its lanes, turns every barrier
+// into a coroutine switch, and pays for each buffer load that differs per lane with a scalar
+// loop over the lanes. So this variant has no shared memory and no barriers, and loads as
+// little per lane as it can: subgroup s owns TM = 8 rows and SG*TN columns of the workgroup's
+// 64x64 block, lane l the columns c0 + l + j*SG (j < TN). For each slice of SG values of k,
+// lane l loads A(row, k0 + l) of its TM rows once and subgroupBroadcast hands every lane
+// A(row, k0 + kk) in turn, so A costs one load per lane per SG*TN*TM multiply-adds; B(k, col)
+// is loaded per lane and used TM times. Specialization: SG (id 1) MUST equal the device's
+// subgroup size, TN (id 2) at most 64/SG, and the workgroup (id 0) = 8 * 64/TN invocations,
+// i.e. (64/TM) * (64/(SG*TN)) full subgroups (vkt_vk_matmul_variant). The variant is timed
+// against the tiled one by `auto` (vk_matmul.c); on GPUs the tiled one should win.
+// USE_FP16 rounds A and B to fp16 as they are loaded (matmul_f16_direct).
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_ballot : require
+layout(local_size_x = 256, local_size_y = 1, local_size_z = 1, local_size_x_id = 0) in;
+layout(constant_id = 1) const uint SG = 8;
+layout(constant_id = 2) const uint TN = 2;
+const uint TM = 8, BLOCK = 64, COL_GROUPS = BLOCK / (SG * TN);
+#ifdef USE_FP16
+#define operand(x) float(to_f16(x))
+#else
+#define operand(x) (x)
+#endif
+
+// Branch-free bounds: an index outside op(A) or op(B) reads element 0 and yields 0.
+float direct_a(uint m, uint k) {
+    bool ok = m < pc.M && k < pc.K;
+    uint i = (pc.flags & VKT_FLAG_TRANS_A) != 0u ? k * pc.M + m : m * pc.K + k;
+    float v = a[pc.off_a + (ok ? i : 0u)];
+    return ok ? operand(v) : 0.0;
+}
+float direct_b(uint k, uint n) {
+    bool ok = k < pc.K && n < pc.N;
+    uint i = (pc.flags & VKT_FLAG_TRANS_B) != 0u ? n * pc.K + k : k * pc.N + n;
+    float v = b[pc.off_b + (ok ? i : 0u)];
+    return ok ? operand(v) : 0.0;
+}
 
 void main() {
-    const uint tx = gl_LocalInvocationID.x, ty = gl_LocalInvocationID.y;
-    const uint m0 = gl_WorkGroupID.y * (WG_Y * TM) + ty, n0 = gl_WorkGroupID.x * (WG_X * TN) + tx;
+    const uint sg = gl_SubgroupID, lane = gl_SubgroupInvocationID;
+    const uint r0 = gl_WorkGroupID.y * BLOCK + (sg / COL_GROUPS) * TM;
+    const uint c0 = gl_WorkGroupID.x * BLOCK + (sg % COL_GROUPS) * (SG * TN) + lane;
     float acc[TM * TN];
-    for (uint i = 0; i < TM * TN; i++) acc[i] = 0.0;
-    for (uint k = 0; k < pc.K; k++) {
-        float av[TM], bv[TN];
-        for (uint i = 0; i < TM; i++) av[i] = load_a(m0 + i * WG_Y, k);
-        for (uint j = 0; j < TN; j++) bv[j] = load_b(k, n0 + j * WG_X);
-        for (uint i = 0; i < TM; i++)
-            for (uint j = 0; j < TN; j++) acc[i * TN + j] = fma(av[i], bv[j], acc[i * TN + j]);
+    [[unroll]] for (uint i = 0; i < TM * TN; i++) acc[i] = 0.0;
+    for (uint k0 = 0; k0 < pc.K; k0 += SG) {
+        float a_lane[TM]; // A(r0 + i, k0 + lane)
+        [[unroll]] for (uint i = 0; i < TM; i++) a_lane[i] = direct_a(r0 + i, k0 + lane);
+        [[unroll]] for (uint kk = 0; kk < SG; kk++) {
+            float bv[TN];
+            [[unroll]] for (uint j = 0; j < TN; j++) bv[j] = direct_b(k0 + kk, c0 + j * SG);
+            [[unroll]] for (uint i = 0; i < TM; i++) {
+                float av = subgroupBroadcast(a_lane[i], kk);
+                [[unroll]] for (uint j = 0; j < TN; j++)
+                    acc[i * TN + j] = fma(av, bv[j], acc[i * TN + j]);
+            }
+        }
     }
-    for (uint i = 0; i < TM; i++)
-        for (uint j = 0; j < TN; j++) store_c(m0 + i * WG_Y, n0 + j * WG_X, acc[i * TN + j]);
+    [[unroll]] for (uint i = 0; i < TM; i++)
+        [[unroll]] for (uint j = 0; j < TN; j++) store_c(r0 + i, c0 + j * SG, acc[i * TN + j]);
 }
 
 #elif !defined(USE_COOPMAT)

@@ -151,12 +151,9 @@ static void check_matmul(void) {
  * rounded operands, fp32 sums: fp32 tolerance), against the fp32 reference at fp16 tolerance,
  * and two exact probes: an operand that fp16 cannot hold is rounded, one beyond its range
  * becomes inf (which is how the trainer sees a gradient overflow). */
-static void check_matmul_fp16(void) {
+/* Under precision = fp16 with the dut's matmul tier already set. */
+static void check_matmul_fp16_tier(void) {
     char err[512];
-    if (vkt_backend_set_option(dut, "precision", "fp16", err, sizeof err)) {
-        printf("  precision fp16 not available: %s\n", err);
-        return;
-    }
     CHECK(vkt_backend_set_option(ref, "precision", "fp16", err, sizeof err) == 0,
           "reference precision fp16: %s", err);
     printf(" precision fp16, against the fp16 reference\n");
@@ -180,6 +177,25 @@ static void check_matmul_fp16(void) {
           "%s: fp16 matmul of [1+2^-12, 70000, 3*2^-26] x 1: got [%.9g, %g, %g], want [1, "
           "inf, 2^-24]", dut_name, c[0], c[1], c[2]);
     pfree(pa), pfree(pb), pfree(pc);
+}
+
+/* Every fp16 tier the device has (a backend without tiers ignores the option: auto). */
+static void check_matmul_fp16(void) {
+    char err[512];
+    if (vkt_backend_set_option(dut, "precision", "fp16", err, sizeof err)) {
+        printf("  precision fp16 not available: %s\n", err);
+        return;
+    }
+    const char *fp16_tiers[] = {"fp16", "fp16_direct", "coopmat"};
+    for (int t = 0; t < 3; t++) {
+        if (vkt_backend_set_option(dut, "matmul", fp16_tiers[t], err, sizeof err)) {
+            printf("  matmul = %s not available: %s\n", fp16_tiers[t], err);
+            continue;
+        }
+        printf(" matmul = %s\n", fp16_tiers[t]);
+        check_matmul_fp16_tier();
+    }
+    vkt_backend_set_option(dut, "matmul", "auto", err, sizeof err);
     CHECK(vkt_backend_set_option(dut, "precision", "fp32", err, sizeof err) == 0,
           "back to fp32: %s", err);
 }

@@ -200,7 +200,7 @@ int main(void) {
     rc = load(&cfg, "[backend]\nmatmul = coopmat\n", NULL, 0);
     EXPECT_ERR(rc, ini, "matmul = coopmat", "precision = fp16");
     rc = load(&cfg, "[backend]\nmatmul = fp8\n", NULL, 0);
-    EXPECT_ERR(rc, ini, "matmul = fp8", "auto, fp32, fp32_direct, fp16, coopmat");
+    EXPECT_ERR(rc, ini, "matmul = fp8", "auto, fp32, fp32_direct, fp16, fp16_direct, coopmat");
 
     /* Cross-field checks. */
     rc = load(&cfg, "[model]\nn_embd = 100\nn_head = 3\n", NULL, 0);

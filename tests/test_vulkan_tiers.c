@@ -4,7 +4,9 @@
  * VKT_VULKAN_DISABLE_FP16=1) refused naming the feature, with the hint precision = fp32; with
  * VKT_MATMUL_TIERS_FORCE_TIMING=1 and a fresh cache_dir the first run times the tiers and
  * writes matmul-tiers.ini, the second reads it; the pipeline cache file appears at shutdown,
- * and a garbage file in its place is ignored and replaced. Skips (77) without a Vulkan device
+ * and a garbage file in its place is ignored and replaced. Without subgroupBroadcast
+ * (VKT_VULKAN_DISABLE_SUBGROUP=1) the direct tiers are refused naming it, and a precision with
+ * a single tier left is not timed. Skips (77) without a Vulkan device
  * unless VKT_REQUIRE_BACKENDS names vulkan. */
 #include <dirent.h>
 #include <stdint.h>
@@ -172,14 +174,30 @@ int main(void) {
               "both precisions in %s:\n%s", ini, text);
     }
 
-    /* without forced timing, one eligible tier is not timed (fp16 on a device with fp16 and
-     * no cooperative matrix; fp32 always has two tiers: fp32 and fp32_direct) */
+    /* without forced timing, one eligible tier is not timed: fp32 on a device without
+     * subgroupBroadcast has only the tiled tier (and fp16 too, without cooperative matrices);
+     * with it, fp32 times fp32 against fp32_direct */
     unsetenv("VKT_MATMUL_TIERS_FORCE_TIMING");
     unlink(ini);
+    setenv("VKT_VULKAN_DISABLE_SUBGROUP", "1", 1);
+    one_run(dv, "fp32", out, sizeof out);
+    CHECK(strstr(out, "matmul tier fp32 (the only fp32 tier") && access(ini, F_OK) != 0,
+          "single fp32 tier: %s", out);
     if (info.fp16 && !info.coopmat) {
         one_run(dv, "fp16", out, sizeof out);
-        CHECK(strstr(out, "not timed") && access(ini, F_OK) != 0, "single tier: %s", out);
+        CHECK(strstr(out, "matmul tier fp16 (the only fp16 tier") && access(ini, F_OK) != 0,
+              "single fp16 tier: %s", out);
     }
+    be = vkt_backend_create(dv, err, sizeof err);
+    CHECK(be != NULL, "create: %s", err);
+    if (be) {
+        int rc = vkt_backend_set_option(be, "matmul", "fp32_direct", err, sizeof err);
+        CHECK(rc != 0 && strstr(err, "subgroupBroadcast") && strstr(err, "HINT: matmul = auto"),
+              "fp32_direct without subgroupBroadcast: rc %d, \"%s\"", rc, err);
+        printf("matmul = fp32_direct without subgroupBroadcast: %s\n", err);
+        vkt_backend_destroy(be);
+    }
+    unsetenv("VKT_VULKAN_DISABLE_SUBGROUP");
     one_run(dv, "fp32", out, sizeof out);
     CHECK(strstr(out, "timed:") && strstr(out, "fp32_direct"), "fp32 tiers timed: %s", out);
 

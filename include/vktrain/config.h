@@ -45,7 +45,7 @@ typedef struct vkt_config {
     struct {
         char device[64]; /* "0", "cpu:0", ... */
         char cache_dir[VKT_PATH_MAX];
-        char matmul[16]; /* "auto" | "fp32" | "fp32_direct" | "fp16" | "coopmat" (vulkan tier) */
+        char matmul[16]; /* auto | fp32 | fp32_direct | fp16 | fp16_direct | coopmat (vulkan) */
     } backend;
 } vkt_config;
 

@@ -62,7 +62,8 @@ static const char *const tokenizers[] = {"byte", "bpe", NULL};
 /* Order must match vkt_data_order: the index is stored. */
 static const char *const orders[] = {"random", "sequential", NULL};
 static const char *const precisions[] = {"fp32", "fp16", NULL};
-static const char *const matmul_tiers[] = {"auto", "fp32", "fp32_direct", "fp16", "coopmat", NULL};
+static const char *const matmul_tiers[] = {"auto",        "fp32",    "fp32_direct", "fp16",
+                                           "fp16_direct", "coopmat", NULL};
 static const char *const optimizers[] = {"adamw", NULL};
 /* Order must match vkt_sched_kind: the index is stored. */
 static const char *const schedules[] = {"cosine", "linear", "wsd", "constant", NULL};
@@ -174,9 +175,10 @@ static const key_def keys[] = {
     {"backend", "matmul", K_CHOICE, FIELD(backend.matmul), "auto", 0, 0, 0, matmul_tiers, NULL,
      NULL,
      "GEMM kernel tier (vulkan). auto = the fastest tier of the run's precision on the model's "
-     "shapes (timed once per device, cached). fp32 = shared-memory tiles; fp32_direct = no "
-     "shared memory (CPU drivers); fp16 = fp16 tiles; coopmat = cooperative matrices (tensor "
-     "cores). fp16 and coopmat need precision = fp16. Other backends ignore it."},
+     "shapes (timed once per device, cached). fp32 = shared-memory tiles; fp32_direct = "
+     "subgroup kernel without shared memory (CPU drivers); fp16, fp16_direct = the same with "
+     "operands rounded to fp16; coopmat = cooperative matrices (tensor cores). fp16, "
+     "fp16_direct and coopmat need precision = fp16. Other backends ignore it."},
 };
 
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))
@@ -764,7 +766,8 @@ static int cross_checks(load_ctx *c, const vkt_config *cfg) {
     }
     i = IDX("backend", "matmul"), j = IDX("train", "precision");
     if (strcmp(cfg->train.precision, "fp16") &&
-        (!strcmp(cfg->backend.matmul, "fp16") || !strcmp(cfg->backend.matmul, "coopmat"))) {
+        (!strcmp(cfg->backend.matmul, "fp16") || !strcmp(cfg->backend.matmul, "fp16_direct") ||
+         !strcmp(cfg->backend.matmul, "coopmat"))) {
         other_src(c, i, j, note, sizeof note);
         return fail_key(c, i, "rounds matmul operands to fp16, which needs [train] precision = "
                         "fp16 (it is %s)%s", cfg->train.precision, note);

@@ -82,6 +82,9 @@ int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen) {
          * precision = fp16 are then refused, naming shaderFloat16) */
         const char *no16 = getenv("VKT_VULKAN_DISABLE_FP16");
         if (no16 && !strcmp(no16, "1")) half = VK_FALSE;
+        /* likewise without subgroupBroadcast (the direct matmul tiers are then refused) */
+        const char *nosub = getenv("VKT_VULKAN_DISABLE_SUBGROUP");
+        c->subgroup_ballot = phys->subgroup_ballot && !(nosub && !strcmp(nosub, "1"));
         c->shader_f16 = half == VK_TRUE;
         VkBool32 model = mm.vulkanMemoryModel, coop = cm.cooperativeMatrix;
         f16.shaderInt8 = VK_FALSE;

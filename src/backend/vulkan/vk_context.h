@@ -62,6 +62,7 @@ typedef struct vkt_vk_ctx {
     int pending;    /* commands recorded since the last flush */
     int fp64;       /* shaderFloat64 enabled: the *_f64 shader variants are used */
     int shader_f16; /* shaderFloat16 enabled: the fp16 matmul tiers may run */
+    int subgroup_ballot; /* subgroupBroadcast in compute: the direct matmul tiers may run */
     int coopmat_on; /* VK_KHR_cooperative_matrix and the memory model enabled */
     int precision_f16; /* option precision = fp16: only tiers that round to fp16 are auto */
     uint64_t submits, dispatches; /* printed at shutdown under VKT_VULKAN_STATS=1 */

@@ -361,6 +361,9 @@ static void describe(vkt_vk_physdev *d, VkPhysicalDevice pd) {
     char maxalloc[32] = "unknown", sbr[32], shm[32];
     d->max_alloc = has_m3 ? m3.maxMemoryAllocationSize : 0;
     d->subgroup_size = has_sub ? sub.subgroupSize : 0;
+    d->subgroup_ballot = has_sub && (sub.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                         (sub.supportedOperations & VK_SUBGROUP_FEATURE_BASIC_BIT) &&
+                         (sub.supportedOperations & VK_SUBGROUP_FEATURE_BALLOT_BIT);
     if (has_m3) fmt_bytes(maxalloc, sizeof maxalloc, (double)m3.maxMemoryAllocationSize);
     fmt_bytes(sbr, sizeof sbr, (double)p.limits.maxStorageBufferRange);
     fmt_bytes(shm, sizeof shm, (double)p.limits.maxComputeSharedMemorySize);

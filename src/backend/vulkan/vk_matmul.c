@@ -34,9 +34,10 @@ static const tier_def tiers[] = {
     {"fp16", "matmul_f16", 1},
     {"coopmat", "matmul_coopmat", 1},
     {"fp32_direct", "matmul_f32_direct", 0},
+    {"fp16_direct", "matmul_f16_direct", 1},
 };
 #define NTIERS ((int)(sizeof tiers / sizeof tiers[0]))
-enum { TIER_FP32, TIER_FP16, TIER_COOPMAT, TIER_FP32_DIRECT };
+enum { TIER_FP32, TIER_FP16, TIER_COOPMAT, TIER_FP32_DIRECT, TIER_FP16_DIRECT };
 
 struct vkt_vk_tier_class {
     char cls[32];
@@ -53,6 +54,28 @@ static uint32_t coopmat_wg(vkt_vk_ctx *c) {
     return four > 128 ? four : 128;
 }
 
+/* The direct variants' specialization (shaders/matmul.comp, USE_DIRECT): a subgroup owns 8
+ * rows and SG*TN columns of the 64x64 block, so TN = min(2, 64/SG) and the workgroup holds
+ * (64/8) * 64/(SG*TN) subgroups = 512/TN invocations. */
+static uint32_t direct_tn(vkt_vk_ctx *c) {
+    return c->phys->subgroup_size >= 64 ? 1 : 2;
+}
+
+static int direct_ok(vkt_vk_ctx *c, char *why, size_t len) {
+    uint32_t sg = c->phys->subgroup_size, wg = 512 / direct_tn(c);
+    if (!c->subgroup_ballot || sg < 1 || sg > 64 || (sg & (sg - 1)) ||
+        wg > c->props.limits.maxComputeWorkGroupInvocations ||
+        wg > c->props.limits.maxComputeWorkGroupSize[0]) {
+        snprintf(why, len, "the direct tiers need subgroupBroadcast in compute shaders, a "
+                 "subgroup size that is a power of two up to 64 and workgroups of %u "
+                 "invocations (device: subgroup size %u, ballot %s, limit %u)", wg, sg,
+                 c->subgroup_ballot ? "yes" : "no",
+                 c->props.limits.maxComputeWorkGroupInvocations);
+        return 0;
+    }
+    return 1;
+}
+
 /* Whether tier t can run on this device; why (when not) names the missing piece. */
 static int tier_available(vkt_vk_ctx *c, int t, char *why, size_t len) {
     if (!vkt_spirv_find(tiers[t].shader)) {
@@ -60,13 +83,14 @@ static int tier_available(vkt_vk_ctx *c, int t, char *why, size_t len) {
                  "GL_KHR_cooperative_matrix)", tiers[t].shader);
         return 0;
     }
+    if ((t == TIER_FP32_DIRECT || t == TIER_FP16_DIRECT) && !direct_ok(c, why, len)) return 0;
     if (t == TIER_FP32 || t == TIER_FP32_DIRECT) return 1;
     if (!c->shader_f16) {
         snprintf(why, len, "the device lacks shaderFloat16 (VkPhysicalDeviceShaderFloat16Int8"
                  "Features), which fp16 tiles need");
         return 0;
     }
-    if (t == TIER_FP16) return 1;
+    if (t == TIER_FP16 || t == TIER_FP16_DIRECT) return 1;
     const vkt_device_info *info = &c->phys->info;
     if (!c->coopmat_on ||
         !strstr(info->coopmat_shapes, "16x16x16 f16*f16+f32 (KHR, subgroup)")) {
@@ -102,6 +126,22 @@ vkt_vk_shader vkt_vk_matmul_variant(vkt_vk_ctx *c, const char *shader) {
         sh.local[1] = 1;
         sh.nspec = 1;
         sh.spec[0] = (vkt_spec_const){0, sh.local[0]};
+    }
+    if (strstr(shader, "direct")) {
+        const char *e = getenv("XWG");
+        sh.local[0] = e ? (uint32_t)atoi(e) : 256;
+        sh.local[1] = 1;
+        sh.nspec = 1;
+        sh.spec[0] = (vkt_spec_const){0, sh.local[0]};
+    }
+    if (strstr(shader, "direct")) { /* ids 0: workgroup, 1: SG, 2: TN (direct_ok) */
+        uint32_t tn = direct_tn(c);
+        sh.local[0] = 512 / tn;
+        sh.local[1] = 1;
+        sh.nspec = 3;
+        sh.spec[0] = (vkt_spec_const){0, sh.local[0]};
+        sh.spec[1] = (vkt_spec_const){1, c->phys->subgroup_size};
+        sh.spec[2] = (vkt_spec_const){2, tn};
     }
     return sh;
 }
@@ -275,9 +315,11 @@ int vkt_vk_set_option(vkt_backend *be, const char *key, const char *value, char 
         c->matmul_request = t + 1;
         return 0;
     }
-    snprintf(err, errlen,
-             "vulkan:%d: unknown matmul tier \"%s\" (auto, fp32, fp32_direct, fp16, coopmat)",
-             be->device, value);
+    char names[128] = "auto";
+    for (int t = 0; t < NTIERS; t++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), ", %s", tiers[t].name);
+    snprintf(err, errlen, "vulkan:%d: unknown matmul tier \"%s\" (%s)", be->device, value,
+             names);
     return 1;
 }
 
