@@ -6,7 +6,7 @@
  * clock (vkt_time_ms); the median batch gives GFLOP/s = 2 M N K R / seconds.
  *
  *   build/bench_matmul [DEVICE] [TIER ...]     DEVICE like vulkan:0 (default: auto = fastest)
- *                                        TIERS default: fp32 fp32_direct fp16 coopmat
+ *                                        TIERS default: fp32 fp32_direct fp16 fp16_direct coopmat
  *
  * A tier the device lacks is reported as such and skipped; fp16 and coopmat run under
  * precision = fp16 (operands rounded to fp16, fp32 accumulation). Output: one line per
@@ -98,9 +98,9 @@ static double measure(vkt_backend *be, const shape *s) {
 
 int main(int argc, char **argv) {
     const char *dev_spec = argc > 1 ? argv[1] : "auto";
-    const char *default_tiers[] = {"fp32", "fp32_direct", "fp16", "coopmat"};
+    const char *default_tiers[] = {"fp32", "fp32_direct", "fp16", "fp16_direct", "coopmat"};
     const char **tiers = argc > 2 ? (const char **)argv + 2 : default_tiers;
-    int ntiers = argc > 2 ? argc - 2 : 4;
+    int ntiers = argc > 2 ? argc - 2 : 5;
     char err[512];
     int dev = vkt_device_resolve(dev_spec, err, sizeof err);
     if (dev < 0) {

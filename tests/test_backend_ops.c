@@ -200,18 +200,20 @@ static void check_matmul_fp16(void) {
           "back to fp32: %s", err);
 }
 
-static void check_attention(void) {
-    pair qkv = prand((size_t)N * 3 * C, 1), out = pnew((size_t)N * C),
-         att = pnew((size_t)B * NH * T * T), dout = prand((size_t)N * C, 1),
-         dqkv = prand((size_t)N * 3 * C, 1);
-    vkt_attention_forward(ref, R(out), R(att), R(qkv), B, T, C, NH);
-    vkt_attention_forward(dut, D(out), D(att), D(qkv), B, T, C, NH);
+/* Attention at batch b, length t (rows beyond one 64-row workgroup too), width c, nh heads. */
+static void check_attention(int b, int t, int c, int nh) {
+    size_t n = (size_t)b * t;
+    pair qkv = prand(n * 3 * c, 1), out = pnew(n * c), lse = pnew((size_t)b * nh * t),
+         dout = prand(n * c, 1), dqkv = prand(n * 3 * c, 1);
+    printf(" attention B %d T %d C %d NH %d\n", b, t, c, nh);
+    vkt_attention_forward(ref, R(out), R(lse), R(qkv), b, t, c, nh);
+    vkt_attention_forward(dut, D(out), D(lse), D(qkv), b, t, c, nh);
     same("attention_forward out", out);
-    same("attention_forward att", att);
-    vkt_attention_backward(ref, R(dqkv), R(dout), R(qkv), R(att), B, T, C, NH);
-    vkt_attention_backward(dut, D(dqkv), D(dout), D(qkv), D(att), B, T, C, NH);
+    same("attention_forward lse", lse);
+    vkt_attention_backward(ref, R(dqkv), R(dout), R(qkv), R(lse), b, t, c, nh);
+    vkt_attention_backward(dut, D(dqkv), D(dout), D(qkv), D(lse), b, t, c, nh);
     same("attention_backward dqkv", dqkv);
-    pfree(qkv), pfree(out), pfree(att), pfree(dout), pfree(dqkv);
+    pfree(qkv), pfree(out), pfree(lse), pfree(dout), pfree(dqkv);
 }
 
 static void check_elementwise(void) {
@@ -316,7 +318,8 @@ static void run_device(int dev) {
     }
     vkt_backend_set_option(dut, "matmul", "auto", err, sizeof err);
     check_matmul_fp16();
-    check_attention();
+    check_attention(B, T, C, NH);
+    check_attention(2, 130, 64, 2);
     check_elementwise();
     check_softmax_xent();
     check_adamw();

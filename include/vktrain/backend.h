@@ -134,13 +134,15 @@ void vkt_matmul(vkt_backend *be, vkt_ptr c, vkt_ptr a, vkt_ptr b, vkt_ptr bias, 
 /* dbias(N) += column sums of dout(M,N): the bias half of a linear layer's backward. */
 void vkt_bias_backward(vkt_backend *be, vkt_ptr dbias, vkt_ptr dout, int M, int N);
 
-/* Causal multi-head self-attention. qkv(B,T,3C) holds q, k, v; out(B,T,C);
- * att(B,NH,T,T) receives the softmax probabilities, kept for backward. Scale 1/sqrt(C/NH). */
-void vkt_attention_forward(vkt_backend *be, vkt_ptr out, vkt_ptr att, vkt_ptr qkv, int B, int T,
+/* Causal multi-head self-attention, scale 1/sqrt(C/NH). qkv(B,T,3C) holds q, k, v; out(B,T,C).
+ * lse(B,NH,T) receives each query row's log-sum-exp of its scaled scores (natural log): all
+ * the backward needs to recompute the softmax probabilities p = exp(s - lse), so no T x T
+ * matrix is ever stored (FlashAttention's bookkeeping). */
+void vkt_attention_forward(vkt_backend *be, vkt_ptr out, vkt_ptr lse, vkt_ptr qkv, int B, int T,
                            int C, int NH);
-/* dqkv(B,T,3C) = gradient of the inputs (overwritten). */
+/* dqkv(B,T,3C) = gradient of the inputs (overwritten), from the forward's qkv and lse. */
 void vkt_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, vkt_ptr qkv,
-                            vkt_ptr att, int B, int T, int C, int NH);
+                            vkt_ptr lse, int B, int T, int C, int NH);
 
 /* GELU, tanh approximation. Backward overwrites dinp = dout * gelu'(inp); dinp may be dout. */
 void vkt_gelu_forward(vkt_backend *be, vkt_ptr out, vkt_ptr inp, size_t n);

@@ -336,13 +336,13 @@ void vkt_matmul(vkt_backend *be, vkt_ptr c, vkt_ptr a, vkt_ptr b, vkt_ptr bias, 
 void vkt_bias_backward(vkt_backend *be, vkt_ptr dbias, vkt_ptr dout, int M, int N) {
     TIMED("bias_backward", be->ops->bias_backward(be, dbias, dout, M, N));
 }
-void vkt_attention_forward(vkt_backend *be, vkt_ptr out, vkt_ptr att, vkt_ptr qkv, int B, int T,
+void vkt_attention_forward(vkt_backend *be, vkt_ptr out, vkt_ptr lse, vkt_ptr qkv, int B, int T,
                            int C, int NH) {
-    TIMED("attention_forward", be->ops->attention_forward(be, out, att, qkv, B, T, C, NH));
+    TIMED("attention_forward", be->ops->attention_forward(be, out, lse, qkv, B, T, C, NH));
 }
 void vkt_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, vkt_ptr qkv,
-                            vkt_ptr att, int B, int T, int C, int NH) {
-    TIMED("attention_backward", be->ops->attention_backward(be, dqkv, dout, qkv, att, B, T, C, NH));
+                            vkt_ptr lse, int B, int T, int C, int NH) {
+    TIMED("attention_backward", be->ops->attention_backward(be, dqkv, dout, qkv, lse, B, T, C, NH));
 }
 void vkt_gelu_forward(vkt_backend *be, vkt_ptr out, vkt_ptr inp, size_t n) {
     TIMED("gelu_forward", be->ops->gelu_forward(be, out, inp, n));

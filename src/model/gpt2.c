@@ -41,8 +41,9 @@ enum { WTE, WPE, LN1W, LN1B, QKVW, QKVB, ATTPROJW, ATTPROJB, LN2W, LN2B, FCW, FC
 /* Activations of one forward pass (B x T tokens), each a float count; per-layer ones are
  * stacked L times. Laid out back to back in one buffer, in this order. */
 typedef struct act_layout {
-    size_t encoded, ln1, ln1_mean, ln1_rstd, qkv, atty, att, attproj, residual2, ln2, ln2_mean,
-        ln2_rstd, fch, fch_gelu, fcproj, residual3, lnf, lnf_mean, lnf_rstd, logits, losses;
+    size_t encoded, ln1, ln1_mean, ln1_rstd, qkv, atty, att_lse, attproj, residual2, ln2,
+        ln2_mean, ln2_rstd, fch, fch_gelu, fcproj, residual3, lnf, lnf_mean, lnf_rstd, logits,
+        losses;
 } act_layout;
 #define NUM_ACTS (sizeof(act_layout) / sizeof(size_t))
 
@@ -51,7 +52,7 @@ static act_layout act_sizes(const vkt_gpt2_shape *s, int B, int T) {
     act_layout a = {
         .encoded = BT * C,      .ln1 = L * BT * C,       .ln1_mean = L * BT,
         .ln1_rstd = L * BT,     .qkv = L * BT * 3 * C,   .atty = L * BT * C,
-        .att = L * B * NH * T * T, .attproj = L * BT * C, .residual2 = L * BT * C,
+        .att_lse = L * B * NH * T, .attproj = L * BT * C, .residual2 = L * BT * C,
         .ln2 = L * BT * C,      .ln2_mean = L * BT,      .ln2_rstd = L * BT,
         .fch = L * BT * 4 * C,  .fch_gelu = L * BT * 4 * C, .fcproj = L * BT * C,
         .residual3 = L * BT * C, .lnf = BT * C,          .lnf_mean = BT,
@@ -81,7 +82,7 @@ double vkt_gpt2_memory_bytes(const vkt_gpt2_shape *s, int B, int T) {
     double BT = (double)B * T;
     double params = Vp * C + (double)s->max_seq_len * C + L * (12 * C * C + 13 * C) + 2 * C;
     double acts = BT * C * 2 + BT * 3 + BT * Vp +
-                  L * (18 * BT * C + 4 * BT + (double)B * NH * T * T);
+                  L * (18 * BT * C + 4 * BT + (double)B * NH * T);
     double scratch = 9 * BT * C;
     return 4.0 * (4 * params + acts + scratch) + 2 * 4.0 * BT + 4.0 /* loss scalar */;
 }
@@ -188,8 +189,9 @@ void vkt_model_zero_grad(vkt_model *m) { vkt_fill(m->be, vkt_at(m->grads, 0), 0,
 
 /* Pointers into the activation buffer for a B x T batch. */
 typedef struct acts {
-    vkt_ptr encoded, ln1, ln1_mean, ln1_rstd, qkv, atty, att, attproj, residual2, ln2, ln2_mean,
-        ln2_rstd, fch, fch_gelu, fcproj, residual3, lnf, lnf_mean, lnf_rstd, logits, losses;
+    vkt_ptr encoded, ln1, ln1_mean, ln1_rstd, qkv, atty, att_lse, attproj, residual2, ln2,
+        ln2_mean, ln2_rstd, fch, fch_gelu, fcproj, residual3, lnf, lnf_mean, lnf_rstd, logits,
+        losses;
 } acts;
 
 static acts act_ptrs(vkt_model *m, int B, int T, act_layout *sizes) {
@@ -211,8 +213,8 @@ static vkt_ptr layer(vkt_ptr stacked, size_t total, int L, int l) {
 }
 /* Layer l's activations; residual is the layer's input (the embedding for layer 0). */
 typedef struct layer_acts {
-    vkt_ptr residual, ln1, ln1_mean, ln1_rstd, qkv, atty, att, attproj, residual2, ln2, ln2_mean,
-        ln2_rstd, fch, fch_gelu, fcproj, residual3;
+    vkt_ptr residual, ln1, ln1_mean, ln1_rstd, qkv, atty, att_lse, attproj, residual2, ln2,
+        ln2_mean, ln2_rstd, fch, fch_gelu, fcproj, residual3;
 } layer_acts;
 
 static layer_acts layer_of(const acts *a, const act_layout *sz, int L, int l) {
@@ -223,7 +225,7 @@ static layer_acts layer_of(const acts *a, const act_layout *sz, int L, int l) {
         .ln1_rstd = layer(a->ln1_rstd, sz->ln1_rstd, L, l),
         .qkv = layer(a->qkv, sz->qkv, L, l),
         .atty = layer(a->atty, sz->atty, L, l),
-        .att = layer(a->att, sz->att, L, l),
+        .att_lse = layer(a->att_lse, sz->att_lse, L, l),
         .attproj = layer(a->attproj, sz->attproj, L, l),
         .residual2 = layer(a->residual2, sz->residual2, L, l),
         .ln2 = layer(a->ln2, sz->ln2, L, l),
@@ -284,7 +286,7 @@ void vkt_model_forward_acc(vkt_model *m, const int32_t *tokens, const int32_t *t
         vkt_layernorm_forward(be, x.ln1, x.ln1_mean, x.ln1_rstd, x.residual, param(m, P, LN1W, l),
                               param(m, P, LN1B, l), BT, C);
         linear_forward(be, x.qkv, x.ln1, param(m, P, QKVW, l), param(m, P, QKVB, l), BT, C, 3 * C);
-        vkt_attention_forward(be, x.atty, x.att, x.qkv, B, T, C, NH);
+        vkt_attention_forward(be, x.atty, x.att_lse, x.qkv, B, T, C, NH);
         linear_forward(be, x.attproj, x.atty, param(m, P, ATTPROJW, l), param(m, P, ATTPROJB, l),
                        BT, C, C);
         vkt_residual_forward(be, x.residual2, x.residual, x.attproj, (size_t)BT * C);
@@ -373,7 +375,7 @@ void vkt_model_backward(vkt_model *m, int B, int T) {
         /* attention: dres is now d(residual2) = d(attproj) = d(residual) so far */
         linear_backward(be, dbuf, param(m, G, ATTPROJW, l), param(m, G, ATTPROJB, l), dres, x.atty,
                         param(m, P, ATTPROJW, l), BT, C, C);
-        vkt_attention_backward(be, dqkv, dbuf, x.qkv, x.att, B, T, C, NH);
+        vkt_attention_backward(be, dqkv, dbuf, x.qkv, x.att_lse, B, T, C, NH);
         linear_backward(be, dbuf, param(m, G, QKVW, l), param(m, G, QKVB, l), dqkv, x.ln1,
                         param(m, P, QKVW, l), BT, C, 3 * C);
         vkt_layernorm_backward(be, dres, param(m, G, LN1W, l), param(m, G, LN1B, l), dbuf,

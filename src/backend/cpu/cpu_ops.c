@@ -211,57 +211,70 @@ void vkt_cpu_bias_backward(vkt_backend *be, vkt_ptr dbias_, vkt_ptr dout_, int M
 
 /* ---- attention ---- */
 
-void vkt_cpu_attention_forward(vkt_backend *be, vkt_ptr out_, vkt_ptr att_, vkt_ptr qkv_, int B,
+/* Scaled scores of query row t against keys 0..t of head h: s[t2] = q_t . k_t2 * scale. */
+static void attention_scores(float *s, const float *qkv, int b, int h, int t, int T, int C,
+                             int hs, float scale) {
+    const float *q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
+    for (int t2 = 0; t2 <= t; t2++) {
+        const float *k = qkv + ((size_t)b * T + t2) * 3 * C + C + h * hs;
+        float dot = 0;
+        for (int i = 0; i < hs; i++) dot += q[i] * k[i];
+        s[t2] = dot * scale;
+    }
+}
+
+void vkt_cpu_attention_forward(vkt_backend *be, vkt_ptr out_, vkt_ptr lse_, vkt_ptr qkv_, int B,
                                int T, int C, int NH) {
     (void)be;
-    float *out = F(out_), *att = F(att_);
+    float *out = F(out_), *lse = F(lse_);
     const float *qkv = F(qkv_);
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for collapse(3) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++)
-            for (int t = 0; t < T; t++) {
-                const float *q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
-                float *row = att + (((size_t)b * NH + h) * T + t) * T;
-                float maxv = -INFINITY;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *k = qkv + ((size_t)b * T + t2) * 3 * C + C + h * hs;
-                    float s = 0;
-                    for (int i = 0; i < hs; i++) s += q[i] * k[i];
-                    s *= scale;
-                    row[t2] = s;
-                    if (s > maxv) maxv = s;
+#pragma omp parallel
+    {
+        float *p = malloc((size_t)T * sizeof(float)); /* one row of probabilities */
+        VKT_CPU_ASSERT(p != NULL);
+#pragma omp for collapse(3) schedule(static)
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < NH; h++)
+                for (int t = 0; t < T; t++) {
+                    attention_scores(p, qkv, b, h, t, T, C, hs, scale);
+                    float maxv = -INFINITY;
+                    for (int t2 = 0; t2 <= t; t2++)
+                        if (p[t2] > maxv) maxv = p[t2];
+                    double sum = 0;
+                    for (int t2 = 0; t2 <= t; t2++) {
+                        p[t2] = expf(p[t2] - maxv);
+                        sum += p[t2];
+                    }
+                    lse[((size_t)b * NH + h) * T + t] = maxv + (float)log(sum);
+                    /* out = sum_t2 p v / sum: normalized once at the end, as a fused kernel
+                     * that streams the keys does */
+                    float *o = out + ((size_t)b * T + t) * C + h * hs;
+                    for (int i = 0; i < hs; i++) o[i] = 0;
+                    for (int t2 = 0; t2 <= t; t2++) {
+                        const float *v = qkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * hs;
+                        for (int i = 0; i < hs; i++) o[i] += p[t2] * v[i];
+                    }
+                    float inv = (float)(1.0 / sum);
+                    for (int i = 0; i < hs; i++) o[i] *= inv;
                 }
-                double sum = 0;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    row[t2] = expf(row[t2] - maxv);
-                    sum += row[t2];
-                }
-                float inv = (float)(1.0 / sum);
-                for (int t2 = 0; t2 <= t; t2++) row[t2] *= inv;
-                for (int t2 = t + 1; t2 < T; t2++) row[t2] = 0; /* causal mask */
-                float *o = out + ((size_t)b * T + t) * C + h * hs;
-                for (int i = 0; i < hs; i++) o[i] = 0;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *v = qkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * hs;
-                    for (int i = 0; i < hs; i++) o[i] += row[t2] * v[i];
-                }
-            }
+        free(p);
+    }
 }
 
 void vkt_cpu_attention_backward(vkt_backend *be, vkt_ptr dqkv_, vkt_ptr dout_, vkt_ptr qkv_,
-                                vkt_ptr att_, int B, int T, int C, int NH) {
+                                vkt_ptr lse_, int B, int T, int C, int NH) {
     (void)be;
     float *dqkv = F(dqkv_);
-    const float *dout = F(dout_), *qkv = F(qkv_), *att = F(att_);
+    const float *dout = F(dout_), *qkv = F(qkv_), *lse = F(lse_);
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
     /* one (b, h) pair per task: its q/k/v gradient channels are written by nobody else */
 #pragma omp parallel
     {
-        float *datt = malloc((size_t)T * sizeof(float));
-        VKT_CPU_ASSERT(datt != NULL);
+        float *p = malloc((size_t)T * sizeof(float)), *datt = malloc((size_t)T * sizeof(float));
+        VKT_CPU_ASSERT(p != NULL && datt != NULL);
 #pragma omp for collapse(2) schedule(static)
         for (int b = 0; b < B; b++)
             for (int h = 0; h < NH; h++) {
@@ -270,24 +283,27 @@ void vkt_cpu_attention_backward(vkt_backend *be, vkt_ptr dqkv_, vkt_ptr dout_, v
                         memset(dqkv + ((size_t)b * T + t) * 3 * C + part * C + h * hs, 0,
                                (size_t)hs * sizeof(float));
                 for (int t = 0; t < T; t++) {
-                    const float *row = att + (((size_t)b * NH + h) * T + t) * T;
+                    /* the forward's probabilities, recomputed: p = exp(s - lse) */
+                    attention_scores(p, qkv, b, h, t, T, C, hs, scale);
+                    float l = lse[((size_t)b * NH + h) * T + t];
+                    for (int t2 = 0; t2 <= t; t2++) p[t2] = expf(p[t2] - l);
                     const float *d = dout + ((size_t)b * T + t) * C + h * hs;
                     const float *q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
                     float *dq = dqkv + ((size_t)b * T + t) * 3 * C + h * hs;
-                    double dot = 0; /* sum_t2 att * datt, for the softmax backward */
+                    double dot = 0; /* sum_t2 p * datt, for the softmax backward */
                     for (int t2 = 0; t2 <= t; t2++) {
                         const float *v = qkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * hs;
                         float *dv = dqkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * hs;
                         float s = 0;
                         for (int i = 0; i < hs; i++) {
                             s += d[i] * v[i];
-                            dv[i] += row[t2] * d[i];
+                            dv[i] += p[t2] * d[i];
                         }
                         datt[t2] = s;
-                        dot += (double)row[t2] * s;
+                        dot += (double)p[t2] * s;
                     }
                     for (int t2 = 0; t2 <= t; t2++) {
-                        float dpre = row[t2] * (datt[t2] - (float)dot) * scale;
+                        float dpre = p[t2] * (datt[t2] - (float)dot) * scale;
                         const float *k = qkv + ((size_t)b * T + t2) * 3 * C + C + h * hs;
                         float *dk = dqkv + ((size_t)b * T + t2) * 3 * C + C + h * hs;
                         for (int i = 0; i < hs; i++) {
@@ -297,6 +313,7 @@ void vkt_cpu_attention_backward(vkt_backend *be, vkt_ptr dqkv_, vkt_ptr dout_, v
                     }
                 }
             }
+        free(p);
         free(datt);
     }
 }

@@ -32,10 +32,10 @@ void vkt_cpu_layernorm_backward(vkt_backend *, vkt_ptr dinp, vkt_ptr dweight, vk
 void vkt_cpu_matmul(vkt_backend *, vkt_ptr c, vkt_ptr a, vkt_ptr b, vkt_ptr bias, int M, int N,
                     int K, int trans_a, int trans_b, float alpha, float beta);
 void vkt_cpu_bias_backward(vkt_backend *, vkt_ptr dbias, vkt_ptr dout, int M, int N);
-void vkt_cpu_attention_forward(vkt_backend *, vkt_ptr out, vkt_ptr att, vkt_ptr qkv, int B,
+void vkt_cpu_attention_forward(vkt_backend *, vkt_ptr out, vkt_ptr lse, vkt_ptr qkv, int B,
                                int T, int C, int NH);
 void vkt_cpu_attention_backward(vkt_backend *, vkt_ptr dqkv, vkt_ptr dout, vkt_ptr qkv,
-                                vkt_ptr att, int B, int T, int C, int NH);
+                                vkt_ptr lse, int B, int T, int C, int NH);
 void vkt_cpu_gelu_forward(vkt_backend *, vkt_ptr out, vkt_ptr inp, size_t n);
 void vkt_cpu_gelu_backward(vkt_backend *, vkt_ptr dinp, vkt_ptr inp, vkt_ptr dout, size_t n);
 void vkt_cpu_residual_forward(vkt_backend *, vkt_ptr out, vkt_ptr a, vkt_ptr b, size_t n);

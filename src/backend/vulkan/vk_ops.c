@@ -245,19 +245,31 @@ void vkt_vk_op_bias_backward(vkt_backend *be, vkt_ptr dbias, vkt_ptr dout, int M
     run(be, "bias_backward", 2, p, &pc, sizeof pc, pc.o, (size_t)N, 256);
 }
 
+/* Attention (shaders/attention.comp): workgroups of 64 rows of one (batch, head), grid
+ * (ceil(T/64), B*NH), specialized to the head size (the rows live in registers). */
 typedef struct { uint32_t B, T, C, NH, o[5]; float scale; } att_push;
-void vkt_vk_op_attention_forward(vkt_backend *be, vkt_ptr out, vkt_ptr att, vkt_ptr qkv, int B,
+static void run_attention(vkt_backend *be, const char *name, int nb, const vkt_ptr *ptrs,
+                          att_push *pc) {
+    vkt_vk_ctx *c = vkt_vk(be);
+    vkt_vk_bindings bd;
+    vkt_vk_bind(c, &bd, nb, ptrs);
+    memcpy(pc->o, bd.elem_off, (size_t)nb * sizeof pc->o[0]);
+    vkt_vk_shader sh = {name, {64, 1, 1}, 1, {{0, pc->C / pc->NH}}};
+    vkt_vk_dispatch(c, &sh, &bd, pc, sizeof *pc, (pc->T + 63) / 64, pc->B * pc->NH, 1);
+}
+
+void vkt_vk_op_attention_forward(vkt_backend *be, vkt_ptr out, vkt_ptr lse, vkt_ptr qkv, int B,
                                  int T, int C, int NH) {
     att_push pc = {(uint32_t)B, (uint32_t)T, (uint32_t)C, (uint32_t)NH, {0},
                    1.0f / sqrtf((float)(C / NH))};
-    vkt_ptr p[3] = {out, att, qkv};
-    need(be, "attention_forward", att, (size_t)B * NH * T * T * 4);
+    vkt_ptr p[3] = {out, lse, qkv};
+    need(be, "attention_forward", out, (size_t)B * T * C * 4);
     need(be, "attention_forward", qkv, (size_t)B * T * 3 * C * 4);
-    run(be, vkt_vk(be)->fp64 ? "attention_forward_f64" : "attention_forward", 3, p, &pc,
-        sizeof pc, pc.o, (size_t)B * NH * T, 64);
+    run_attention(be, vkt_vk(be)->fp64 ? "attention_forward_f64" : "attention_forward", 3, p,
+                  &pc);
 }
 void vkt_vk_op_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, vkt_ptr qkv,
-                                  vkt_ptr att, int B, int T, int C, int NH) {
+                                  vkt_ptr lse, int B, int T, int C, int NH) {
     vkt_vk_ctx *c = vkt_vk(be);
     size_t dots_bytes = (size_t)B * NH * T * sizeof(float);
     if (!c->scratch || c->scratch->size < dots_bytes) { /* the old one dies at the next flush */
@@ -271,12 +283,12 @@ void vkt_vk_op_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, v
     }
     att_push pc = {(uint32_t)B, (uint32_t)T, (uint32_t)C, (uint32_t)NH, {0},
                    1.0f / sqrtf((float)(C / NH))};
-    vkt_ptr p[5] = {dqkv, dout, qkv, att, vkt_at(c->scratch, 0)};
-    need(be, "attention_backward", att, (size_t)B * NH * T * T * 4);
+    vkt_ptr p[5] = {dqkv, dout, qkv, lse, vkt_at(c->scratch, 0)};
+    need(be, "attention_backward", qkv, (size_t)B * T * 3 * C * 4);
     need(be, "attention_backward", dqkv, (size_t)B * T * 3 * C * 4);
-    run(be, c->fp64 ? "attention_backward_q_f64" : "attention_backward_q", 5, p, &pc,
-        sizeof pc, pc.o, (size_t)B * NH * T, 64);
-    run(be, "attention_backward_kv", 5, p, &pc, sizeof pc, pc.o, (size_t)B * NH * T, 64);
+    run_attention(be, c->fp64 ? "attention_backward_q_f64" : "attention_backward_q", 5, p, &pc);
+    run_attention(be, c->fp64 ? "attention_backward_kv_f64" : "attention_backward_kv", 5, p,
+                  &pc);
 }
 
 typedef struct { uint32_t n, o[3]; float s; } ew_push;
