@@ -11,9 +11,10 @@
 // causality), so every thread reads the same k/v/q row at the same time: a broadcast load
 // on a GPU, one cache line on a CPU driver. `precise`: no fused multiply-adds, to round like
 // the cpu reference.
-//   OP_FWD     b0 = out, b1 = lse, b2 = qkv; thread = query row t. Pass 1: the row's maximum
-//              score. Pass 2: e = exp(s - max), sum += e, o += e * v. out = o / sum,
-//              lse = max + log(sum).
+//   OP_FWD     b0 = out, b1 = lse, b2 = qkv; thread = query row t. One pass over the keys
+//              with online softmax: e = exp(s - m), sum += e, o += e * v, where m is a running
+//              reference score (sum and o rescaled when a score passes it by more than 8).
+//              out = o / sum, lse = m + log(sum).
 //   OP_BWD_Q   b0 = dqkv, b1 = dout, b2 = qkv, b3 = lse, b4 = dots(B,NH,T) scratch;
 //              thread = query row t. Pass 1: dot = sum p * (dout_t . v). Pass 2:
 //              dq = sum p * (dout_t . v - dot) * scale * k, overwritten; dot goes to dots.
@@ -68,18 +69,29 @@ void main() {
 #if defined(OP_FWD)
     float q[HS];
     for (uint i = 0; i < HS; i++) q[i] = qkv[q_at(b, tr, h) + i];
-    float maxv = -3.402823466e38;
-    for (uint t2 = 0; t2 <= last; t2++) {
-        float s = score(q, k_at(b, t2, h));
-        if (t2 <= t) maxv = max(maxv, s);
-    }
-    float o[HS];
+    // online softmax, one pass over the keys: o and sum are kept relative to a reference
+    // score maxv, and rescaled only when a score exceeds it by more than 8 (so the terms stay
+    // below e^8, far from overflow, and the few rescalings add little rounding)
+    float maxv = -3.402823466e38, top = maxv, o[HS];
     for (uint i = 0; i < HS; i++) o[i] = 0.0;
-    precise acc_t sum = 0.0;
+    // sum is compensated (Kahan, carry): the backward's exp(s - lse) magnifies its error
+    precise acc_t sum = 0.0, carry = 0.0;
     for (uint t2 = 0; t2 <= last; t2++) {
         float s = score(q, k_at(b, t2, h));
-        float e = t2 <= t ? exp_ref(s - maxv) : 0.0;
-        sum += acc_t(e);
+        if (t2 > t) continue;
+        top = max(top, s);
+        if (s > maxv + 8.0) {
+            float r = exp_ref(maxv - s);
+            sum *= acc_t(r);
+            carry *= acc_t(r);
+            for (uint i = 0; i < HS; i++) o[i] *= r;
+            maxv = s;
+        }
+        float e = exp_ref(s - maxv);
+        precise acc_t term = acc_t(e) - carry;
+        precise acc_t next = sum + term;
+        carry = (next - sum) - term;
+        sum = next;
         uint v = v_at(b, t2, h);
         for (uint i = 0; i < HS; i++) {
             precise float acc = o[i] + e * qkv[v + i];
@@ -90,17 +102,25 @@ void main() {
     float inv = float(acc_t(1.0) / sum);
     uint out_at = pc.o0 + (b * T + t) * C + h * HS;
     for (uint i = 0; i < HS; i++) b0[out_at + i] = o[i] * inv;
-    b1[pc.o1 + bh * T + t] = maxv + log(float(sum));
+    // lse as the reference forms it, from the row's true maximum: top + log(sum relative to
+    // top) rounds like max + log(sum) there, which the backward's exp(s - lse) is sensitive to
+    b1[pc.o1 + bh * T + t] = top + log(float(sum * acc_t(exp_ref(maxv - top))));
 #elif defined(OP_BWD_Q)
     float q[HS], d[HS];
     for (uint i = 0; i < HS; i++) q[i] = qkv[q_at(b, tr, h) + i];
     uint dq_at = pc.o1 + (b * T + tr) * C + h * HS;
     for (uint i = 0; i < HS; i++) d[i] = b1[dq_at + i];
     float l = lse[pc.o3 + bh * T + tr];
-    precise acc_t dot = 0.0;
+    // dot = sum p * (d . v), which the softmax backward subtracts from nearly equal terms:
+    // summed with compensation (Kahan) so that a float accumulator loses no more than the
+    // reference's double one
+    precise acc_t dot = 0.0, carry = 0.0;
     for (uint t2 = 0; t2 <= last; t2++) {
         float p = t2 <= t ? exp_ref(score(q, k_at(b, t2, h)) - l) : 0.0;
-        dot += acc_t(p) * acc_t(dot_row(d, v_at(b, t2, h)));
+        precise acc_t term = acc_t(p) * acc_t(dot_row(d, v_at(b, t2, h))) - carry;
+        precise acc_t next = dot + term;
+        carry = (next - dot) - term;
+        dot = next;
     }
     float dq[HS];
     for (uint i = 0; i < HS; i++) dq[i] = 0.0;
