@@ -336,15 +336,17 @@ static void tiers_path(vkt_vk_ctx *c, char *buf, size_t len) {
     snprintf(buf, len, "%s/matmul-tiers.ini", c->cache_dir);
 }
 
-/* The key of one line of matmul-tiers.ini: "device name | driver 0x... | class". */
+/* The key of one line of matmul-tiers.ini: "device name | driver 0x... (driver info) | class".
+ * The driver's own version string matters: Mesa's lavapipe reports driverVersion 0.0.1 in
+ * every release, and a new release may well rank the tiers differently. */
 static void cache_key(vkt_vk_ctx *c, const char *cls, char *buf, size_t len) {
-    snprintf(buf, len, "%s | driver 0x%08x | %s", c->phys->info.name, c->props.driverVersion,
-             cls);
+    snprintf(buf, len, "%s | driver 0x%08x (%s) | %s", c->phys->info.name,
+             c->props.driverVersion, c->phys->info.driver, cls);
 }
 
 static int cache_lookup(vkt_vk_ctx *c, const char *cls) {
     if (!c->cache_dir[0]) return -1;
-    char path[4200], key[256];
+    char path[4200], key[512];
     tiers_path(c, path, sizeof path);
     cache_key(c, cls, key, sizeof key);
     size_t n;
@@ -369,7 +371,7 @@ static int cache_lookup(vkt_vk_ctx *c, const char *cls) {
 
 static void cache_store(vkt_vk_ctx *c, const char *cls, int tier, const char *times) {
     if (!c->cache_dir[0] || mkdir_p(c->cache_dir)) return;
-    char path[4200], key[256];
+    char path[4200], key[512];
     tiers_path(c, path, sizeof path);
     cache_key(c, cls, key, sizeof key);
     size_t n = 0;
