@@ -30,8 +30,8 @@ foreach(src ${VKT_TEST_SOURCES})
     continue()
   endif()
   set(labels cpu)
-  if(name MATCHES "vulkan")
-    set(labels vulkan) # needs a Vulkan driver; skips (77) without one
+  if(name MATCHES "opencl")
+    set(labels opencl) # needs an OpenCL driver; skips (77) without one
   endif()
   if(name MATCHES "train|resume")
     list(APPEND labels slow)

@@ -46,19 +46,25 @@ static inline double vkt_test_close(const char *what, const float *got, const fl
     return worst;
 }
 
-/* The device a Vulkan test runs on: vulkan:0 if it can train (info filled, its global index
- * returned), else -1 after printing why. The caller then exits with *skip_status: 77 (ctest
- * SKIP), or 1 when VKT_REQUIRE_BACKENDS names vulkan (CI: a missing backend fails). */
-static inline int vkt_test_vulkan_device(const char *test, vkt_device_info *info,
-                                         int *skip_status) {
-    char err[512];
-    int dev = vkt_device_resolve("vulkan:0", err, sizeof err);
+/* The device a backend's test runs on: BACKEND:0 if it can train (info filled, its global
+ * index returned), else -1 after printing why. The caller then exits with *skip_status: 77
+ * (ctest SKIP), or 1 when VKT_REQUIRE_BACKENDS names the backend (CI: a missing backend
+ * fails). */
+static inline int vkt_test_backend_device(const char *test, const char *backend,
+                                          vkt_device_info *info, int *skip_status) {
+    char err[512], spec[32];
+    snprintf(spec, sizeof spec, "%s:0", backend);
+    int dev = vkt_device_resolve(spec, err, sizeof err);
     if (dev >= 0 && vkt_device_info_get(dev, info) == 0 && info->can_train) return dev;
     const char *req = getenv("VKT_REQUIRE_BACKENDS");
-    printf("%s: skipped: no trainable Vulkan device (%s)\n", test,
+    printf("%s: skipped: no trainable %s device (%s)\n", test, backend,
            dev < 0 ? err : "its backend cannot train");
-    *skip_status = req && strstr(req, "vulkan") ? 1 : 77;
+    *skip_status = req && strstr(req, backend) ? 1 : 77;
     return -1;
+}
+static inline int vkt_test_vulkan_device(const char *test, vkt_device_info *info,
+                                         int *skip_status) {
+    return vkt_test_backend_device(test, "vulkan", info, skip_status);
 }
 
 static inline int vkt_test_finish(const char *name) {

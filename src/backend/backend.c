@@ -14,6 +14,9 @@ static const vkt_backend_ops *const registry[] = {
 #ifdef VKT_USE_VULKAN
     &vkt_vulkan_backend_ops,
 #endif
+#ifdef VKT_USE_OPENCL
+    &vkt_opencl_backend_ops,
+#endif
 };
 #define NUM_BACKENDS ((int)(sizeof registry / sizeof registry[0]))
 

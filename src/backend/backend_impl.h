@@ -91,5 +91,8 @@ extern const vkt_backend_ops vkt_cpu_backend_ops;
 #ifdef VKT_USE_VULKAN
 extern const vkt_backend_ops vkt_vulkan_backend_ops;
 #endif
+#ifdef VKT_USE_OPENCL
+extern const vkt_backend_ops vkt_opencl_backend_ops;
+#endif
 
 #endif

@@ -1,0 +1,83 @@
+/* Internal to the opencl backend: one device's state (context, in-order queue, the program of
+ * every kernel in cl/ (*.cl), buffers) and the helpers the ops are written with. */
+#ifndef VKT_CL_CONTEXT_H
+#define VKT_CL_CONTEXT_H
+
+#include <stdint.h>
+
+#include "backend/backend_impl.h"
+#include "backend/opencl/cl_device.h"
+
+struct vkt_buf {
+    cl_mem mem;
+    size_t size;
+};
+
+typedef struct vkt_cl_kernel {
+    const char *name;
+    cl_kernel k;
+} vkt_cl_kernel;
+
+typedef struct vkt_cl_ctx {
+    const vkt_cl_fns *cl;
+    const vkt_cl_device *dev;
+    int index; /* within the opencl backend: the N of opencl:N */
+    cl_context context;
+    cl_command_queue queue;
+    cl_program program; /* built on first use (after cache_dir is known) */
+    vkt_cl_kernel kernels[48];
+    int nkernels;
+    char cache_dir[1024];
+    vkt_buf *scratch;       /* attention backward's row dots; grows */
+    vkt_buf *round_a, *round_b; /* fp16-rounded matmul operands (precision = fp16) */
+    int precision_f16;
+    /* profiling: one event per enqueued command while on, read back at synchronize */
+    int prof_on;
+    cl_event *prof_events;
+    const char **prof_names;
+    int prof_n, prof_cap;
+    vkt_profile_table prof;
+    char tune_note[256]; /* what the GEMM tuning decided, printed once */
+    int gemm_ready;
+} vkt_cl_ctx;
+
+static inline vkt_cl_ctx *vkt_cl(vkt_backend *be) { return (vkt_cl_ctx *)be->ctx; }
+
+/* A device failure inside an op (ops return nothing): names the device, the op and the
+ * OpenCL error, and exits with status 1. */
+_Noreturn void vkt_cl_fatal(vkt_cl_ctx *c, const char *what, cl_int rc, const char *hint);
+
+/* The kernel named `name` of the program (built from the embedded sources or the on-disk
+ * binary cache on first use; a build failure prints the build log and exits 1). */
+cl_kernel vkt_cl_kernel_get(vkt_cl_ctx *c, const char *name);
+
+/* Kernel arguments: a buffer (its cl_mem; NULL when absent) with its element offset, or a
+ * plain value. */
+typedef struct vkt_cl_arg {
+    size_t size;
+    const void *ptr;
+} vkt_cl_arg;
+#define CL_VAL(v) ((vkt_cl_arg){sizeof(v), &(v)})
+
+/* Enqueues kernel `name` over `global` work-items (rounded up to multiples of `local`) in
+ * `dims` dimensions with the given arguments; profiled under `name` when profiling is on. */
+void vkt_cl_launch(vkt_cl_ctx *c, const char *name, int dims, const size_t *global,
+                   const size_t *local, int nargs, const vkt_cl_arg *args);
+
+/* The event slot for one more profiled command named `name` (NULL when profiling is off). */
+cl_event *vkt_cl_prof_event(vkt_cl_ctx *c, const char *name);
+/* Waits for the queue and adds the profiled commands' device times to the table. */
+void vkt_cl_finish(vkt_cl_ctx *c);
+
+vkt_buf *vkt_cl_alloc_buf(vkt_cl_ctx *c, size_t bytes, char *err, size_t errlen);
+void vkt_cl_free_buf(vkt_cl_ctx *c, vkt_buf *b);
+
+/* The GEMM (cl_gemm.c). */
+void vkt_cl_op_matmul(vkt_backend *be, vkt_ptr c, vkt_ptr a, vkt_ptr b, vkt_ptr bias, int M,
+                      int N, int K, int trans_a, int trans_b, float alpha, float beta);
+void vkt_cl_gemm_shutdown(vkt_cl_ctx *c);
+
+/* The embedded kernel sources (generated from cl/ (*.cl) at build time). */
+extern const char vkt_cl_source[];
+
+#endif

@@ -1,0 +1,107 @@
+/* A whole training run on a GPU backend's device matches the reference loss for loss, shared
+ * by test_vulkan_train and test_opencl_train (each a main() calling device_train_main): 10
+ * steps of a small model on BACKEND:0 and on cpu:0, same data and seed, every step's loss
+ * within 1e-4 relative, and the final parameters close. Then the same under precision = fp16
+ * (the device's fp16 matmul, the reference's emulated rounding, loss scaling in both): within
+ * 2e-2 of the fp16 reference loss for loss, and of the fp32 run. Skipped (77) without a
+ * trainable device of the backend unless VKT_REQUIRE_BACKENDS names it; the fp16 half is
+ * skipped, with a note, on a device that refuses precision = fp16. */
+#include <math.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "train_util.h"
+#include "vkt_test.h"
+#include "vktrain/checkpoint.h"
+#include "vktrain/train.h"
+
+#define STEPS 10
+
+static char dut[32]; /* "vulkan:0" */
+
+static int run(const char *device, const char *precision, const char *dir, float *losses,
+               vkt_checkpoint *ck) {
+    char dev[64], prec[64];
+    snprintf(dev, sizeof dev, "backend.device=%s", device);
+    snprintf(prec, sizeof prec, "train.precision=%s", precision);
+    const char *extra[] = {dev, "train.max_steps=10", "optim.warmup_steps=2",
+                           "train.grad_accum_steps=2", prec};
+    vkt_config cfg;
+    if (small_config(&cfg, dir, extra, 5)) return 1;
+    char err[1024];
+    int rc = vkt_train_run(&cfg, NULL, losses, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "%s: %s\n", device, err);
+        return rc;
+    }
+    rc = vkt_weights_read(dir, ck, err, sizeof err);
+    if (rc) fprintf(stderr, "%s: %s\n", device, err);
+    return rc;
+}
+
+/* The fp16 runs, in fresh subdirectories of the fp32 runs' (lc: the fp32 reference losses). */
+static void check_fp16(int dev, const char *a, const char *b, const float *lc) {
+    char err[512];
+    vkt_backend *be = vkt_backend_create(dev, err, sizeof err);
+    int ok = be && vkt_backend_set_option(be, "precision", "fp16", err, sizeof err) == 0;
+    vkt_backend_destroy(be);
+    if (!ok) {
+        printf("precision fp16 not checked: %s\n", err);
+        return;
+    }
+    char a16[300], b16[300];
+    snprintf(a16, sizeof a16, "%s/fp16", a);
+    snprintf(b16, sizeof b16, "%s/fp16", b);
+    float hc[STEPS], hv[STEPS];
+    vkt_checkpoint cc, cv;
+    int rc = run("cpu:0", "fp16", a16, hc, &cc), rv = run(dut, "fp16", b16, hv, &cv);
+    CHECK(rc == 0 && rv == 0, "fp16 runs failed");
+    if (rc || rv) return;
+    for (int i = 0; i < STEPS; i++) {
+        CHECK(fabsf(hv[i] - hc[i]) <= 2e-2f * fabsf(hc[i]), "fp16 step %d: %s %.7f, cpu %.7f",
+              i + 1, dut, hv[i], hc[i]);
+        CHECK(fabsf(hv[i] - lc[i]) <= 2e-2f * fabsf(lc[i]),
+              "fp16 step %d: %s %.7f, cpu fp32 %.7f", i + 1, dut, hv[i], lc[i]);
+        printf("fp16 step %2d: cpu %.6f %s %.6f (fp32 %.6f)\n", i + 1, hc[i], dut, hv[i],
+               lc[i]);
+    }
+    vkt_test_close("fp16 final parameters, device vs cpu", cv.params, cc.params, cc.num_params,
+                   2e-2, 1e-1);
+    vkt_checkpoint_free(&cc);
+    vkt_checkpoint_free(&cv);
+}
+
+static int device_train_main(const char *backend) {
+    char test[64];
+    snprintf(test, sizeof test, "test_%s_train", backend);
+    snprintf(dut, sizeof dut, "%s:0", backend);
+    vkt_device_info info;
+    int skip, dev = vkt_test_backend_device(test, backend, &info, &skip);
+    if (dev < 0) return skip;
+    char a[] = "/tmp/vkt_test_vktrain_cpu_XXXXXX", b[] = "/tmp/vkt_test_vktrain_vk_XXXXXX";
+    if (!mkdtemp(a) || !mkdtemp(b)) return 1;
+    float lc[STEPS], lv[STEPS];
+    vkt_checkpoint cc, cv;
+    CHECK(run("cpu:0", "fp32", a, lc, &cc) == 0, "cpu run failed");
+    CHECK(run(dut, "fp32", b, lv, &cv) == 0, "%s run failed", dut);
+    if (!vkt_test_failures) {
+        for (int i = 0; i < STEPS; i++) {
+            CHECK(fabsf(lv[i] - lc[i]) <= 1e-4f * fabsf(lc[i]), "step %d: %s %.7f, cpu %.7f",
+                  i + 1, dut, lv[i], lc[i]);
+            printf("step %2d: cpu %.6f %s %.6f\n", i + 1, lc[i], dut, lv[i]);
+        }
+        CHECK(cc.num_params == cv.num_params, "parameter counts differ");
+        /* ten AdamW steps of up to lr = 3e-3 each: parameters agree far below one update
+         * (3e-5 absolute for the small ones, 1% of an update; AdamW scales a near-zero
+         * gradient up to about lr, so float noise in one moves its parameter by a little) */
+        vkt_test_close("final parameters, device vs cpu", cv.params, cc.params, cc.num_params,
+                       3e-3, 1e-2);
+        vkt_checkpoint_free(&cc);
+        vkt_checkpoint_free(&cv);
+    }
+    check_fp16(dev, a, b, lc);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s", a, b);
+    if (system(cmd)) fprintf(stderr, "cleanup failed\n");
+    return vkt_test_failures ? 1 : 0;
+}

@@ -1,0 +1,5 @@
+/* 10 training steps on opencl:0 against cpu:0, fp32 and fp16 (where the device has
+ * cl_khr_fp16): see device_train.h. */
+#include "device_train.h"
+
+int main(void) { return device_train_main("opencl"); }
