@@ -12,6 +12,10 @@
 // which the tests compare against at 1e-4 relative.
 #pragma OPENCL FP_CONTRACT OFF
 
+#ifdef VKT_TEST_BUILD_FAILURE // set through VKT_OPENCL_BUILD_OPTIONS by test_opencl_devices
+#error "build failure requested by VKT_TEST_BUILD_FAILURE"
+#endif
+
 #define GELU_SCALE 0.7978845608028654f
 
 // True when x is inf or NaN, by its exponent bits (immune to fast-math folding).

@@ -120,6 +120,34 @@ if printf '%s\n' "$devices" | grep -q 'vulkan'; then
     expect 0 "no Vulkan loader" --list-devices
     unset VKT_VULKAN_LOADER
 fi
+# OpenCL, where compiled in: a device is listed and trains; precision = fp16 without
+# cl_khr_fp16 is refused naming it, before anything is written; a kernel build failure prints
+# the build log and exits 1; a missing ICD loader or CLBlast is a note, not an error.
+if printf '%s\n' "$devices" | grep -q '^[0-9][0-9]* *opencl:0 '; then
+    expect 0 "compute units" --list-devices
+    expect 0 "done at step" --device opencl:0 --set train.out_dir="$T/cl" "$T/good.ini"
+    if printf '%s\n' "$devices" | grep -q 'cl_khr_fp16 no'; then
+        expect 1 "cl_khr_fp16" --device opencl:0 --set train.precision=fp16 \
+            --set train.out_dir="$T/cl16" "$T/good.ini"
+        cases=$((cases + 1))
+        if [ -e "$T/cl16" ]; then echo "FAIL: precision = fp16 left $T/cl16"; fails=$((fails + 1)); fi
+    fi
+    VKT_OPENCL_BUILD_OPTIONS=-DVKT_TEST_BUILD_FAILURE
+    export VKT_OPENCL_BUILD_OPTIONS
+    expect 1 "build log" --device opencl:0 --set train.out_dir="$T/clbuild" "$T/good.ini"
+    expect 1 "VKT_TEST_BUILD_FAILURE" --device opencl:0 --set train.out_dir="$T/clbuild" "$T/good.ini"
+    unset VKT_OPENCL_BUILD_OPTIONS
+fi
+if printf '%s\n' "$devices" | grep -q 'opencl'; then
+    VKT_OPENCL_LOADER=/nonexistent/libOpenCL.so.1
+    export VKT_OPENCL_LOADER
+    expect 0 "no OpenCL ICD loader" --list-devices
+    unset VKT_OPENCL_LOADER
+    VKT_CLBLAST_LIBRARY=/nonexistent/libclblast.so.1
+    export VKT_CLBLAST_LIBRARY
+    expect 0 "no CLBlast library" --list-devices
+    unset VKT_CLBLAST_LIBRARY
+fi
 # the documented config reference is the one the binary knows
 cases=$((cases + 1))
 sed -n '/config-reference:begin/,/config-reference:end/p' "$SRC/configs/README.md" | sed '1d;$d' > "$T/ref_doc.md"

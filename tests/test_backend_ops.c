@@ -342,8 +342,17 @@ int main(void) {
         for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
             int dev = vkt_device_resolve(tok, err, sizeof err);
             if (dev < 0) {
-                fprintf(stderr, "FAIL VKT_TEST_DEVICES: %s\n", err);
-                vkt_test_failures++;
+                /* a device of a backend this machine lacks: not tested, unless CI requires
+                 * the backend (VKT_REQUIRE_BACKENDS) */
+                const char *req = getenv("VKT_REQUIRE_BACKENDS");
+                char backend[32];
+                snprintf(backend, sizeof backend, "%.*s", (int)strcspn(tok, ":"), tok);
+                if (req && strstr(req, backend)) {
+                    fprintf(stderr, "FAIL VKT_TEST_DEVICES: %s\n", err);
+                    vkt_test_failures++;
+                } else {
+                    printf("not tested: %s\n", err);
+                }
                 continue;
             }
             run_device(dev);

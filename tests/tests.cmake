@@ -52,3 +52,11 @@ set_tests_properties(cli_data PROPERTIES LABELS "cpu")
 add_test(NAME test_backend_ops_harness COMMAND test_backend_ops)
 set_tests_properties(test_backend_ops_harness PROPERTIES LABELS "cpu"
   ENVIRONMENT "VKT_TEST_DEVICES=cpu:0")
+
+# OpenCL's precision = fp16 path only rounds operands (integer bit work, no fp16 arithmetic),
+# so VKT_OPENCL_FORCE_FP16=1 lets it run on a device without cl_khr_fp16 (PoCL): the op
+# comparison and the training run then cover it too.
+add_test(NAME test_opencl_fp16_ops COMMAND test_backend_ops)
+set_tests_properties(test_opencl_fp16_ops PROPERTIES LABELS "opencl" SKIP_RETURN_CODE 77
+  ENVIRONMENT "VKT_TEST_DEVICES=opencl:0;VKT_OPENCL_FORCE_FP16=1")
+set_property(TEST test_opencl_train APPEND PROPERTY ENVIRONMENT "VKT_OPENCL_FORCE_FP16=1")

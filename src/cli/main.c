@@ -57,8 +57,10 @@ static int list_devices(void) {
         char dev[32], mem[32];
         snprintf(dev, sizeof dev, "%s:%d", d.backend, d.backend_index);
         fmt_bytes(mem, sizeof mem, (double)d.memory_bytes);
-        printf("%-3d %-10s %-14.14s %-44.44s %10s %-5s %-8s %.0f GFLOP/s\n", i, dev, d.vendor,
-               d.name, mem, d.fp16 ? "yes" : "no", d.coopmat ? "yes" : "no", d.peak_flops / 1e9);
+        char peak[32] = "unknown"; /* 0: the backend cannot tell (OpenCL hides SIMD width) */
+        if (d.peak_flops > 0) snprintf(peak, sizeof peak, "%.0f GFLOP/s", d.peak_flops / 1e9);
+        printf("%-3d %-10s %-14.14s %-44.44s %10s %-5s %-8s %s\n", i, dev, d.vendor, d.name, mem,
+               d.fp16 ? "yes" : "no", d.coopmat ? "yes" : "no", peak);
         if (d.coopmat_shapes[0]) printf("    cooperative matrix: %s\n", d.coopmat_shapes);
         if (!d.can_train) printf("    cannot train yet: the %s backend's ops are in progress\n", d.backend);
         /* the backend's extra lines (type, driver, heaps, subgroup, ...), indented */

@@ -53,14 +53,22 @@ void vkt_cl_free_buf(vkt_cl_ctx *c, vkt_buf *b) {
 
 /* ---- the program ---- */
 
-static const char build_options[] = "-cl-std=CL1.2";
+/* -cl-std=CL1.2, plus VKT_OPENCL_BUILD_OPTIONS when set (e.g. -cl-fast-relaxed-math; the
+ * tests use it to provoke a build failure). Part of the binary cache's key. */
+static const char *build_options(void) {
+    static char opts[512];
+    const char *extra = getenv("VKT_OPENCL_BUILD_OPTIONS");
+    snprintf(opts, sizeof opts, "-cl-std=CL1.2%s%s", extra && *extra ? " " : "",
+             extra && *extra ? extra : "");
+    return opts;
+}
 
 /* cache_dir/opencl/<hash of source, options, device, driver and platform version>.bin */
 static void binary_path(vkt_cl_ctx *c, char *buf, size_t len) {
     const vkt_cl_device *d = c->dev;
     uint64_t h = VKT_HASH64_SEED;
     h = vkt_hash64_update(h, vkt_cl_source, strlen(vkt_cl_source));
-    h = vkt_hash64_update(h, build_options, strlen(build_options));
+    h = vkt_hash64_update(h, build_options(), strlen(build_options()));
     h = vkt_hash64_update(h, d->info.name, strlen(d->info.name));
     h = vkt_hash64_update(h, d->driver_version, strlen(d->driver_version));
     h = vkt_hash64_update(h, d->platform_version, strlen(d->platform_version));
@@ -69,7 +77,7 @@ static void binary_path(vkt_cl_ctx *c, char *buf, size_t len) {
 
 /* Builds prog for the device; on failure prints the compiler's log and exits 1. */
 static cl_int build(vkt_cl_ctx *c, cl_program prog, int from_binary) {
-    cl_int rc = c->cl->clBuildProgram(prog, 1, &c->dev->id, build_options, NULL, NULL);
+    cl_int rc = c->cl->clBuildProgram(prog, 1, &c->dev->id, build_options(), NULL, NULL);
     if (rc == CL_SUCCESS || from_binary) return rc;
     size_t n = 0;
     c->cl->clGetProgramBuildInfo(prog, c->dev->id, CL_PROGRAM_BUILD_LOG, 0, NULL, &n);

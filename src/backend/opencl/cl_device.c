@@ -72,9 +72,11 @@ static void describe(const vkt_cl_fns *cl, vkt_cl_device *d) {
     info->coopmat = 0;
     snprintf(info->driver, sizeof info->driver, "%.60s, %.60s", d->platform_name,
              d->driver_version);
-    /* OpenCL reports compute units and clock but not the SIMD width behind them, so no
-     * honest peak can be derived: 0 = unknown (bench measures it) */
-    info->peak_flops = 0;
+    /* OpenCL reports compute units and clock but not the SIMD width behind them: assume 64
+     * fp32 lanes per unit on a GPU (NVIDIA SM / AMD CU class) and 8 on a CPU (one AVX2
+     * vector), one fused multiply-add each per cycle. Only `device = auto` uses it. */
+    double lanes = (type & CL_DEVICE_TYPE_GPU) ? 64 : 8;
+    info->peak_flops = (double)units * clock * 1e6 * lanes * 2;
     char m[32], alloc[32], local[32];
     fmt_bytes(m, sizeof m, (double)mem);
     fmt_bytes(alloc, sizeof alloc, (double)d->max_alloc);
@@ -91,6 +93,9 @@ static void describe(const vkt_cl_fns *cl, vkt_cl_device *d) {
            units, clock, m, alloc, local, d->max_wg);
     append(info->details, sizeof info->details, "fp16: cl_khr_fp16 %s; fp64: cl_khr_fp64 %s",
            d->fp16 ? "yes" : "no", d->fp64 ? "yes" : "no");
+    append(info->details, sizeof info->details,
+           "peak fp32 estimate: rough, compute units x clock x %s lanes x 2",
+           (type & CL_DEVICE_TYPE_GPU) ? "64" : "8");
 }
 
 static void enumerate(void) {
