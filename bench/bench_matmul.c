@@ -7,6 +7,7 @@
  *
  *   build/bench_matmul [DEVICE] [TIER ...]     DEVICE like vulkan:0 (default: auto = fastest)
  *                                        TIERS default: fp32 fp32_direct fp16 fp16_direct coopmat
+ *   build/bench_matmul opencl:0 untuned tuned   CLBlast as shipped, then after the tuning pass
  *
  * A tier the device lacks is reported as such and skipped; fp16 and coopmat run under
  * precision = fp16 (operands rounded to fp16, fp32 accumulation). Output: one line per
@@ -96,6 +97,9 @@ static double measure(vkt_backend *be, const shape *s) {
     return result;
 }
 
+#define MAX_TIERS 8
+static double result[MAX_TIERS][NSHAPES + NQUICK];
+
 int main(int argc, char **argv) {
     const char *dev_spec = argc > 1 ? argv[1] : "auto";
     const char *default_tiers[] = {"fp32", "fp32_direct", "fp16", "fp16_direct", "coopmat"};
@@ -120,9 +124,25 @@ int main(int argc, char **argv) {
             return 1;
         }
         const vkt_device_info *info = vkt_backend_info(be);
-        const char *precision = strncmp(tiers[t], "fp32", 4) ? "fp16" : "fp32";
-        if (vkt_backend_set_option(be, "precision", precision, err, sizeof err) ||
-            vkt_backend_set_option(be, "matmul", tiers[t], err, sizeof err)) {
+        /* opencl: "untuned" (CLBlast as shipped) and "tuned" (the first-use tuning pass,
+         * forced, on a 1024^3 GEMM first). Run untuned first: CLBlast's parameter overrides
+         * last for the process. */
+        int tuning = !strcmp(tiers[t], "untuned") || !strcmp(tiers[t], "tuned");
+        const char *precision = strncmp(tiers[t], "fp32", 4) && !tuning ? "fp16" : "fp32";
+        if (tuning) {
+            if (vkt_backend_set_option(be, "gemm_tune", tiers[t][0] == 't' ? "force" : "off",
+                                       err, sizeof err)) {
+                printf("%s:%d %-8s not available: %s\n", info->backend, info->backend_index,
+                       tiers[t], err);
+                vkt_backend_destroy(be);
+                continue;
+            }
+            if (tiers[t][0] == 't') {
+                shape sq = {"tuning 1024^3", 1024, 1024, 1024, 0, 0};
+                measure(be, &sq);
+            }
+        } else if (vkt_backend_set_option(be, "precision", precision, err, sizeof err) ||
+                   vkt_backend_set_option(be, "matmul", tiers[t], err, sizeof err)) {
             printf("%s:%d %-8s not available: %s\n", info->backend, info->backend_index,
                    tiers[t], err);
             vkt_backend_destroy(be);
@@ -132,6 +152,7 @@ int main(int argc, char **argv) {
         int n = 0;
         for (int i = 0; i < nshapes; i++) {
             double g = measure(be, &set[i]);
+            if (t < MAX_TIERS) result[t][i] = g;
             if (g < 0) continue;
             printf("%s:%d %-8s %-34s %10.1f GFLOP/s\n", info->backend, info->backend_index,
                    tiers[t], set[i].name, g);
@@ -144,6 +165,17 @@ int main(int argc, char **argv) {
                    info->backend, info->backend_index, tiers[t], sum / n, n, best, info->name,
                    precision);
         vkt_backend_destroy(be);
+    }
+    /* every later tier against the first, shape by shape, side by side in this one run */
+    for (int t = 1; t < ntiers && t < MAX_TIERS; t++) {
+        double r[NSHAPES + NQUICK];
+        int n = 0;
+        for (int i = 0; i < nshapes; i++)
+            if (result[0][i] > 0 && result[t][i] > 0) r[n++] = result[t][i] / result[0][i];
+        if (!n) continue;
+        qsort(r, (size_t)n, sizeof r[0], cmp_double);
+        printf("%s / %s: median %.2fx over %d shapes (min %.2fx, max %.2fx)\n", tiers[t],
+               tiers[0], n % 2 ? r[n / 2] : (r[n / 2 - 1] + r[n / 2]) / 2, n, r[0], r[n - 1]);
     }
     return 0;
 }

@@ -121,6 +121,59 @@ int main(void) {
         vkt_backend_destroy(be);
     }
 
+    /* the GEMM tuning pass (forced: the tests' environment turns it off): it decides, writes
+     * cache_dir/opencl-gemm.ini, and the GEMM stays exact either way */
+    {
+        char tdir[] = "/tmp/vkt_test_cltune_XXXXXX", ini[300];
+        CHECK(mkdtemp(tdir) != NULL, "mkdtemp");
+        snprintf(ini, sizeof ini, "%s/opencl-gemm.ini", tdir);
+        vkt_backend *tb = vkt_backend_create(first, err, sizeof err);
+        CHECK(tb && vkt_backend_set_option(tb, "cache_dir", tdir, err, sizeof err) == 0 &&
+                  vkt_backend_set_option(tb, "gemm_tune", "force", err, sizeof err) == 0,
+              "tuning options: %s", err);
+        CHECK(tb && vkt_backend_set_option(tb, "gemm_tune", "sometimes", err, sizeof err) != 0 &&
+                  strstr(err, "auto, force or off"),
+              "a bad gemm_tune value is refused: %s", err);
+        if (tb) vkt_backend_set_option(tb, "gemm_tune", "force", err, sizeof err);
+        enum { TM = 96, TN = 80, TK = 72 };
+        float *ha = malloc(sizeof(float) * TM * TK), *hb = malloc(sizeof(float) * TK * TN),
+              *hc = malloc(sizeof(float) * TM * TN);
+        for (int i = 0; i < TM * TK; i++) ha[i] = (float)((i * 7) % 13) - 6.0f;
+        for (int i = 0; i < TK * TN; i++) hb[i] = (float)((i * 5) % 11) - 5.0f;
+        vkt_buf *ba = tb ? vkt_alloc(tb, sizeof(float) * TM * TK, err, sizeof err) : NULL;
+        vkt_buf *bb = tb ? vkt_alloc(tb, sizeof(float) * TK * TN, err, sizeof err) : NULL;
+        vkt_buf *bc = tb ? vkt_alloc(tb, sizeof(float) * TM * TN, err, sizeof err) : NULL;
+        if (ba && bb && bc) {
+            vkt_upload(tb, vkt_at(ba, 0), ha, sizeof(float) * TM * TK);
+            vkt_upload(tb, vkt_at(bb, 0), hb, sizeof(float) * TK * TN);
+            vkt_matmul(tb, vkt_at(bc, 0), vkt_at(ba, 0), vkt_at(bb, 0), VKT_NULL_PTR, TM, TN, TK,
+                       0, 0, 1.0f, 0.0f);
+            vkt_download(tb, hc, vkt_at(bc, 0), sizeof(float) * TM * TN);
+            int bad = 0; /* small integers: every product and sum is exact in float */
+            for (int m = 0; m < TM; m++)
+                for (int n2 = 0; n2 < TN; n2++) {
+                    float want = 0;
+                    for (int k2 = 0; k2 < TK; k2++) want += ha[m * TK + k2] * hb[k2 * TN + n2];
+                    bad += hc[m * TN + n2] != want;
+                }
+            CHECK(bad == 0, "matmul after tuning: %d wrong outputs", bad);
+        }
+        vkt_free(tb, ba), vkt_free(tb, bb), vkt_free(tb, bc);
+        vkt_backend_destroy(tb);
+        free(ha), free(hb), free(hc);
+        FILE *f = fopen(ini, "r");
+        char text[4096] = "";
+        size_t got = f ? fread(text, 1, sizeof text - 1, f) : 0;
+        text[got] = 0;
+        if (f) fclose(f);
+        CHECK(strstr(text, " = ") && (strstr(text, "MWG=") || strstr(text, "untuned")) &&
+                  strstr(text, "GFLOP/s"),
+              "the tuning decision in %s:\n%s", ini, text);
+        printf("tuning decision: %s", strchr(text, '\n') ? strchr(text, '\n') + 1 : text);
+        unlink(ini);
+        rmdir(tdir);
+    }
+
     /* the program binary cache: written on the first build, used and kept valid after */
     char dir[] = "/tmp/vkt_test_clcache_XXXXXX", bin[600];
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");

@@ -1,6 +1,10 @@
 # ctest executables: one per concern, non-zero exit on failure, labelled so subsets run with
 # `ctest -L cpu` etc. Fixtures are found through VKT_TEST_DATA; the sample corpus through
 # VKT_SOURCE_DIR.
+# Every test runs without the OpenCL GEMM tuning pass (a minute of kernel builds on a cold
+# PoCL); test_opencl_devices asks for it explicitly (backend option gemm_tune = force).
+set(VKT_TEST_ENV "VKT_OPENCL_GEMM_TUNE=off")
+
 function(vkt_add_test name)
   cmake_parse_arguments(T "" "" "LABELS" ${ARGN})
   add_executable(${name} tests/${name}.c)
@@ -8,7 +12,7 @@ function(vkt_add_test name)
   target_include_directories(${name} PRIVATE src tests)
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}" SKIP_RETURN_CODE 77
-    ENVIRONMENT "VKT_TEST_DATA=${CMAKE_SOURCE_DIR}/tests/data;VKT_SOURCE_DIR=${CMAKE_SOURCE_DIR};VKT_BINARY=$<TARGET_FILE:vktrain>;LSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/tests/lsan.supp:print_suppressions=0")
+    ENVIRONMENT "VKT_TEST_DATA=${CMAKE_SOURCE_DIR}/tests/data;VKT_SOURCE_DIR=${CMAKE_SOURCE_DIR};VKT_BINARY=$<TARGET_FILE:vktrain>;LSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/tests/lsan.supp:print_suppressions=0;${VKT_TEST_ENV}")
 endfunction()
 
 file(GLOB VKT_TEST_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/test_*.c)
@@ -41,22 +45,22 @@ endforeach()
 
 # CLI-level checks: exit statuses and messages of the real binary.
 add_test(NAME cli_errors COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli_errors.sh $<TARGET_FILE:vktrain> ${CMAKE_SOURCE_DIR})
-set_tests_properties(cli_errors PROPERTIES LABELS "cpu")
+set_tests_properties(cli_errors PROPERTIES LABELS "cpu" ENVIRONMENT "${VKT_TEST_ENV}")
 
 # The data commands end to end (prepare, train on it, sample, eval, export) and bad data input.
 add_test(NAME cli_data COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli_data.sh $<TARGET_FILE:vktrain> ${CMAKE_SOURCE_DIR})
-set_tests_properties(cli_data PROPERTIES LABELS "cpu")
+set_tests_properties(cli_data PROPERTIES LABELS "cpu" ENVIRONMENT "${VKT_TEST_ENV}")
 
 # The cross-backend op comparison, run once more with the cpu backend as the device under test
 # so that the harness itself is exercised on every machine.
 add_test(NAME test_backend_ops_harness COMMAND test_backend_ops)
 set_tests_properties(test_backend_ops_harness PROPERTIES LABELS "cpu"
-  ENVIRONMENT "VKT_TEST_DEVICES=cpu:0")
+  ENVIRONMENT "VKT_TEST_DEVICES=cpu:0;${VKT_TEST_ENV}")
 
 # OpenCL's precision = fp16 path only rounds operands (integer bit work, no fp16 arithmetic),
 # so VKT_OPENCL_FORCE_FP16=1 lets it run on a device without cl_khr_fp16 (PoCL): the op
 # comparison and the training run then cover it too.
 add_test(NAME test_opencl_fp16_ops COMMAND test_backend_ops)
 set_tests_properties(test_opencl_fp16_ops PROPERTIES LABELS "opencl" SKIP_RETURN_CODE 77
-  ENVIRONMENT "VKT_TEST_DEVICES=opencl:0;VKT_OPENCL_FORCE_FP16=1")
+  ENVIRONMENT "VKT_TEST_DEVICES=opencl:0;VKT_OPENCL_FORCE_FP16=1;${VKT_TEST_ENV}")
 set_property(TEST test_opencl_train APPEND PROPERTY ENVIRONMENT "VKT_OPENCL_FORCE_FP16=1")

@@ -3,9 +3,11 @@
 # Uses sudo when not run as root. Vulkan: headers and loader, the shader compiler (Debian 12's
 # glslang 12 builds every shader but the cooperative-matrix ones: see tools/build-glslang.sh),
 # lavapipe (a CPU Vulkan driver, so Vulkan tests run anywhere) and the validation layers.
+# OpenCL: headers, the ICD loader, CLBlast (its GEMM) and PoCL (a CPU OpenCL driver, likewise).
 set -eu
 PKGS="build-essential cmake libiniparser-dev"
 PKGS="$PKGS libvulkan-dev glslang-tools mesa-vulkan-drivers vulkan-validationlayers"
+PKGS="$PKGS opencl-headers ocl-icd-libopencl1 libclblast-dev pocl-opencl-icd"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -37,8 +37,9 @@ typedef struct vkt_cl_ctx {
     const char **prof_names;
     int prof_n, prof_cap;
     vkt_profile_table prof;
-    char tune_note[256]; /* what the GEMM tuning decided, printed once */
-    int gemm_ready;
+    char tune_note[512]; /* what the GEMM tuning decided, printed once */
+    int gemm_ready;   /* the tuning decision is made (cl_gemm.c) */
+    int tune_request; /* option "gemm_tune": 0 auto, 1 force, -1 off */
 } vkt_cl_ctx;
 
 static inline vkt_cl_ctx *vkt_cl(vkt_backend *be) { return (vkt_cl_ctx *)be->ctx; }

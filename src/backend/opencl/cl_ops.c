@@ -106,6 +106,16 @@ int vkt_cl_set_option(vkt_backend *be, const char *key, const char *value, char 
         snprintf(c->cache_dir, sizeof c->cache_dir, "%s", value);
         return 0;
     }
+    if (!strcmp(key, "gemm_tune")) { /* auto | force | off: see cl_gemm.c */
+        if (strcmp(value, "auto") && strcmp(value, "force") && strcmp(value, "off")) {
+            snprintf(err, errlen, "opencl:%d: gemm_tune must be auto, force or off (not %s)",
+                     be->device, value);
+            return 1;
+        }
+        c->tune_request = !strcmp(value, "force") ? 1 : !strcmp(value, "off") ? -1 : 0;
+        c->gemm_ready = 0;
+        return 0;
+    }
     if (!strcmp(key, "precision")) {
         int want = !strcmp(value, "fp16");
         const char *force = getenv("VKT_OPENCL_FORCE_FP16");
