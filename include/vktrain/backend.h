@@ -53,8 +53,13 @@ const vkt_device_info *vkt_backend_info(const vkt_backend *be);
 /* Sets a backend-specific option by name, after vkt_backend_create and before the first op.
  * A backend ignores options it does not have (returns 0). 0 = ok; otherwise err holds why
  * (an invalid value, or a request the device cannot meet). Options of the vulkan backend:
- *   "matmul"    "auto" | "fp32" | "fp16" | "coopmat": the GEMM tier (README, Vulkan backend)
+ *   "matmul"    "auto" | "fp32" | "fp32_direct" | "fp16" | "fp16_direct" | "coopmat": the GEMM
+ *               tier (README, Vulkan backend)
  *   "cache_dir" directory for its caches (pipeline cache, matmul tier timings); "" = none
+ * of the opencl backend:
+ *   "cache_dir" directory for its caches (program binaries, GEMM tuning); "" = none
+ *   "gemm_tune" "auto" (tune CLBlast's GEMM on first use when a cache_dir is set) | "force" |
+ *               "off" (README, OpenCL backend)
  * and of every backend (handled by backend.c, which asks the backend whether it can):
  *   "precision" "fp32" (default) | "fp16": under fp16, vkt_matmul rounds op(A) and op(B) to
  *               fp16 (round to nearest even; magnitudes that do not fit become +-inf, so an
@@ -74,7 +79,7 @@ uint64_t vkt_sync_count(const vkt_backend *be);
 /* ---- profiling ----
  * Per-op time totals, for finding where a step's time goes. Off by default, and free when off.
  * A backend with device timers (vulkan: timestamp queries around every dispatch, copy and
- * fill) reports device time under the shader's name (matmul_f32, layernorm_forward, ...) and
+ * fill; opencl: events) reports device time under the shader's or kernel's name (matmul_f32, layernorm_forward, ...) and
  * "upload"/"download"/"copy"/"fill"; the others (cpu, synchronous) are timed on the host around
  * each public call, under its name without the vkt_ prefix. Device times count once the work
  * has finished: call vkt_synchronize (or download) before reading the report. */

@@ -87,8 +87,8 @@ static vkt_ptr rounded(vkt_cl_ctx *c, vkt_buf **slot, vkt_ptr p, size_t n) {
  * the rest (PoCL here: about 11 GFLOP/s at 1024^3, where a tuned kernel does more than twice
  * that). So on first use on a device, with a cache_dir, vktrain times CLBlast as it comes and
  * a short list of Xgemm parameter sets (CLBlastOverrideParameters) on the first GEMM shape the
- * run needs (a model's first linear layer), then whether that shape should take Xgemm or
- * CLBlast's direct kernel, keeps the result if it beats the untuned time by 5%, and records
+ * run needs (a model's first linear layer), then two values of CLBlast's switch between
+ * Xgemm and its direct kernel, keeps the result if it beats the untuned time by 5%, and records
  * the decision in cache_dir/opencl-gemm.ini per (device, driver, platform);
  * later runs apply it without timing. VKT_OPENCL_GEMM_TUNE=off skips all of it, =force tunes
  * even when a decision is cached (and without a cache_dir); the backend option "gemm_tune"
@@ -137,9 +137,10 @@ static int apply(vkt_cl_ctx *c, const size_t *v) {
                : -1;
 }
 
-/* CLBlast runs GEMMs with m*n*k below XGEMM_MIN_INDIRECT_SIZE through its one-kernel "direct"
- * path, which Xgemm's parameters do not touch; its generic threshold is 512^3, which puts a
- * small model's layers there. The tuning also decides between that and 1 (always Xgemm). */
+/* CLBlast's XGEMM_MIN_INDIRECT_SIZE chooses between its one-kernel "direct" GEMM (small
+ * problems; Xgemm's parameters do not touch it) and Xgemm with pre/post-processing kernels.
+ * The pass times 1 (Xgemm at every size) against 512^3, the value of CLBlast's generic
+ * database entry, and keeps the faster for the run's shape. */
 #define INDIRECT_GENERIC ((size_t)512 * 512 * 512)
 static int apply_threshold(vkt_cl_ctx *c, size_t min_indirect) {
     const char *name[1] = {"XGEMM_MIN_INDIRECT_SIZE"};
@@ -314,7 +315,7 @@ static void tune(vkt_cl_ctx *c, gemm_shape s, const char *path) {
                      candidates[best][1], candidates[best][2], candidates[best][3],
                      candidates[best][4], candidates[best][5], candidates[best][6],
                      candidates[best][7], candidates[best][8],
-                     thr == 1 ? "Xgemm for every size" : "direct kernel below 512^3");
+                     thr == 1 ? "XGEMM_MIN_INDIRECT_SIZE 1" : "XGEMM_MIN_INDIRECT_SIZE 512^3");
         } else {
             /* back to CLBlast's generic sets, which an untuned unknown device runs */
             params_of(candidates[0], v);
