@@ -147,6 +147,11 @@ if printf '%s\n' "$devices" | grep -q 'opencl'; then
     export VKT_CLBLAST_LIBRARY
     expect 0 "no CLBlast library" --list-devices
     unset VKT_CLBLAST_LIBRARY
+    # the ICD loader without any driver registered (ocl-icd's vendor directory emptied)
+    OCL_ICD_VENDORS=/nonexistent
+    export OCL_ICD_VENDORS
+    expect 0 "no OpenCL platform" --list-devices
+    unset OCL_ICD_VENDORS
 fi
 # the documented config reference is the one the binary knows
 cases=$((cases + 1))
