@@ -3,7 +3,9 @@
 # VKT_SOURCE_DIR.
 # Every test runs without the OpenCL GEMM tuning pass (a minute of kernel builds on a cold
 # PoCL); test_opencl_devices asks for it explicitly (backend option gemm_tune = force).
-set(VKT_TEST_ENV "VKT_OPENCL_GEMM_TUNE=off")
+# LeakSanitizer's suppressions (tests/lsan.supp) apply to sanitizer builds' runs, the CLI
+# tests' too.
+set(VKT_TEST_ENV "VKT_OPENCL_GEMM_TUNE=off;LSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/tests/lsan.supp:print_suppressions=0")
 
 function(vkt_add_test name)
   cmake_parse_arguments(T "" "" "LABELS" ${ARGN})
@@ -12,7 +14,7 @@ function(vkt_add_test name)
   target_include_directories(${name} PRIVATE src tests)
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}" SKIP_RETURN_CODE 77
-    ENVIRONMENT "VKT_TEST_DATA=${CMAKE_SOURCE_DIR}/tests/data;VKT_SOURCE_DIR=${CMAKE_SOURCE_DIR};VKT_BINARY=$<TARGET_FILE:vktrain>;LSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/tests/lsan.supp:print_suppressions=0;${VKT_TEST_ENV}")
+    ENVIRONMENT "VKT_TEST_DATA=${CMAKE_SOURCE_DIR}/tests/data;VKT_SOURCE_DIR=${CMAKE_SOURCE_DIR};VKT_BINARY=$<TARGET_FILE:vktrain>;${VKT_TEST_ENV}")
 endfunction()
 
 file(GLOB VKT_TEST_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/test_*.c)
