@@ -1,6 +1,7 @@
-/* A whole training run on a GPU backend's device matches the reference loss for loss, shared
- * by test_vulkan_train and test_opencl_train (each a main() calling device_train_main): 10
- * steps of a small model on BACKEND:0 and on cpu:0, same data and seed, every step's loss
+/* A whole training run on a backend's device matches the reference loss for loss, shared by
+ * test_vulkan_train, test_opencl_train and test_cpu_train (each a main() calling
+ * device_train_main): 10 steps of a small model on BACKEND:0 and on cpu:0 with the reference
+ * kernels (for cpu: its fast path against them), same data and seed, every step's loss
  * within 1e-4 relative, and the final parameters close. Then the same under precision = fp16
  * (the device's fp16 matmul, the reference's emulated rounding, loss scaling in both): within
  * 2e-2 of the fp16 reference loss for loss, and of the fp32 run. Skipped (77) without a
@@ -19,8 +20,12 @@
 
 static char dut[32]; /* "vulkan:0" */
 
+/* One 10-step run on device; reference = 1 runs the cpu backend's reference kernels
+ * (VKT_CPU_KERNELS=reference while it is created), the oracle of every comparison here. */
 static int run(const char *device, const char *precision, const char *dir, float *losses,
-               vkt_checkpoint *ck) {
+               vkt_checkpoint *ck, int reference) {
+    if (reference) setenv("VKT_CPU_KERNELS", "reference", 1);
+    else unsetenv("VKT_CPU_KERNELS");
     char dev[64], prec[64];
     snprintf(dev, sizeof dev, "backend.device=%s", device);
     snprintf(prec, sizeof prec, "train.precision=%s", precision);
@@ -30,6 +35,7 @@ static int run(const char *device, const char *precision, const char *dir, float
     if (small_config(&cfg, dir, extra, 5)) return 1;
     char err[1024];
     int rc = vkt_train_run(&cfg, NULL, losses, err, sizeof err);
+    unsetenv("VKT_CPU_KERNELS");
     if (rc) {
         fprintf(stderr, "%s: %s\n", device, err);
         return rc;
@@ -54,7 +60,7 @@ static void check_fp16(int dev, const char *a, const char *b, const float *lc) {
     snprintf(b16, sizeof b16, "%s/fp16", b);
     float hc[STEPS], hv[STEPS];
     vkt_checkpoint cc, cv;
-    int rc = run("cpu:0", "fp16", a16, hc, &cc), rv = run(dut, "fp16", b16, hv, &cv);
+    int rc = run("cpu:0", "fp16", a16, hc, &cc, 1), rv = run(dut, "fp16", b16, hv, &cv, 0);
     CHECK(rc == 0 && rv == 0, "fp16 runs failed");
     if (rc || rv) return;
     for (int i = 0; i < STEPS; i++) {
@@ -82,8 +88,8 @@ static int device_train_main(const char *backend) {
     if (!mkdtemp(a) || !mkdtemp(b)) return 1;
     float lc[STEPS], lv[STEPS];
     vkt_checkpoint cc, cv;
-    CHECK(run("cpu:0", "fp32", a, lc, &cc) == 0, "cpu run failed");
-    CHECK(run(dut, "fp32", b, lv, &cv) == 0, "%s run failed", dut);
+    CHECK(run("cpu:0", "fp32", a, lc, &cc, 1) == 0, "cpu run failed");
+    CHECK(run(dut, "fp32", b, lv, &cv, 0) == 0, "%s run failed", dut);
     if (!vkt_test_failures) {
         for (int i = 0; i < STEPS; i++) {
             CHECK(fabsf(lv[i] - lc[i]) <= 1e-4f * fabsf(lc[i]), "step %d: %s %.7f, cpu %.7f",

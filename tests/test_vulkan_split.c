@@ -57,6 +57,7 @@ int main(void) {
     }
     be[0] = vkt_backend_create(vkt_device_resolve("cpu:0", err, sizeof err), err, sizeof err);
     be[1] = vkt_backend_create(dv, err, sizeof err);
+    if (be[0]) vkt_backend_set_option(be[0], "kernels", "reference", err, sizeof err);
     if (!be[0] || !be[1]) {
         fprintf(stderr, "backend: %s\n", err);
         return 1;

@@ -5,7 +5,7 @@
 # lavapipe (a CPU Vulkan driver, so Vulkan tests run anywhere) and the validation layers.
 # OpenCL: headers, the ICD loader, CLBlast (its GEMM) and PoCL (a CPU OpenCL driver, likewise).
 set -eu
-PKGS="build-essential cmake libiniparser-dev"
+PKGS="build-essential cmake libiniparser-dev libopenblas-dev"
 PKGS="$PKGS libvulkan-dev glslang-tools mesa-vulkan-drivers vulkan-validationlayers"
 PKGS="$PKGS opencl-headers ocl-icd-libopencl1 libclblast-dev pocl-opencl-icd"
 missing=""

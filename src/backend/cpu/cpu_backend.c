@@ -62,7 +62,7 @@ static int cpu_device_info(int index, vkt_device_info *out) {
     cpuinfo_field("model name", out->name, sizeof out->name);
     if (!out->vendor[0]) snprintf(out->vendor, sizeof out->vendor, "unknown");
     if (!out->name[0]) snprintf(out->name, sizeof out->name, "host CPU");
-    snprintf(out->driver, sizeof out->driver, "reference kernels, %ld threads",
+    snprintf(out->driver, sizeof out->driver, "matmul: %s; %ld threads", vkt_cpu_gemm_name(),
              vkt_cpu_num_threads());
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
     out->memory_bytes = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
@@ -72,12 +72,44 @@ static int cpu_device_info(int index, vkt_device_info *out) {
     return 0;
 }
 
+/* The backend's one setting: which kernels run (see vkt_cpu_reference). */
+typedef struct cpu_ctx {
+    int reference;
+} cpu_ctx;
+
+int vkt_cpu_reference(const vkt_backend *be) {
+    return be->ctx && ((const cpu_ctx *)be->ctx)->reference;
+}
+
 static int cpu_init(vkt_backend *be, char *err, size_t errlen) {
-    (void)err, (void)errlen;
-    be->ctx = NULL;
+    cpu_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "cpu:%d: out of host memory", be->device);
+        return 1;
+    }
+    const char *k = getenv("VKT_CPU_KERNELS");
+    c->reference = k && !strcmp(k, "reference");
+    be->ctx = c;
     return 0;
 }
-static void cpu_shutdown(vkt_backend *be) { (void)be; }
+static void cpu_shutdown(vkt_backend *be) {
+    free(be->ctx);
+    be->ctx = NULL;
+}
+
+/* "kernels": "fast" (default: CBLAS matmul where built with one) | "reference" (the oracle's
+ * kernels only). Other options are not the cpu backend's. */
+static int cpu_set_option(vkt_backend *be, const char *key, const char *value, char *err,
+                          size_t errlen) {
+    if (strcmp(key, "kernels")) return 0;
+    if (strcmp(value, "fast") && strcmp(value, "reference")) {
+        snprintf(err, errlen, "cpu:%d: kernels must be fast or reference (not %s)", be->device,
+                 value);
+        return 1;
+    }
+    ((cpu_ctx *)be->ctx)->reference = !strcmp(value, "reference");
+    return 0;
+}
 static void cpu_synchronize(vkt_backend *be) { (void)be; } /* ops run synchronously */
 
 static vkt_buf *cpu_alloc(vkt_backend *be, size_t bytes, char *err, size_t errlen) {
@@ -127,6 +159,7 @@ const vkt_backend_ops vkt_cpu_backend_ops = {
     .device_info = cpu_device_info,
     .init = cpu_init,
     .shutdown = cpu_shutdown,
+    .set_option = cpu_set_option,
     .synchronize = cpu_synchronize,
     .alloc = cpu_alloc,
     .free = cpu_free,
@@ -138,7 +171,7 @@ const vkt_backend_ops vkt_cpu_backend_ops = {
     .encoder_backward = vkt_cpu_encoder_backward,
     .layernorm_forward = vkt_cpu_layernorm_forward,
     .layernorm_backward = vkt_cpu_layernorm_backward,
-    .matmul = vkt_cpu_matmul,
+    .matmul = vkt_cpu_fast_matmul,
     .bias_backward = vkt_cpu_bias_backward,
     .attention_forward = vkt_cpu_attention_forward,
     .attention_backward = vkt_cpu_attention_backward,

@@ -19,6 +19,13 @@
 
 void *vkt_cpu_addr(vkt_ptr p);
 long vkt_cpu_num_threads(void);
+/* 1 when this backend runs the reference kernels everywhere (option "kernels" = "reference",
+ * or VKT_CPU_KERNELS=reference when it was created); 0: the fast path (cpu_gemm.c). */
+int vkt_cpu_reference(const vkt_backend *be);
+/* The fast path's matmul (CBLAS when built with one) and its name for --list-devices. */
+void vkt_cpu_fast_matmul(vkt_backend *, vkt_ptr c, vkt_ptr a, vkt_ptr b, vkt_ptr bias, int M,
+                         int N, int K, int trans_a, int trans_b, float alpha, float beta);
+const char *vkt_cpu_gemm_name(void);
 
 void vkt_cpu_encoder_forward(vkt_backend *, vkt_ptr out, vkt_ptr tokens, vkt_ptr wte,
                              vkt_ptr wpe, int B, int T, int C);
