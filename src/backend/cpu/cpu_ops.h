@@ -26,6 +26,8 @@ int vkt_cpu_reference(const vkt_backend *be);
 void vkt_cpu_fast_matmul(vkt_backend *, vkt_ptr c, vkt_ptr a, vkt_ptr b, vkt_ptr bias, int M,
                          int N, int K, int trans_a, int trans_b, float alpha, float beta);
 const char *vkt_cpu_gemm_name(void);
+void vkt_cpu_fast_softmax_xent(vkt_backend *, vkt_ptr losses, vkt_ptr logits, vkt_ptr targets,
+                               int N, int V, int Vp, float grad_scale, int want_grad);
 
 void vkt_cpu_encoder_forward(vkt_backend *, vkt_ptr out, vkt_ptr tokens, vkt_ptr wte,
                              vkt_ptr wpe, int B, int T, int C);
