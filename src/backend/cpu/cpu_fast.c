@@ -14,10 +14,9 @@
 
 #define F(p) ((float *)vkt_cpu_addr(p))
 
-/* A copy of x(n) rounded to fp16 values (precision = fp16); layout unchanged. */
-static float *rounded(const float *x, size_t n) {
-    float *r = malloc(n * sizeof(float));
-    VKT_CPU_ASSERT(r != NULL);
+/* x(n) rounded to fp16 values (precision = fp16), layout unchanged, in scratch slot `slot`. */
+static float *rounded(const float *x, size_t n, int slot) {
+    float *r = vkt_cpu_scratch(slot, n * sizeof(float));
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) r[i] = vkt_round_f16(x[i]);
     return r;
@@ -28,10 +27,9 @@ static void blas_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a_, vkt_ptr b_, vkt
                         float beta) {
     float *c = F(c_);
     const float *a = F(a_), *b = F(b_), *bias = bias_.buf ? F(bias_) : NULL;
-    float *ar = NULL, *br = NULL;
     if (be->fp16_matmul) {
-        a = ar = rounded(a, (size_t)M * K);
-        b = br = rounded(b, (size_t)K * N);
+        a = rounded(a, (size_t)M * K, 0);
+        b = rounded(b, (size_t)K * N, 1);
     }
     if (bias) {
         /* C = beta*C + bias first, then the GEMM adds alpha*op(A)op(B) onto it (beta = 0
@@ -47,8 +45,6 @@ static void blas_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a_, vkt_ptr b_, vkt
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, a, trans_a ? M : K, b,
                 trans_b ? K : N, beta, c, N);
-    free(ar);
-    free(br);
 }
 #endif
 

@@ -15,6 +15,21 @@
 #define F(p) ((float *)vkt_cpu_addr(p))
 #define I32(p) ((const int32_t *)vkt_cpu_addr(p))
 
+/* Scratch memory of the calling thread, slot 0..3, grown on demand and kept: once a run's
+ * shapes have been seen, no op allocates inside a training step. */
+void *vkt_cpu_scratch(int slot, size_t bytes) {
+    static _Thread_local void *buf[4];
+    static _Thread_local size_t cap[4];
+    VKT_CPU_ASSERT(slot >= 0 && slot < 4);
+    if (cap[slot] < bytes) {
+        free(buf[slot]);
+        buf[slot] = malloc(bytes);
+        VKT_CPU_ASSERT(buf[slot] != NULL);
+        cap[slot] = bytes;
+    }
+    return buf[slot];
+}
+
 long vkt_cpu_num_threads(void) {
 #ifdef _OPENMP
     return omp_get_max_threads();
@@ -140,10 +155,9 @@ static void mm_row_panel(float *restrict acc, const float *restrict a, size_t sa
     }
 }
 
-/* A copy of x(n) with every element rounded to fp16 (precision = fp16). */
-static float *rounded_f16(const float *x, size_t n) {
-    float *r = malloc(n * sizeof(float));
-    VKT_CPU_ASSERT(r != NULL);
+/* x(n) with every element rounded to fp16 (precision = fp16), in the caller's scratch slot. */
+static float *rounded_f16(const float *x, size_t n, int slot) {
+    float *r = vkt_cpu_scratch(slot, n * sizeof(float));
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) r[i] = vkt_round_f16(x[i]);
     return r;
@@ -154,14 +168,13 @@ void vkt_cpu_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a_, vkt_ptr b_, vkt_ptr
     float *c = F(c_);
     const float *a = F(a_), *b = F(b_), *bias = bias_.buf ? F(bias_) : NULL;
     /* precision = fp16: the operands as fp16 would hold them; the sums stay fp32 */
-    float *ar = be->fp16_matmul ? rounded_f16(a, (size_t)M * K) : NULL;
+    float *ar = be->fp16_matmul ? rounded_f16(a, (size_t)M * K, 0) : NULL;
     if (ar) a = ar;
     /* Bring op(B) to row-major (K,N) so the inner loop runs along contiguous memory. */
     float *bt = NULL;
     const float *bkn = b;
     if (trans_b) {
-        bt = malloc((size_t)K * N * sizeof(float));
-        VKT_CPU_ASSERT(bt != NULL);
+        bt = vkt_cpu_scratch(1, (size_t)K * N * sizeof(float));
         int half = be->fp16_matmul;
 #pragma omp parallel for schedule(static)
         for (int k = 0; k < K; k++)
@@ -171,7 +184,7 @@ void vkt_cpu_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a_, vkt_ptr b_, vkt_ptr
             }
         bkn = bt;
     } else if (be->fp16_matmul) {
-        bt = rounded_f16(b, (size_t)K * N);
+        bt = rounded_f16(b, (size_t)K * N, 1);
         bkn = bt;
     }
     size_t sa_i = trans_a ? 1 : (size_t)K, sa_k = trans_a ? (size_t)M : 1;
@@ -193,8 +206,6 @@ void vkt_cpu_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a_, vkt_ptr b_, vkt_ptr
             }
         }
     }
-    free(bt);
-    free(ar);
 }
 
 void vkt_cpu_bias_backward(vkt_backend *be, vkt_ptr dbias_, vkt_ptr dout_, int M, int N) {
@@ -232,8 +243,7 @@ void vkt_cpu_attention_forward(vkt_backend *be, vkt_ptr out_, vkt_ptr lse_, vkt_
     float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel
     {
-        float *p = malloc((size_t)T * sizeof(float)); /* one row of probabilities */
-        VKT_CPU_ASSERT(p != NULL);
+        float *p = vkt_cpu_scratch(0, (size_t)T * sizeof(float)); /* a row of probabilities */
 #pragma omp for collapse(3) schedule(static)
         for (int b = 0; b < B; b++)
             for (int h = 0; h < NH; h++)
@@ -259,7 +269,6 @@ void vkt_cpu_attention_forward(vkt_backend *be, vkt_ptr out_, vkt_ptr lse_, vkt_
                     float inv = (float)(1.0 / sum);
                     for (int i = 0; i < hs; i++) o[i] *= inv;
                 }
-        free(p);
     }
 }
 
@@ -273,8 +282,8 @@ void vkt_cpu_attention_backward(vkt_backend *be, vkt_ptr dqkv_, vkt_ptr dout_, v
     /* one (b, h) pair per task: its q/k/v gradient channels are written by nobody else */
 #pragma omp parallel
     {
-        float *p = malloc((size_t)T * sizeof(float)), *datt = malloc((size_t)T * sizeof(float));
-        VKT_CPU_ASSERT(p != NULL && datt != NULL);
+        float *p = vkt_cpu_scratch(0, (size_t)T * sizeof(float)),
+              *datt = vkt_cpu_scratch(1, (size_t)T * sizeof(float));
 #pragma omp for collapse(2) schedule(static)
         for (int b = 0; b < B; b++)
             for (int h = 0; h < NH; h++) {
@@ -313,8 +322,6 @@ void vkt_cpu_attention_backward(vkt_backend *be, vkt_ptr dqkv_, vkt_ptr dout_, v
                     }
                 }
             }
-        free(p);
-        free(datt);
     }
 }
 
@@ -424,8 +431,7 @@ void vkt_cpu_adamw(vkt_backend *be, vkt_ptr params_, vkt_ptr grads_, vkt_ptr m_,
 /* Sum of x (or of x^2) in double over fixed-size chunks, added in chunk order. */
 static double chunked_sum(const float *x, size_t n, int squares) {
     size_t nchunks = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
-    double *part = calloc(nchunks ? nchunks : 1, sizeof(double));
-    VKT_CPU_ASSERT(part != NULL);
+    double *part = vkt_cpu_scratch(2, (nchunks ? nchunks : 1) * sizeof(double));
 #pragma omp parallel for schedule(static)
     for (size_t ch = 0; ch < nchunks; ch++) {
         size_t lo = ch * SUMSQ_CHUNK, hi = lo + SUMSQ_CHUNK < n ? lo + SUMSQ_CHUNK : n;
@@ -438,7 +444,6 @@ static double chunked_sum(const float *x, size_t n, int squares) {
     }
     double total = 0;
     for (size_t ch = 0; ch < nchunks; ch++) total += part[ch];
-    free(part);
     return total;
 }
 

@@ -19,6 +19,9 @@
 
 void *vkt_cpu_addr(vkt_ptr p);
 long vkt_cpu_num_threads(void);
+/* The calling thread's scratch memory for slot 0..3 (grown on demand, kept for the next
+ * call): ops allocate nothing inside a step once warm. */
+void *vkt_cpu_scratch(int slot, size_t bytes);
 /* 1 when this backend runs the reference kernels everywhere (option "kernels" = "reference",
  * or VKT_CPU_KERNELS=reference when it was created); 0: the fast path (cpu_gemm.c). */
 int vkt_cpu_reference(const vkt_backend *be);
