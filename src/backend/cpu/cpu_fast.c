@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_ops.h"
-#include "util/half.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -17,22 +16,14 @@
 
 #define F(p) ((float *)vkt_cpu_addr(p))
 
-/* x(n) rounded to fp16 values (precision = fp16), layout unchanged, in scratch slot `slot`. */
-static float *rounded(const float *x, size_t n, int slot) {
-    float *r = vkt_cpu_scratch(slot, n * sizeof(float));
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) r[i] = vkt_round_f16(x[i]);
-    return r;
-}
-
 static void blas_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a_, vkt_ptr b_, vkt_ptr bias_,
                         int M, int N, int K, int trans_a, int trans_b, float alpha,
                         float beta) {
     float *c = F(c_);
     const float *a = F(a_), *b = F(b_), *bias = bias_.buf ? F(bias_) : NULL;
     if (be->fp16_matmul) {
-        a = rounded(a, (size_t)M * K, 0);
-        b = rounded(b, (size_t)K * N, 1);
+        a = vkt_cpu_rounded_f16(a, (size_t)M * K, 0);
+        b = vkt_cpu_rounded_f16(b, (size_t)K * N, 1);
     }
     if (bias) {
         /* C = beta*C + bias first, then the GEMM adds alpha*op(A)op(B) onto it (beta = 0

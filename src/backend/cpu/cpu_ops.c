@@ -155,8 +155,7 @@ static void mm_row_panel(float *restrict acc, const float *restrict a, size_t sa
     }
 }
 
-/* x(n) with every element rounded to fp16 (precision = fp16), in the caller's scratch slot. */
-static float *rounded_f16(const float *x, size_t n, int slot) {
+float *vkt_cpu_rounded_f16(const float *x, size_t n, int slot) {
     float *r = vkt_cpu_scratch(slot, n * sizeof(float));
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) r[i] = vkt_round_f16(x[i]);
@@ -168,7 +167,7 @@ void vkt_cpu_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a_, vkt_ptr b_, vkt_ptr
     float *c = F(c_);
     const float *a = F(a_), *b = F(b_), *bias = bias_.buf ? F(bias_) : NULL;
     /* precision = fp16: the operands as fp16 would hold them; the sums stay fp32 */
-    float *ar = be->fp16_matmul ? rounded_f16(a, (size_t)M * K, 0) : NULL;
+    float *ar = be->fp16_matmul ? vkt_cpu_rounded_f16(a, (size_t)M * K, 0) : NULL;
     if (ar) a = ar;
     /* Bring op(B) to row-major (K,N) so the inner loop runs along contiguous memory. */
     float *bt = NULL;
@@ -184,7 +183,7 @@ void vkt_cpu_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a_, vkt_ptr b_, vkt_ptr
             }
         bkn = bt;
     } else if (be->fp16_matmul) {
-        bt = rounded_f16(b, (size_t)K * N, 1);
+        bt = vkt_cpu_rounded_f16(b, (size_t)K * N, 1);
         bkn = bt;
     }
     size_t sa_i = trans_a ? 1 : (size_t)K, sa_k = trans_a ? (size_t)M : 1;

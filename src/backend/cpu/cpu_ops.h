@@ -22,6 +22,9 @@ long vkt_cpu_num_threads(void);
 /* The calling thread's scratch memory for slot 0..3 (grown on demand, kept for the next
  * call): ops allocate nothing inside a step once warm. */
 void *vkt_cpu_scratch(int slot, size_t bytes);
+/* x(n) with every element rounded to fp16 (precision = fp16), layout unchanged, in the calling
+ * thread's scratch slot `slot`. */
+float *vkt_cpu_rounded_f16(const float *x, size_t n, int slot);
 /* 1 when this backend runs the reference kernels everywhere (option "kernels" = "reference",
  * or VKT_CPU_KERNELS=reference when it was created); 0: the fast path (cpu_gemm.c). */
 int vkt_cpu_reference(const vkt_backend *be);

@@ -44,6 +44,18 @@ vkt_buf *vkt_cl_alloc_buf(vkt_cl_ctx *c, size_t bytes, char *err, size_t errlen)
     return b;
 }
 
+vkt_buf *vkt_cl_scratch(vkt_cl_ctx *c, vkt_buf **slot, size_t bytes, const char *what) {
+    if (*slot && (*slot)->size >= bytes) return *slot;
+    char err[512];
+    vkt_cl_free_buf(c, *slot); /* queued commands keep it alive until they finish */
+    *slot = vkt_cl_alloc_buf(c, bytes, err, sizeof err);
+    if (!*slot) {
+        fprintf(stderr, "vktrain: %s: %s\n", what, err);
+        exit(1);
+    }
+    return *slot;
+}
+
 void vkt_cl_free_buf(vkt_cl_ctx *c, vkt_buf *b) {
     if (!b) return;
     /* releasing is safe while queued commands still use it: OpenCL keeps it alive */

@@ -72,6 +72,9 @@ void vkt_cl_finish(vkt_cl_ctx *c);
 
 vkt_buf *vkt_cl_alloc_buf(vkt_cl_ctx *c, size_t bytes, char *err, size_t errlen);
 void vkt_cl_free_buf(vkt_cl_ctx *c, vkt_buf *b);
+/* *slot, grown to at least `bytes` first (the old buffer released; queued commands keep it
+ * alive); out of memory exits 1 with a message naming `what`. */
+vkt_buf *vkt_cl_scratch(vkt_cl_ctx *c, vkt_buf **slot, size_t bytes, const char *what);
 
 /* The GEMM (cl_gemm.c). */
 void vkt_cl_op_matmul(vkt_backend *be, vkt_ptr c, vkt_ptr a, vkt_ptr b, vkt_ptr bias, int M,

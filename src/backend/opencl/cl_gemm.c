@@ -10,6 +10,7 @@
 
 #include "backend/opencl/cl_ops.h"
 #include "util/fs.h"
+#include "util/kvlines.h"
 
 static const char *blast_status(CLBlastStatusCode s) {
     switch (s) {
@@ -57,23 +58,9 @@ static const char *blast_status(CLBlastStatusCode s) {
     }
 }
 
-/* A scratch buffer of at least n floats (the old one is released: queued commands keep it
- * alive until they finish). */
-static vkt_buf *scratch(vkt_cl_ctx *c, vkt_buf **slot, size_t n) {
-    if (*slot && (*slot)->size >= n * sizeof(float)) return *slot;
-    char err[256];
-    vkt_cl_free_buf(c, *slot);
-    *slot = vkt_cl_alloc_buf(c, n * sizeof(float), err, sizeof err);
-    if (!*slot) {
-        fprintf(stderr, "vktrain: fp16 matmul operands: %s\n", err);
-        exit(1);
-    }
-    return *slot;
-}
-
 /* p's n floats rounded to fp16 values into *slot; returns where they are. */
 static vkt_ptr rounded(vkt_cl_ctx *c, vkt_buf **slot, vkt_ptr p, size_t n) {
-    vkt_buf *s = scratch(c, slot, n);
+    vkt_buf *s = vkt_cl_scratch(c, slot, n * sizeof(float), "fp16 matmul operands");
     cl_mem dst = s->mem, src = p.buf->mem;
     cl_uint o_dst = 0, o_src = (cl_uint)(p.off / 4), nn = (cl_uint)n;
     vkt_cl_arg a[] = {CL_VAL(dst), CL_VAL(o_dst), CL_VAL(src), CL_VAL(o_src), CL_VAL(nn)};
@@ -201,70 +188,44 @@ static void cache_key(vkt_cl_ctx *c, char *buf, size_t len) {
 /* The cached decision: 1 with v and *thr filled (tuned), 0 for "untuned", -1 when none is
  * cached. */
 static int cache_read(vkt_cl_ctx *c, const char *path, size_t *v, size_t *thr) {
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    char key[512], line[1024];
+    char key[512], val[1024] = " ";
     cache_key(c, key, sizeof key);
-    int found = -1;
-    while (fgets(line, sizeof line, f)) {
-        char *eq = strstr(line, " = ");
-        if (!eq || (size_t)(eq - line) != strlen(key) || strncmp(line, key, strlen(key)))
-            continue;
-        const char *val = eq + 3;
-        if (!strncmp(val, "untuned", 7)) {
-            found = 0;
-            continue;
-        }
-        size_t got[NPARAMS];
-        int n = 0;
-        for (int i = 0; i < NPARAMS; i++) {
-            char pat[16];
-            snprintf(pat, sizeof pat, " %s=", xgemm_names[i]);
-            char *at = strstr(line, pat);
-            if (at) got[i] = (size_t)strtoul(at + strlen(pat), NULL, 10), n++;
-        }
-        const char *t = strstr(line, " XGEMM_MIN_INDIRECT_SIZE=");
-        if (n == NPARAMS && t) {
-            memcpy(v, got, sizeof got);
-            *thr = (size_t)strtoull(t + strlen(" XGEMM_MIN_INDIRECT_SIZE="), NULL, 10);
-            found = 1;
-        }
+    if (vkt_kvlines_get(path, key, val + 1, sizeof val - 1)) return -1;
+    if (!strncmp(val + 1, "untuned", 7)) return 0;
+    size_t got[NPARAMS];
+    for (int i = 0; i < NPARAMS; i++) { /* " NAME=value" pairs, in any order */
+        char pat[16];
+        snprintf(pat, sizeof pat, " %s=", xgemm_names[i]);
+        const char *at = strstr(val, pat);
+        if (!at) return -1;
+        got[i] = (size_t)strtoul(at + strlen(pat), NULL, 10);
     }
-    fclose(f);
-    return found;
+    const char *t = strstr(val, " XGEMM_MIN_INDIRECT_SIZE=");
+    if (!t) return -1;
+    memcpy(v, got, sizeof got);
+    *thr = (size_t)strtoull(t + strlen(" XGEMM_MIN_INDIRECT_SIZE="), NULL, 10);
+    return 1;
 }
 
+/* Records the decision (v NULL: untuned) with the timings in `note`. */
 static void cache_write(vkt_cl_ctx *c, const char *path, const size_t *v, size_t thr,
                         const char *note) {
-    if (!path[0]) return; /* forced tuning without a cache_dir */
-    char key[512], err[256];
+    char key[512], val[1024], err[256];
+    if (!path[0] || vkt_mkdirs(c->cache_dir, err, sizeof err)) return; /* forced, no cache */
     cache_key(c, key, sizeof key);
-    unsigned char *old = NULL;
-    size_t n = 0;
-    if (vkt_file_exists(path) && vkt_read_file(path, &old, &n, err, sizeof err)) old = NULL;
-    size_t cap = n + 2048, used = 0;
-    char *out = malloc(cap);
-    if (!out) {
-        free(old);
-        return;
-    }
-    used += (size_t)snprintf(out, cap, "# vktrain: CLBlast Xgemm parameters per device | driver "
-                             "| platform (see src/backend/opencl/cl_gemm.c)\n");
-    for (char *line = old ? strtok((char *)old, "\n") : NULL; line; line = strtok(NULL, "\n"))
-        if (line[0] != '#' && strncmp(line, key, strlen(key)))
-            used += (size_t)snprintf(out + used, cap - used, "%s\n", line);
-    used += (size_t)snprintf(out + used, cap - used, "%s =", key);
+    size_t used = 0;
     if (v) {
         for (int i = 0; i < NPARAMS; i++)
-            used += (size_t)snprintf(out + used, cap - used, " %s=%zu", xgemm_names[i], v[i]);
-        used += (size_t)snprintf(out + used, cap - used, " XGEMM_MIN_INDIRECT_SIZE=%zu", thr);
-    } else
-        used += (size_t)snprintf(out + used, cap - used, " untuned");
-    used += (size_t)snprintf(out + used, cap - used, "  # %s\n", note);
-    if (used < cap && vkt_mkdirs(c->cache_dir, err, sizeof err) == 0)
-        vkt_write_file_atomic(path, out, used, err, sizeof err);
-    free(out);
-    free(old);
+            used += (size_t)snprintf(val + used, sizeof val - used, "%s%s=%zu", i ? " " : "",
+                                     xgemm_names[i], v[i]);
+        used += (size_t)snprintf(val + used, sizeof val - used, " XGEMM_MIN_INDIRECT_SIZE=%zu",
+                                 thr);
+    } else {
+        used += (size_t)snprintf(val, sizeof val, "untuned");
+    }
+    snprintf(val + used, sizeof val - used, "  # %s", note);
+    vkt_kvlines_put(path, "vktrain: CLBlast Xgemm parameters per device | driver | platform (see "
+                    "src/backend/opencl/cl_gemm.c)", key, val); /* a cache: failure is fine */
 }
 
 /* Times the candidates on shape s (M capped to keep each GEMM under ~1 GFLOP) and applies the
@@ -341,10 +302,10 @@ static void gemm_prepare(vkt_cl_ctx *c, const gemm_shape *s) {
         off = c->tune_request == -1;
     }
     if (off || (!c->cache_dir[0] && !force)) return;
-    char path[1200];
-    snprintf(path, sizeof path, "%s/opencl-gemm.ini", c->cache_dir[0] ? c->cache_dir : "/tmp");
+    char path[1200] = ""; /* "" (forced without a cache_dir): nothing is read or written */
+    if (c->cache_dir[0]) snprintf(path, sizeof path, "%s/opencl-gemm.ini", c->cache_dir);
     size_t v[NPARAMS], thr = INDIRECT_GENERIC;
-    int cached = force ? -1 : cache_read(c, path, v, &thr);
+    int cached = force || !path[0] ? -1 : cache_read(c, path, v, &thr);
     if (cached == 1 && apply(c, v) == 0 && apply_threshold(c, thr) == 0) {
         snprintf(c->tune_note, sizeof c->tune_note, "CLBlast GEMM parameters from %.400s", path);
     } else if (cached == 0) {
@@ -352,8 +313,8 @@ static void gemm_prepare(vkt_cl_ctx *c, const gemm_shape *s) {
                  "CLBlast GEMM parameters as shipped (%.400s)", path);
     } else {
         fprintf(stderr, "opencl:%d: tuning CLBlast's GEMM for this device (once; cached in "
-                "%s)\n", c->index, c->cache_dir[0] ? path : "nowhere: no cache_dir");
-        tune(c, *s, c->cache_dir[0] ? path : "");
+                "%s)\n", c->index, path[0] ? path : "nowhere: no cache_dir");
+        tune(c, *s, path);
     }
     fprintf(stderr, "opencl:%d: %s\n", c->index, c->tune_note);
 }

@@ -249,16 +249,8 @@ void vkt_cl_op_attention_forward(vkt_backend *be, vkt_ptr out, vkt_ptr lse, vkt_
 void vkt_cl_op_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, vkt_ptr qkv,
                                   vkt_ptr lse, int B, int T, int C, int NH) {
     vkt_cl_ctx *c = vkt_cl(be);
-    size_t dots_bytes = (size_t)B * NH * T * sizeof(float);
-    if (!c->scratch || c->scratch->size < dots_bytes) {
-        char err[256];
-        vkt_cl_free_buf(c, c->scratch); /* queued kernels keep it alive until they finish */
-        c->scratch = vkt_cl_alloc_buf(c, dots_bytes, err, sizeof err);
-        if (!c->scratch) {
-            fprintf(stderr, "vktrain: attention backward scratch: %s\n", err);
-            exit(1);
-        }
-    }
+    vkt_cl_scratch(c, &c->scratch, (size_t)B * NH * T * sizeof(float),
+                   "attention backward scratch");
     mem_arg dq = M(dqkv), d = M(dout), q = M(qkv), l = M(lse), s = M(vkt_at(c->scratch, 0));
     cl_uint b = (cl_uint)B, t = (cl_uint)T, ch = (cl_uint)C, nh = (cl_uint)NH;
     float scale = 1.0f / sqrtf((float)(C / NH));

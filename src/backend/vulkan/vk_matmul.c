@@ -14,15 +14,14 @@
  * matmul = fp32 under precision = fp16 is allowed (exact GEMMs, everything else unchanged).
  * The VkPipelineCache is saved to cache_dir/vulkan-pipelines-<vendor>-<device>-<driver>.bin at
  * shutdown and loaded when cache_dir is set, if its header matches the device. */
-#include <errno.h>
 #include <math.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "backend/vkt_spirv.h"
 #include "backend/vulkan/vk_context.h"
+#include "util/fs.h"
+#include "util/kvlines.h"
 
 typedef struct tier_def {
     const char *name, *shader;
@@ -146,56 +145,10 @@ vkt_vk_shader vkt_vk_matmul_variant(vkt_vk_ctx *c, const char *shader) {
     return sh;
 }
 
+/* mkdir -p for the cache dir; 0 when it exists afterwards. */
 static int mkdir_p(const char *dir) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0777) && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return mkdir(tmp, 0777) && errno != EEXIST ? -1 : 0;
-}
-
-/* Writes bytes to path atomically (temp file + rename); 0 on success. */
-static int write_atomic(const char *path, const void *data, size_t n) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return -1;
-    int ok = fwrite(data, 1, n, f) == n;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path)) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
-static char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap + 1);
-    size_t r;
-    while (buf && (r = fread(buf + len, 1, cap - len, f)) > 0) {
-        len += r;
-        if (len == cap) {
-            char *nb = realloc(buf, 2 * cap + 1);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (buf) buf[len] = 0;
-    *n = len;
-    return buf;
+    char err[256];
+    return vkt_mkdirs(dir, err, sizeof err) ? -1 : 0;
 }
 
 /* ---- the pipeline cache ---- */
@@ -211,8 +164,9 @@ static void pipeline_cache_load(vkt_vk_ctx *c) {
     char path[4200];
     pipeline_cache_path(c, path, sizeof path);
     size_t n = 0;
-    char *data = read_all(path, &n);
-    if (!data) return;
+    unsigned char *data = NULL;
+    char err[256];
+    if (!vkt_file_exists(path) || vkt_read_file(path, &data, &n, err, sizeof err)) return;
     uint32_t h[4];
     if (n >= 32) memcpy(h, data, sizeof h);
     if (n < 32 || h[0] < 32 || h[1] != VK_PIPELINE_CACHE_HEADER_VERSION_ONE ||
@@ -241,7 +195,8 @@ static void pipeline_cache_save(vkt_vk_ctx *c) {
     if (c->d.vkGetPipelineCacheData(c->dev, c->cache, &n, data) == VK_SUCCESS) {
         char path[4200];
         pipeline_cache_path(c, path, sizeof path);
-        if (mkdir_p(c->cache_dir) == 0) write_atomic(path, data, n);
+        char err[256];
+        if (mkdir_p(c->cache_dir) == 0) vkt_write_file_atomic(path, data, n, err, sizeof err);
     }
     free(data);
 }
@@ -346,53 +301,27 @@ static void cache_key(vkt_vk_ctx *c, const char *cls, char *buf, size_t len) {
 
 static int cache_lookup(vkt_vk_ctx *c, const char *cls) {
     if (!c->cache_dir[0]) return -1;
-    char path[4200], key[512];
+    char path[4200], key[512], v[256];
     tiers_path(c, path, sizeof path);
     cache_key(c, cls, key, sizeof key);
-    size_t n;
-    char *data = read_all(path, &n);
-    if (!data) return -1;
-    int found = -1;
-    for (char *line = strtok(data, "\n"); line; line = strtok(NULL, "\n")) {
-        char *eq = strstr(line, " = ");
-        if (!eq || (size_t)(eq - line) != strlen(key) || strncmp(line, key, strlen(key)))
-            continue;
-        char *v = eq + 3;
-        for (int t = 0; t < NTIERS; t++) {
-            size_t tl = strlen(tiers[t].name);
-            if (!strncmp(v, tiers[t].name, tl) && (v[tl] == 0 || v[tl] == ' ') &&
-                tiers[t].fp16 == c->precision_f16) /* a hand-edited line must fit too */
-                found = t;
-        }
+    if (vkt_kvlines_get(path, key, v, sizeof v)) return -1;
+    for (int t = 0; t < NTIERS; t++) {
+        size_t tl = strlen(tiers[t].name);
+        if (!strncmp(v, tiers[t].name, tl) && (v[tl] == 0 || v[tl] == ' ') &&
+            tiers[t].fp16 == c->precision_f16) /* a hand-edited line must fit too */
+            return t;
     }
-    free(data);
-    return found;
+    return -1;
 }
 
 static void cache_store(vkt_vk_ctx *c, const char *cls, int tier, const char *times) {
     if (!c->cache_dir[0] || mkdir_p(c->cache_dir)) return;
-    char path[4200], key[512];
+    char path[4200], key[512], v[512];
     tiers_path(c, path, sizeof path);
     cache_key(c, cls, key, sizeof key);
-    size_t n = 0;
-    char *old = read_all(path, &n);
-    size_t cap = n + 1024;
-    char *out = malloc(cap);
-    if (!out) {
-        free(old);
-        return;
-    }
-    size_t used = (size_t)snprintf(out, cap, "# vktrain matmul tiers: device | driver | shape "
-                                   "class = tier  # timings\n");
-    for (char *line = old ? strtok(old, "\n") : NULL; line; line = strtok(NULL, "\n")) {
-        if (line[0] == '#' || !strncmp(line, key, strlen(key))) continue;
-        used += (size_t)snprintf(out + used, cap - used, "%s\n", line);
-    }
-    used += (size_t)snprintf(out + used, cap - used, "%s = %s  # %s\n", key, tiers[tier].name,
-                             times);
-    write_atomic(path, out, used < cap ? used : cap - 1);
-    free(out);
-    free(old);
+    snprintf(v, sizeof v, "%s  # %s", tiers[tier].name, times);
+    vkt_kvlines_put(path, "vktrain matmul tiers: device | driver | shape class = tier  # timings",
+                    key, v); /* a cache: failure is fine */
 }
 
 static double now_ms(void) {
