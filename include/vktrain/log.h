@@ -19,6 +19,8 @@ typedef struct vkt_step_stats {
     int skipped;      /* fp16: this step's gradients overflowed and the update was skipped */
 } vkt_step_stats;
 
+#define VKT_METRICS_FILE "metrics.jsonl" /* in out_dir */
+
 typedef struct vkt_metrics {
     FILE *f;
     char path[1100];

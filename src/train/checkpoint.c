@@ -40,8 +40,8 @@ int vkt_checkpoint_save(const char *path, vkt_model *m, const vkt_config *cfg, i
     size_t conf_len = 0, tok_len = 0;
     unsigned char *tok_data = NULL;
     FILE *mem = open_memstream(&conf, &conf_len);
-    char tmp[VKT_PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    char tmp[VKT_PATH_MAX + 32];
+    vkt_temp_path(tmp, sizeof tmp, path); /* per process: a concurrent save never shares it */
     int rc = 1;
     FILE *f = NULL;
     if (!params || !adam_m || !adam_v || !mem ||

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/fs.h"
 #include "vktrain/log.h"
 
 static int pending_cr = 0; /* an in-place line is on the terminal */
@@ -42,34 +43,45 @@ void vkt_log_newline(void) {
     pending_cr = 0;
 }
 
-/* Keeps the lines of path whose "step" is <= keep; rewrites the file atomically. */
+/* Keeps the lines of path whose "step" is <= keep; rewrites the file atomically through this
+ * process's own temp name (util/fs.h), which every failure removes again: a full disk leaves
+ * the old file as it was and nothing beside it. */
 static int truncate_after(const char *path, int keep, char *err, size_t errlen) {
     FILE *in = fopen(path, "r");
     if (!in) return 0; /* nothing logged yet */
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    char tmp[1200]; /* vkt_metrics.path and ".tmp.<pid>" */
+    vkt_temp_path(tmp, sizeof tmp, path);
     FILE *out = fopen(tmp, "w");
     if (!out) {
-        fclose(in);
         snprintf(err, errlen, "%s: cannot write: %s", tmp, strerror(errno));
+        fclose(in);
         return 1;
     }
     char line[4096];
-    while (fgets(line, sizeof line, in)) {
+    int ok = 1;
+    while (ok && fgets(line, sizeof line, in)) {
         const char *p = strstr(line, "\"step\":");
-        if (p && atoi(p + 7) <= keep) fputs(line, out);
+        if (p && atoi(p + 7) <= keep) ok = fputs(line, out) >= 0;
     }
+    int read_bad = ferror(in);
     fclose(in);
-    if (fclose(out) != 0 || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "%s: cannot rewrite: %s", path, strerror(errno));
-        return 1;
+    ok = ok && !read_bad && fflush(out) == 0 && fsync(fileno(out)) == 0;
+    int saved = errno;
+    if (fclose(out) != 0 && ok) {
+        ok = 0;
+        saved = errno;
     }
-    return 0;
+    if (ok && rename(tmp, path) == 0) return 0;
+    if (ok) saved = errno;
+    remove(tmp);
+    snprintf(err, errlen, "%s: cannot rewrite%s: %s", path, read_bad ? " (read error)" : "",
+             strerror(saved));
+    return 1;
 }
 
 int vkt_metrics_open(vkt_metrics *m, const char *out_dir, int keep_until_step, char *err,
                      size_t errlen) {
-    snprintf(m->path, sizeof m->path, "%s/metrics.jsonl", out_dir);
+    snprintf(m->path, sizeof m->path, "%s/%s", out_dir, VKT_METRICS_FILE);
     if (keep_until_step >= 0 && truncate_after(m->path, keep_until_step, err, errlen)) return 1;
     m->f = fopen(m->path, keep_until_step >= 0 ? "a" : "w");
     if (!m->f) {

@@ -1,9 +1,12 @@
 /* Small filesystem helpers. */
+#define _DEFAULT_SOURCE /* flock (BSD, in every libc) on top of the POSIX level set for all */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -73,7 +76,7 @@ int vkt_read_file(const char *path, unsigned char **data, size_t *len, char *err
 int vkt_write_pieces_atomic(const char *path, const void *const *pieces, const size_t *lens,
                             int n, char *err, size_t errlen) {
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    vkt_temp_path(tmp, sizeof tmp, path);
     FILE *f = fopen(tmp, "wb");
     if (!f) {
         snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
@@ -130,4 +133,67 @@ int vkt_map_file(const char *path, int advice, const void **data, size_t *len, c
 
 void vkt_unmap_file(const void *data, size_t len) {
     if (data) munmap((void *)data, len);
+}
+
+void vkt_temp_path(char *buf, size_t len, const char *path) {
+    snprintf(buf, len, "%s.tmp.%ld", path, (long)getpid());
+}
+
+/* The pid a lock holder wrote into its lock file; 0 when unknown (not written yet, or no
+ * longer a live process: a leftover of an earlier holder that the new one has not replaced). */
+static long lock_holder(int fd) {
+    char buf[32];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    char *end;
+    long pid = strtol(buf, &end, 10);
+    if (end == buf || pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH)) return 0;
+    return pid;
+}
+
+int vkt_dir_lock(const char *dir, int *fd, long *holder, char *err, size_t errlen) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, VKT_DIR_LOCK_FILE);
+    *fd = -1;
+    if (holder) *holder = 0;
+    /* O_NOFOLLOW and O_NONBLOCK: a symlink, FIFO or device put there is refused, not used */
+    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+    if (f < 0) {
+        snprintf(err, errlen, "%s: cannot create the lock file: %s", path, strerror(errno));
+        return 1;
+    }
+    struct stat st;
+    if (fstat(f, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: cannot lock: not a regular file", path);
+        close(f);
+        return 1;
+    }
+    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        if (e == EWOULDBLOCK) {
+            long pid = lock_holder(f);
+            close(f);
+            if (holder) *holder = pid;
+            if (pid) snprintf(err, errlen, "%s: in use by another vktrain process (pid %ld)",
+                              dir, pid);
+            else snprintf(err, errlen, "%s: in use by another vktrain process (pid unknown)",
+                          dir);
+            return 2;
+        }
+        close(f);
+        snprintf(err, errlen, "%s: cannot lock: %s", path, strerror(e));
+        return 1;
+    }
+    /* the pid is for the messages of processes refused: a failure to write it is no error */
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+    int wrote = ftruncate(f, 0) == 0 && pwrite(f, buf, (size_t)n, 0) == n;
+    (void)wrote; /* unwritten, the refused see "pid unknown" */
+    *fd = f;
+    return 0;
+}
+
+void vkt_dir_unlock(int fd) {
+    if (fd >= 0) close(fd); /* closing the only descriptor releases the flock */
 }

@@ -29,4 +29,19 @@ int vkt_write_file_atomic(const char *path, const void *data, size_t len, char *
 int vkt_write_pieces_atomic(const char *path, const void *const *pieces, const size_t *lens,
                             int n, char *err, size_t errlen);
 
+/* The temporary name beside path that this process writes before renaming: path.tmp.<pid>.
+ * Unique per process, so two writers of one file never write or rename each other's temp. */
+void vkt_temp_path(char *buf, size_t len, const char *path);
+
+/* An exclusive lock on a directory: flock(LOCK_EX | LOCK_NB) on dir/VKT_DIR_LOCK_FILE (created
+ * when missing; it then holds the holder's pid, for the message of the one refused). The
+ * kernel drops the lock when the process ends however it ends, so none is ever stale; the file
+ * itself stays. 0 with *fd the lock to pass to vkt_dir_unlock; 2 when another process holds
+ * it, err naming dir and that process's pid (*holder, 0 when unknown), for the caller to
+ * complete with its hint; 1 when the lock file cannot be created or locked, err saying why. */
+#define VKT_DIR_LOCK_FILE ".vktrain.lock"
+int vkt_dir_lock(const char *dir, int *fd, long *holder, char *err, size_t errlen);
+/* Releases a lock of vkt_dir_lock (fd < 0: none). */
+void vkt_dir_unlock(int fd);
+
 #endif
