@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "train/rundir.h"
 #include "util/fs.h"
 #include "vktrain/checkpoint.h"
 #include "vktrain/data.h"
@@ -448,15 +449,20 @@ int vkt_train_run_opts(const vkt_config *config, const vkt_train_opts *opts,
     vkt_schedule_from_config(&r.sched, cfg);
     /* cheap checks first: a wrong device name should not wait for the data to load */
     int dev = vkt_device_resolve(cfg->backend.device, err, errlen);
-    int rc = dev < 0 ? 2 : read_init_weights(&r, err, errlen);
+    int rank0 = vkt_dist_rank(r.dist) == 0, lock = -1;
+    /* an existing out_dir is locked at once, so that a second run on it is refused before it
+     * loads anything; a new one only once the run is ready to write (a rejected run leaves
+     * no directory behind) */
+    int rc = dev < 0 ? 2 : rank0 ? vkt_rundir_lock(cfg->train.out_dir, 0, &lock, err, errlen) : 0;
+    if (!rc) rc = read_init_weights(&r, err, errlen);
     if (!rc) rc = load_data(&r, err, errlen);
     if (!rc) rc = open_device(&r, dev, err, errlen);
     if (!rc) rc = init_state(&r, err, errlen);
-    if (!rc && vkt_dist_rank(r.dist) == 0) {
-        if (vkt_mkdirs(cfg->train.out_dir, err, errlen)) rc = 1;
-        else rc = vkt_metrics_open(&r.metrics, cfg->train.out_dir,
-                                   cfg->train.resume ? r.start_step : -1, err, errlen);
-    }
+    if (!rc && rank0 && lock < 0) rc = vkt_rundir_lock(cfg->train.out_dir, 1, &lock, err, errlen);
+    if (!rc && rank0) rc = vkt_rundir_start(cfg->train.out_dir, cfg->train.resume, err, errlen);
+    if (!rc && rank0)
+        rc = vkt_metrics_open(&r.metrics, cfg->train.out_dir,
+                              cfg->train.resume ? r.start_step : -1, err, errlen);
     if (!rc && profile && vkt_profile_enable(r.be, 1))
         fprintf(stderr, "vktrain: --profile: %s cannot time its work; no table\n",
                 vkt_backend_info(r.be)->name);
@@ -473,5 +479,6 @@ int vkt_train_run_opts(const vkt_config *config, const vkt_train_opts *opts,
     vkt_data_close(&r.data);
     vkt_checkpoint_free(&r.init);
     vkt_dist_finalize(r.dist);
+    vkt_dir_unlock(lock); /* last: the run's files are complete */
     return rc;
 }
