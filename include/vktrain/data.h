@@ -55,12 +55,15 @@ typedef struct vkt_prepare_opts {
     double val_fraction;   /* without val_inputs: the last share of the input bytes */
     size_t shard_tokens;   /* 0 = VKT_DEFAULT_SHARD_TOKENS */
     const char *out_dir;
-    int force;    /* replace an existing out_dir */
+    int force;    /* replace an existing out_dir that is prepare's output and nothing else */
     int progress; /* 1: progress on stderr (a bar on a terminal, lines otherwise) */
 } vkt_prepare_opts;
 
 /* 0; 2 for bad input (missing/empty/unreadable input, out_dir exists, bad option) or 1 for a
- * write failure, with err naming the file. Nothing is left behind on failure. */
+ * write failure, with err naming the file. Nothing is left behind on failure. force replaces
+ * only a directory whose manifest.ini starts with prepare's signature line and that holds
+ * nothing but prepare's files (or nothing): anything else is 2, err naming what is foreign,
+ * and nothing is removed. */
 int vkt_prepare(const vkt_prepare_opts *o, char *err, size_t errlen);
 
 /* The cache entry for text inputs (cache_dir/data/<16 hex digits>, keyed by a hash of the

@@ -22,7 +22,8 @@ static const char USAGE[] =
     "                     (default 0.1; 0 = none)\n"
     "  --val FILE         validation text instead (repeatable); then all INPUTs are training data\n"
     "  --shard-tokens N   tokens per shard at most (default 100000000, like llm.c)\n"
-    "  --force            replace DIR if it is an earlier prepare's output\n"
+    "  --force            replace DIR if it is an earlier prepare's output and nothing else\n"
+    "                     (a DIR holding anything prepare does not write is left as it is)\n"
     "  --quiet            no progress output\n";
 
 /* the options that take a value */

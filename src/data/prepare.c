@@ -157,23 +157,111 @@ static int encode_pieces(const vkt_tokenizer *tok, const piece *pc, int n, shard
 
 /* ---- the output directory ------------------------------------------------------------------- */
 
-/* Removes a directory we created and every plain file in it. */
-static void remove_dir(const char *dir) {
+/* What prepare writes, and so the only things --force or a clean-up ever removes: manifest.ini,
+ * tokenizer.bin, train_NNNNNN.bin and val_NNNNNN.bin (six digits or more, as %06d writes
+ * them), and the "<one of those>.tmp.<pid>" of an atomic write a kill interrupted. */
+static int digits(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9') return 0;
+    return n > 0;
+}
+
+static int is_own_name(const char *name) {
+    size_t n = strlen(name);
+    const char *t = strstr(name, ".tmp."); /* an interrupted atomic write: the name before it */
+    if (t && digits(t + 5, strlen(t + 5))) n = (size_t)(t - name);
+    if ((n == strlen(VKT_PREPARED_MANIFEST) && !strncmp(name, VKT_PREPARED_MANIFEST, n)) ||
+        (n == 13 && !strncmp(name, "tokenizer.bin", n)))
+        return 1;
+    size_t p = !strncmp(name, "train_", 6) ? 6 : !strncmp(name, "val_", 4) ? 4 : 0;
+    return p && n >= p + 10 && !strncmp(name + n - 4, ".bin", 4) && digits(name + p, n - p - 4);
+}
+
+/* The first line of every manifest.ini prepare has written (prepared.c), in every version:
+ * with the file names above, what tells prepare's output from a directory that merely holds a
+ * file called manifest.ini. */
+static const char SIGNATURE[] = "# written by vktrain prepare";
+
+static int has_signature(const char *dir) {
+    char path[VKT_PATH_MAX + 64], line[64] = "";
+    snprintf(path, sizeof path, "%s/%s", dir, VKT_PREPARED_MANIFEST);
+    FILE *f = vkt_file_exists(path) ? fopen(path, "r") : NULL;
+    if (!f) return 0;
+    int ok = fgets(line, sizeof line, f) && !strncmp(line, SIGNATURE, sizeof SIGNATURE - 1);
+    fclose(f);
+    return ok;
+}
+
+static int is_empty_dir(const char *dir) {
     DIR *d = opendir(dir);
-    if (!d) return;
+    if (!d) return 0;
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d)))
+        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return n == 0;
+}
+
+/* 0 when dir is prepare's output and nothing else: its manifest.ini starts with the signature
+ * and every entry is a regular file with one of prepare's names (or dir is empty: nothing to
+ * lose). Else 2, err naming the directory as `shown` and what in it prepare did not write. */
+static int check_own_output(const char *dir, const char *shown, char *err, size_t errlen) {
+    if (is_empty_dir(dir)) return 0;
+    if (!has_signature(dir)) {
+        snprintf(err, errlen,
+                 "%s: is not a prepared data directory (no %s written by vktrain prepare); "
+                 "refusing to replace it even with --force: nothing was changed. HINT: choose "
+                 "another --out, or remove it yourself",
+                 shown, VKT_PREPARED_MANIFEST);
+        return 2;
+    }
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(err, errlen, "%s: cannot list: %s", shown, strerror(errno));
+        return 2;
+    }
+    struct dirent *e;
+    char path[VKT_PATH_MAX + 300];
+    int rc = 0;
+    while (!rc && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        int regular = lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+        if (regular && is_own_name(e->d_name)) continue;
+        snprintf(err, errlen,
+                 "%s: is not a prepared data directory as vktrain prepare writes it: it also "
+                 "holds %s%s; refusing to replace it even with --force: nothing was changed. "
+                 "HINT: move that out of it, choose another --out, or remove it yourself",
+                 shown, e->d_name,
+                 regular ? "" : S_ISDIR(st.st_mode) ? " (a directory)" : " (not a regular file)");
+        rc = 2;
+    }
+    closedir(d);
+    return rc;
+}
+
+/* Removes the files prepare writes from dir, then dir if that left it empty. 0 when dir is
+ * gone; -1 when something else was in it (kept, with dir). */
+static int remove_own(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
     struct dirent *e;
     char path[VKT_PATH_MAX + 300];
     while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (!is_own_name(e->d_name)) continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        unlink(path);
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) unlink(path);
     }
     closedir(d);
-    rmdir(dir);
+    return rmdir(dir) == 0 ? 0 : -1;
 }
 
 /* Removes what killed prepares left beside out_dir: "<name>.tmp.<pid>" of processes that no
- * longer exist (a live pid may be a concurrent prepare of the same output: left alone). */
+ * longer exist (a live pid may be a concurrent prepare of the same output: left alone). Only
+ * prepare's own files go: a directory of the same name with anything else in it stays. */
 static void remove_stale_temps(const char *parent, const char *name) {
     DIR *d = opendir(parent);
     if (!d) return;
@@ -186,7 +274,7 @@ static void remove_stale_temps(const char *parent, const char *name) {
         long pid = strtol(e->d_name + nl + 5, &end, 10);
         if (*end || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
         snprintf(path, sizeof path, "%s/%s", parent, e->d_name);
-        remove_dir(path);
+        remove_own(path);
     }
     closedir(d);
 }
@@ -216,24 +304,25 @@ static int check_opts(const vkt_prepare_opts *o, char *err, size_t errlen) {
         return 2;
     }
     if (is_dir(o->out_dir) || vkt_file_exists(o->out_dir)) {
-        char m[VKT_PATH_MAX + 64];
-        snprintf(m, sizeof m, "%s/%s", o->out_dir, VKT_PREPARED_MANIFEST);
         if (!o->force) {
             snprintf(err, errlen, "%s: already exists. HINT: --force replaces it, or choose "
                      "another --out", o->out_dir);
             return 2;
         }
-        if (!vkt_file_exists(m)) {
-            snprintf(err, errlen, "%s: exists and is not a prepared data directory (no %s); "
-                     "refusing to replace it even with --force", o->out_dir,
-                     VKT_PREPARED_MANIFEST);
+        if (!is_dir(o->out_dir)) {
+            snprintf(err, errlen, "%s: exists and is not a prepared data directory (not a "
+                     "directory); refusing to replace it even with --force", o->out_dir);
             return 2;
         }
+        int rc = check_own_output(o->out_dir, o->out_dir, err, errlen);
+        if (rc) return rc;
     }
     return 0;
 }
 
-/* Renames the finished temporary directory to out_dir (replacing an old one with --force). */
+/* Renames the finished temporary directory to out_dir. With --force an old out_dir is
+ * renamed aside first and checked again there (it may have changed while we tokenized): still
+ * prepare's own, it is removed; else it goes back and nothing is lost. */
 static int publish(const char *tmp, const vkt_prepare_opts *o, char *err, size_t errlen) {
     char old[VKT_PATH_MAX + 32] = "";
     if (o->force && is_dir(o->out_dir)) {
@@ -241,6 +330,13 @@ static int publish(const char *tmp, const vkt_prepare_opts *o, char *err, size_t
         if (rename(o->out_dir, old) != 0) {
             snprintf(err, errlen, "%s: cannot replace: %s", o->out_dir, strerror(errno));
             return 1;
+        }
+        if (check_own_output(old, o->out_dir, err, errlen)) {
+            if (rename(old, o->out_dir) != 0) {
+                size_t n = strlen(err);
+                snprintf(err + n, errlen - n, " (it is now %s)", old);
+            }
+            return 2;
         }
     }
     if (rename(tmp, o->out_dir) != 0) {
@@ -251,7 +347,9 @@ static int publish(const char *tmp, const vkt_prepare_opts *o, char *err, size_t
                                                : strerror(e));
         return e == EEXIST || e == ENOTEMPTY ? 2 : 1;
     }
-    if (old[0]) remove_dir(old);
+    if (old[0] && remove_own(old) != 0)
+        fprintf(stderr, "prepare: warning: %s, the directory replaced, keeps what it still "
+                "holds\n", old);
     return 0;
 }
 
@@ -383,7 +481,7 @@ int vkt_prepare(const vkt_prepare_opts *opts, char *err, size_t errlen) {
     } else if (!rc) {
         rc = prepare_into(tmp, o, in, vin, err, errlen);
         if (!rc) rc = publish(tmp, o, err, errlen);
-        if (rc) remove_dir(tmp);
+        if (rc) remove_own(tmp);
     }
     unmap_inputs(in, o->n_inputs + o->n_val_inputs);
     free(in);
