@@ -66,3 +66,8 @@ add_test(NAME test_opencl_fp16_ops COMMAND test_backend_ops)
 set_tests_properties(test_opencl_fp16_ops PROPERTIES LABELS "opencl" SKIP_RETURN_CODE 77
   ENVIRONMENT "VKT_TEST_DEVICES=opencl:0;VKT_OPENCL_FORCE_FP16=1;${VKT_TEST_ENV}")
 set_property(TEST test_opencl_train APPEND PROPERTY ENVIRONMENT "VKT_OPENCL_FORCE_FP16=1")
+
+# The run directory: a rerun keeps the earlier run, the lock refuses a second run on one
+# out_dir (none stale after kill -9), prepare --force never removes a foreign directory.
+add_test(NAME cli_rundir COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli_rundir.sh $<TARGET_FILE:vktrain> ${CMAKE_SOURCE_DIR})
+set_tests_properties(cli_rundir PROPERTIES LABELS "cpu" ENVIRONMENT "${VKT_TEST_ENV}")
