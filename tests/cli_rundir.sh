@@ -53,11 +53,11 @@ expect 0 "done at step 2" --device cpu:0 --set train.max_steps=2 --set optim.war
 "$BIN" --set train.max_steps=100000000 --set train.out_dir="$T/busy" "$T/run.ini" >"$T/bg.log" 2>&1 &
 bg=$!
 i=0 # until the first run holds the lock (its pid in the lock file)
-while [ "$(cat "$T/busy/.vktrain.lock" 2>/dev/null)" != "$bg" ] && [ $i -lt 300 ]; do
+while [ "$(cat "$T/busy/.vktrain.lock" 2>/dev/null)" != "$bg" ] && [ $i -lt 600 ]; do
     sleep 0.1; i=$((i + 1))
 done
 cases=$((cases + 1))
-[ $i -lt 300 ] || fail "the first run never took the lock: $(tail -3 "$T/bg.log")"
+[ $i -lt 600 ] || fail "the first run never took the lock: $(tail -3 "$T/bg.log")"
 expect 2 "$T/busy: in use by another vktrain process (pid $bg). HINT: wait for that run to finish" --set train.out_dir="$T/busy" "$T/run.ini"
 expect 2 "(pid $bg)" --resume --set train.out_dir="$T/busy" "$T/run.ini"
 cases=$((cases + 1))
