@@ -143,8 +143,8 @@ static const key_def keys[] = {
      "Outlier guard: z > 0 skips the update of a step whose loss or gradient norm is more than "
      "z standard deviations above its mean over the last 100 steps (active once 100 steps "
      "are in the window, so from step 101, and 100 steps after a resume); skipped steps are "
-     "counted in metrics.jsonl and the progress line. 0 = off. On, each step makes one more "
-     "host round trip: the update waits for the host's decision."},
+     "counted in metrics.jsonl and the progress line. 0 = off. On, the update waits for the "
+     "host's decision and goes out with the next step's work (no extra round trip)."},
     {"train", "resume", K_BOOL, FIELD(train.resume), "false", 0, 0, 0, NULL, NULL, NULL,
      "Continue from the latest checkpoint in out_dir."},
     {"train", "log_interval", K_INT, FIELD(train.log_interval), "1", 1, 0, F_MIN, NULL, NULL,
