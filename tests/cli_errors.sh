@@ -40,6 +40,29 @@ expect 2 "no config file" --device cpu:0
 expect 2 "unknown option '--frobnicate'" --frobnicate "$T/good.ini"
 expect 2 "not available in this version" bench
 expect 2 "nope.ini" "$T/nope.ini"
+# an unknown word is a command gone wrong, not a missing config file; X.ini still means a file
+expect 2 "unknown command 'frobnicate'" frobnicate
+expect 2 "commands: train, prepare, sample, eval, export" frobnicate
+expect 2 "unknown command 'trian' (did you mean 'train'?" trian "$T/good.ini"
+expect 2 "'sample' is a command: it must come first" --device cpu:0 sample
+expect 2 "nope.ini: cannot read the file" nope.ini
+# a control character in --set is refused naming the key, and never echoed raw
+expect 2 "[train] out_dir: the value has a control character (\\n)" --set "train.out_dir=a
+b" "$T/good.ini"
+ESC=$(printf '\033')
+expect 2 "[train] out_dir: the value has a control character (\\x1b)" --set "train.out_dir=a${ESC}[2Jb" "$T/good.ini"
+cases=$((cases + 1))
+if "$BIN" --set "train.out_dir=a${ESC}[2Jb" "$T/good.ini" 2>&1 | grep -q "$ESC"; then
+    fail "an escape character in --set was echoed raw"
+fi
+# binary garbage as the config: named as such, no raw byte on the terminal
+printf '\177ELF\002\001\001\000\000\033[2J' > "$T/elf.ini"
+expect 2 "not a text INI file" "$T/elf.ini"
+cases=$((cases + 1))
+if "$BIN" "$T/elf.ini" 2>&1 | LC_ALL=C grep -q '[^[:print:][:space:]]'; then
+    fail "binary config: raw bytes in the message"
+fi
+bad dup 's/^seq_len = 16/seq_len = 16\nbatch_size = 4/';     expect 2 "batch_size is set twice, on line 9 and on line 11" "$T/dup.ini"
 bad unknown_key 's/^batch_size = 2/batchsize = 2/';         expect 2 "batchsize" "$T/unknown_key.ini"
 bad unknown_section 's/^\[optim\]//; s/^\[backend\]/[trian]/'; expect 2 "trian" "$T/unknown_section.ini"
 bad malformed 's/^batch_size = 2/batch_size = 2x/';         expect 2 "batch_size" "$T/malformed.ini"

@@ -6,6 +6,7 @@
 #include "vkt_test.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -56,6 +57,64 @@ static void expect_err(int line, int rc, ...) {
     }
 }
 #define EXPECT_ERR(rc, ...) expect_err(__LINE__, rc, __VA_ARGS__, (const char *)NULL)
+
+/* Every byte of the message is printable ASCII: nothing raw from a file or an argument. */
+static void expect_printable(int line) {
+    for (const unsigned char *p = (const unsigned char *)err; *p; p++) {
+        if (*p >= 0x20 && *p < 0x7f) continue;
+        fprintf(stderr, "FAIL test_config.c:%d: raw byte 0x%02x at %d of the message\n", line,
+                *p, (int)(p - (const unsigned char *)err));
+        vkt_test_failures++;
+        return;
+    }
+}
+#define EXPECT_PRINTABLE() expect_printable(__LINE__)
+
+static void write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, n, f) != n) {
+        perror(path);
+        exit(1);
+    }
+    fclose(f);
+}
+
+/* Loads a file of raw bytes as the config. */
+static int load_bytes(vkt_config *cfg, const void *data, size_t n) {
+    write_bytes(ini, data, n);
+    err[0] = 0;
+    return vkt_config_load(cfg, ini, NULL, 0, err, sizeof err);
+}
+
+/* cfg printed, then loaded again: the same struct (path aside) or a failure counted. */
+static void expect_round_trip(int line, const vkt_config *cfg, const char *dir) {
+    char printed[600];
+    snprintf(printed, sizeof printed, "%s/printed.ini", dir);
+    FILE *f = fopen(printed, "w");
+    if (!f) {
+        perror(printed);
+        exit(1);
+    }
+    vkt_config_print(cfg, f);
+    fclose(f);
+    vkt_config back;
+    char e2[2048];
+    int rc = vkt_config_load(&back, printed, NULL, 0, e2, sizeof e2);
+    if (rc) {
+        fprintf(stderr, "FAIL test_config.c:%d: printed config does not load: %s\n", line, e2);
+        vkt_test_failures++;
+    } else {
+        memcpy(back.path, cfg->path, sizeof back.path);
+        if (memcmp(&back, cfg, sizeof back)) {
+            fprintf(stderr, "FAIL test_config.c:%d: round trip differs: out_dir [%s] -> [%s], "
+                    "train [%s] -> [%s]\n", line, cfg->train.out_dir, back.train.out_dir,
+                    cfg->data.train, back.data.train);
+            vkt_test_failures++;
+        }
+    }
+    unlink(printed);
+}
+#define EXPECT_ROUND_TRIP(cfg) expect_round_trip(__LINE__, cfg, tmp)
 
 int main(void) {
     snprintf(tmp, sizeof tmp, "/tmp/vkt_test_config_XXXXXX");
@@ -221,7 +280,7 @@ int main(void) {
     write_file(ini, "[train]\nbatch_size = 2\n");
     rc = vkt_config_load(&cfg, ini, NULL, 0, err, sizeof err);
     EXPECT_ERR(rc, ini, "[data] train", "required");
-    rc = load(&cfg, "[data]\ntrain = foo.txt\n", NULL, 0);
+    rc = load_bytes(&cfg, "[data]\ntrain = foo.txt\n", strlen("[data]\ntrain = foo.txt\n"));
     snprintf(want, sizeof want, "resolved to %s/foo.txt", tmp_real);
     EXPECT_ERR(rc, ini, "[data] train = foo.txt", "file not found", want);
     rc = load(&cfg, "[data]\nval = v.txt\n", NULL, 0);
@@ -233,9 +292,9 @@ int main(void) {
     /* data keys take a directory (prepared data) or a glob of shards that matches something */
     rc = load(&cfg, "[data]\nval = sub\n", NULL, 0);
     CHECK(rc == 0, "a directory as [data] val: %s", err);
-    rc = load(&cfg, "[data]\ntrain = nothing_*.bin\n", NULL, 0);
+    rc = load_bytes(&cfg, "[data]\ntrain = nothing_*.bin\n", strlen("[data]\ntrain = nothing_*.bin\n"));
     EXPECT_ERR(rc, ini, "[data] train = nothing_*.bin", "no file matches");
-    rc = load(&cfg, "[data]\ntrain = d*.txt\n", NULL, 0);
+    rc = load_bytes(&cfg, "[data]\ntrain = d*.txt\n", strlen("[data]\ntrain = d*.txt\n"));
     snprintf(want, sizeof want, "%s/d*.txt", tmp_real);
     CHECK(rc == 0 && !strcmp(cfg.data.train, want), "glob kept as %s (want %s): %s",
           cfg.data.train, want, err);
@@ -317,6 +376,191 @@ int main(void) {
         unlink(printed);
     }
 
+    /* --set values: no control characters (a tab aside), valid UTF-8; the message names the
+     * key and quotes nothing raw. Before, a newline went into the checkpoint's saved config,
+     * which then no longer parsed. */
+    {
+        const char *bad[] = {"train.out_dir=a\nb", "train.out_dir=run\x1b[31mred",
+                             "train.out_dir=x\x7fy", "train.out_dir=c1\xc2\x9b" "2J",
+                             "train.out_dir=latin\xe9", "train.out_dir=cr\rhere",
+                             "train.batch_size=1\n2", "model.init_from=a\x01"};
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            rc = load(&cfg, "", &bad[i], 1);
+            EXPECT_ERR(rc, "--set ", "values are printable text");
+            EXPECT_PRINTABLE();
+        }
+        rc = load(&cfg, "", &bad[0], 1);
+        EXPECT_ERR(rc, "[train] out_dir", "a control character (\\n)", "--set train.out_dir=a\\nb");
+        rc = load(&cfg, "", &bad[4], 1);
+        EXPECT_ERR(rc, "[train] out_dir", "not UTF-8 (\\xe9)");
+        const char *tab[] = {"train.out_dir=tab\tinside", "train.out_dir=\"  spaced out \""};
+        rc = load(&cfg, "", tab, 1);
+        CHECK(rc == 0 && !strcmp(cfg.train.out_dir, "tab\tinside"), "a tab is fine: %s", err);
+        EXPECT_ROUND_TRIP(&cfg);
+        rc = load(&cfg, "", tab + 1, 1);
+        CHECK(rc == 0 && !strcmp(cfg.train.out_dir, "  spaced out "), "quoted spaces: [%s] %s",
+              cfg.train.out_dir, err);
+        EXPECT_ROUND_TRIP(&cfg);
+    }
+
+    /* Print -> parse keeps every string a config can hold, and refuses up front what no INI
+     * quoting holds (iniparser 4.1 and 4.2 read quotes and backslashes differently). */
+    {
+        const char *outs[] = {"a;b#c", "it's", "say \"hi\"", "it's \"bare\"", "back\\slash",
+                              "\"leading quote", "'single", "semi;\"q\"", "x = y", "données/日本",
+                              "[not a section]", "#not a comment", "trailing =", "ends\\in"};
+        for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
+            char ov[256];
+            snprintf(ov, sizeof ov, "train.out_dir=%s", outs[i]);
+            const char *o = ov;
+            rc = load(&cfg, "", &o, 1);
+            CHECK(rc == 0 && !strcmp(cfg.train.out_dir, outs[i]), "out_dir [%s]: got [%s]: %s",
+                  outs[i], cfg.train.out_dir, err);
+            if (rc == 0) EXPECT_ROUND_TRIP(&cfg);
+        }
+        const char *never[] = {"train.out_dir=it's \"q\";x", "train.out_dir=back\\slash;x",
+                               "train.out_dir=ends in\\", "train.out_dir=' it\'s \"q\"'"};
+        for (size_t i = 0; i < sizeof never / sizeof never[0]; i++) {
+            rc = load(&cfg, "", &never[i], 1);
+            EXPECT_ERR(rc, "[train] out_dir", "no INI value can hold");
+        }
+        /* a data file whose name needs quoting, resolved and printed */
+        char odd[400];
+        snprintf(odd, sizeof odd, "%s/we;ird #name's.txt", tmp);
+        write_file(odd, "odd\n");
+        rc = load(&cfg, "[data]\nval = \"we;ird #name's.txt\"\n", NULL, 0);
+        CHECK(rc == 0 && strstr(cfg.data.val, "we;ird #name's.txt"), "odd val [%s]: %s",
+              cfg.data.val, err);
+        if (rc == 0) EXPECT_ROUND_TRIP(&cfg);
+        unlink(odd);
+    }
+
+    /* Long lines: iniparser reads at most 1022 characters a line; we say so, naming the line
+     * and the key (before: "input line too long" without the key). */
+    {
+        static char body[4096];
+        char pad[1100];
+        memset(pad, 'x', sizeof pad);
+        /* a comment of exactly 1022 characters still loads; 1023 do not */
+        snprintf(body, sizeof body, "#%.*s\n", 1021, pad);
+        rc = load(&cfg, body, NULL, 0);
+        CHECK(rc == 0, "a 1022-character line: %s", err);
+        snprintf(body, sizeof body, "#%.*s\n", 1022, pad);
+        rc = load(&cfg, body, NULL, 0);
+        EXPECT_ERR(rc, ini, "line 3", "a comment", "1023 characters", "at most 1022");
+        /* the last line without a newline: the same limit */
+        snprintf(body, sizeof body, "[data]\ntrain = data.txt\n#%.*s", 1021, pad);
+        rc = load_bytes(&cfg, body, strlen(body));
+        CHECK(rc == 0, "a 1022-character last line: %s", err);
+        snprintf(body, sizeof body, "[data]\ntrain = data.txt\n[model]\ninit_from = /%.*s\n",
+                 1100, pad);
+        rc = load_bytes(&cfg, body, strlen(body));
+        EXPECT_ERR(rc, ini, "line 4", "[model] init_from", "1113 characters", "at most 1022",
+                   "HINT");
+        /* continued lines share the one buffer */
+        snprintf(body, sizeof body, "[data]\ntrain = data.txt\nval = %.*s\\\n%.*s\n", 600, pad,
+                 600, pad);
+        rc = load_bytes(&cfg, body, strlen(body));
+        EXPECT_ERR(rc, ini, "line 4", "[data] val", "continued from line 3");
+    }
+
+    /* A path that resolves beyond one INI line would save a checkpoint config that no longer
+     * parses: refused at load, naming the key. */
+    {
+        char deep[1400];
+        snprintf(deep, sizeof deep, "%s", tmp);
+        char seg[101];
+        memset(seg, 'd', 100);
+        seg[100] = 0;
+        /* 1005 + "/data.txt": fits VKT_PATH_MAX, not a line of "train = \"...\"" */
+        while (strlen(deep) < 1005) {
+            size_t room = 1005 - strlen(deep) - 1;
+            size_t at = strlen(deep), take = room < 100 ? room : 100;
+            deep[at] = '/';
+            memcpy(deep + at + 1, seg, take);
+            deep[at + 1 + take] = 0;
+            mkdir(deep, 0700);
+        }
+        char deep_ini[1500], deep_data[1500];
+        snprintf(deep_ini, sizeof deep_ini, "%s/c.ini", deep);
+        snprintf(deep_data, sizeof deep_data, "%s/data.txt", deep);
+        write_file(deep_data, "deep\n");
+        write_file(deep_ini, "[data]\ntrain = data.txt\n");
+        /* from inside it: the config's own name stays short */
+        if (chdir(deep)) return 1;
+        rc = vkt_config_load(&cfg, "c.ini", NULL, 0, err, sizeof err);
+        if (chdir(cwd_dir)) return 1;
+        EXPECT_ERR(rc, "[data] train = data.txt", "resolves to a path", "at most 1022", "HINT");
+        unlink(deep_ini);
+        unlink(deep_data);
+        while (strlen(deep) > strlen(tmp)) {
+            rmdir(deep);
+            *strrchr(deep, '/') = 0;
+        }
+    }
+
+    /* A key set twice: refused naming both lines, also across two [same] headers and in
+     * another case (iniparser kept the last value silently). */
+    rc = load(&cfg, "[train]\nbatch_size = 2\nbatch_size = 3\n", NULL, 0);
+    EXPECT_ERR(rc, ini, "[train] batch_size is set twice", "line 4", "line 5");
+    rc = load(&cfg, "[train]\nbatch_size = 2\n[optim]\nlr = 1\n[Train]\n  Batch_Size=3\n",
+              NULL, 0);
+    EXPECT_ERR(rc, ini, "[train] batch_size is set twice", "line 4", "line 8");
+    rc = load(&cfg, "[data]\ntrain = data.txt\n", NULL, 0);
+    EXPECT_ERR(rc, ini, "[data] train is set twice", "line 2", "line 4");
+    rc = load(&cfg, "[train]\nbatch_size = 2\n[optim]\nbatch_size = 3\n", NULL, 0);
+    EXPECT_ERR(rc, ini, "unknown key [optim] batch_size"); /* another section: not a duplicate */
+
+    /* Binary garbage: "not a text INI file", no raw byte echoed. */
+    {
+        unsigned char junk[4096];
+        uint32_t x = 12345;
+        for (size_t i = 0; i < sizeof junk; i++) {
+            x = x * 1103515245u + 12345u;
+            junk[i] = (unsigned char)(x >> 16);
+        }
+        rc = load_bytes(&cfg, junk, sizeof junk);
+        EXPECT_ERR(rc, ini, "not a text INI file");
+        EXPECT_PRINTABLE();
+        /* random bytes without NUL (only invalid UTF-8 says it is binary) */
+        for (size_t i = 0; i < sizeof junk; i++) junk[i] |= 0x80;
+        rc = load_bytes(&cfg, junk, sizeof junk);
+        EXPECT_ERR(rc, ini, "not a text INI file", "not UTF-8");
+        EXPECT_PRINTABLE();
+        static const unsigned char elf[] = {0x7f, 'E', 'L', 'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0,
+                                            0, 3, 0, '>', 0, 1, 0, 0, 0, '\n', 0x1b, '[', '2',
+                                            'J'};
+        rc = load_bytes(&cfg, elf, sizeof elf);
+        EXPECT_ERR(rc, ini, "not a text INI file", "NUL byte", "line 1, byte 8");
+        EXPECT_PRINTABLE();
+        static const unsigned char png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0,
+                                            13,   'I', 'H', 'D', 'R', 0, 0, 1, 0};
+        rc = load_bytes(&cfg, png, sizeof png);
+        EXPECT_ERR(rc, ini, "not a text INI file");
+        EXPECT_PRINTABLE();
+        /* text with an escape sequence: named, escaped */
+        static const char esc[] = "[data]\ntrain = da\x1b]0;pwned\x07ta.txt\n";
+        rc = load_bytes(&cfg, esc, strlen(esc));
+        EXPECT_ERR(rc, ini, "line 2", "a control character (\\x1b)", "printable text only");
+        EXPECT_PRINTABLE();
+        static const char bom[] = "\xef\xbb\xbf[data]\ntrain = data.txt\n";
+        rc = load_bytes(&cfg, bom, strlen(bom));
+        EXPECT_ERR(rc, ini, "byte-order mark");
+        /* CRLF line ends are text */
+        static const char crlf[] = "[data]\r\ntrain = data.txt\r\n[train]\r\nbatch_size = 3\r\n";
+        rc = load_bytes(&cfg, crlf, strlen(crlf));
+        CHECK(rc == 0 && cfg.train.batch_size == 3, "CRLF file: %s", err);
+        /* a syntax error quoting UTF-8 text keeps it; an unknown key with an accent too */
+        rc = load(&cfg, "[train]\nbätch_size = 3\n", NULL, 0);
+        EXPECT_ERR(rc, ini, "unknown key [train] bätch_size");
+        /* a data file given as the config: too large, said so */
+        static char big[(1 << 20) + 16];
+        memset(big, 'a', sizeof big);
+        for (size_t i = 80; i < sizeof big; i += 81) big[i] = '\n';
+        rc = load_bytes(&cfg, big, sizeof big);
+        EXPECT_ERR(rc, ini, "too large for a config file");
+    }
+
     /* Reference: one row per key. */
     {
         char ref[320], line[1024];
@@ -332,7 +576,7 @@ int main(void) {
         }
         fclose(f);
         unlink(ref);
-        CHECK(rows == 41 && has_batch && has_path_rule, "reference: %d rows", rows);
+        CHECK(rows == 42 && has_batch && has_path_rule, "reference: %d rows", rows);
     }
 
     unlink(ini);

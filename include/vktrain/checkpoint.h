@@ -28,7 +28,8 @@
 typedef struct vkt_loss_scale {
     float scale;     /* the loss (so every gradient) is multiplied by it; 1 under fp32 */
     int clean_steps; /* steps since the last overflow or growth */
-    int skipped;     /* steps skipped for overflow so far: AdamW's t counts updates only */
+    int skipped;     /* updates skipped so far (fp16 overflow, outlier guard): AdamW's t counts
+                      * updates only */
 } vkt_loss_scale;
 
 typedef struct vkt_checkpoint {

@@ -31,6 +31,7 @@ typedef struct vkt_config {
         char precision[8]; /* "fp32" | "fp16" */
         double loss_scale_init; /* fp16: first dynamic loss scale */
         int loss_scale_window;  /* fp16: clean steps before the scale doubles */
+        double skip_outliers;   /* z: skip updates whose loss or grad norm is an outlier; 0 = off */
         int resume;        /* 0/1 */
         int log_interval;
     } train;

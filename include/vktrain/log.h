@@ -17,6 +17,9 @@ typedef struct vkt_step_stats {
     float val_loss;
     float loss_scale; /* precision fp16: the scale after this step; 0 = not fp16 */
     int skipped;      /* fp16: this step's gradients overflowed and the update was skipped */
+    int outlier_guard;   /* [train] skip_outliers is on: the two fields below are reported */
+    int outlier_skipped; /* the guard skipped this step's update */
+    int outlier_skips;   /* updates it skipped so far in this run */
 } vkt_step_stats;
 
 #define VKT_METRICS_FILE "metrics.jsonl" /* in out_dir */

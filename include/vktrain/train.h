@@ -39,8 +39,9 @@ typedef struct vkt_train_result {
     int steps_done;      /* optimizer steps completed (including those before a resume) */
     float last_loss, last_val_loss; /* val loss < 0 when never evaluated */
     int max_syncs_per_step; /* most host round trips one optimizer step made (should be 1) */
-    int skipped_steps;   /* precision fp16: steps skipped for gradient overflow (all runs) */
+    int skipped_steps;   /* updates skipped (fp16 gradient overflow, outlier guard), all runs */
     float loss_scale;    /* precision fp16: the loss scale after the last step; 1 under fp32 */
+    int outlier_skips;   /* [train] skip_outliers: updates it skipped in this call */
 } vkt_train_result;
 
 /* Asks a running vkt_train_run to stop after the current step, saving a checkpoint; safe to

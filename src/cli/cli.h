@@ -22,6 +22,11 @@ int cli_double(const char *cmd, const char *opt, const char *v, double min, doub
                double *out);
 int cli_u64(const char *cmd, const char *opt, const char *v, uint64_t *out);
 
+/* s for a message: control and non-ASCII bytes as \xNN (an argument may hold anything). */
+void cli_escape(const char *s, char *buf, size_t len);
+/* The candidate (NULL-terminated list) within 2 edits of word, closest first; else NULL. */
+const char *cli_nearest(const char *word, const char *const *cands);
+
 /* 1 when a is one of the NULL-terminated opts (an option that takes a value). */
 int cli_one_of(const char *a, const char *const *opts);
 /* Option value at argv[*i + 1] (advancing *i), or NULL after a usage message. */

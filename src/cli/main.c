@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "vktrain/backend.h"
@@ -114,6 +116,37 @@ static void catch_stop_signals(void) {
     sigaction(SIGTERM, &sa, NULL);
 }
 
+/* The words vktrain takes in place of a config file (train is the default one). */
+static const char *const commands[] = {"train", "prepare", "sample", "eval", "export", "bench",
+                                       NULL};
+
+/* A positional argument that is meant as a config file: one that exists, or a name that says
+ * so (ending in .ini, or a path with a '/'); anything else is a mistyped command. */
+static int looks_like_config(const char *a) {
+    size_t n = strlen(a);
+    struct stat st;
+    return stat(a, &st) == 0 || strchr(a, '/') ||
+           (n >= 4 && !strcasecmp(a + n - 4, ".ini"));
+}
+
+/* "unknown command 'trian' (did you mean 'train'? ...)"; a command given after options is
+ * named too, since only the first argument selects one. */
+static int unknown_command(const char *a) {
+    char esc[256];
+    cli_escape(a, esc, sizeof esc);
+    if (cli_one_of(a, commands)) {
+        fprintf(stderr, "vktrain: '%s' is a command: it must come first (vktrain %s ...)\n"
+                "HINT: vktrain %s --help\n", esc, esc, esc);
+        return 2;
+    }
+    const char *guess = cli_nearest(a, commands);
+    fprintf(stderr, "vktrain: unknown command '%s' (", esc);
+    if (guess) fprintf(stderr, "did you mean '%s'? ", guess);
+    fprintf(stderr, "commands: train, prepare, sample, eval, export; or give a CONFIG.ini to "
+            "train with)\nHINT: vktrain --help\n");
+    return 2;
+}
+
 int main(int argc, char **argv) {
     const char *overrides[MAX_OVERRIDES];
     char owned[MAX_OVERRIDES][320];
@@ -163,6 +196,8 @@ int main(int argc, char **argv) {
             return usage_error("unknown option '%s'", a);
         } else if (config_path) {
             return usage_error("more than one config file given ('%s')", a);
+        } else if (first == 1 && !looks_like_config(a)) {
+            return unknown_command(a);
         } else {
             config_path = a;
         }

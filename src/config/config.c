@@ -138,6 +138,13 @@ static const key_def keys[] = {
      "step is skipped) and doubles after loss_scale_window clean steps."},
     {"train", "loss_scale_window", K_INT, FIELD(train.loss_scale_window), "1000", 1, 0, F_MIN,
      NULL, NULL, NULL, "fp16: clean steps before the loss scale doubles."},
+    {"train", "skip_outliers", K_DOUBLE, FIELD(train.skip_outliers), "0", 0, 0, F_MIN, NULL,
+     NULL, NULL,
+     "Outlier guard: z > 0 skips the update of a step whose loss or gradient norm is more than "
+     "z standard deviations above its mean over the last 100 steps (active once 100 steps "
+     "are in the window, so from step 101, and 100 steps after a resume); skipped steps are "
+     "counted in metrics.jsonl and the progress line. 0 = off. On, the update waits for the "
+     "host's decision and goes out with the next step's work (no extra round trip)."},
     {"train", "resume", K_BOOL, FIELD(train.resume), "false", 0, 0, 0, NULL, NULL, NULL,
      "Continue from the latest checkpoint in out_dir."},
     {"train", "log_interval", K_INT, FIELD(train.log_interval), "1", 1, 0, F_MIN, NULL, NULL,
@@ -208,6 +215,136 @@ static void put(char *buf, size_t len, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(buf, len, fmt, ap);
     va_end(ap);
+}
+
+/* ---- text hygiene: what a value or a file may hold, and how messages quote it -------------- */
+
+/* iniparser 4.x reads a line into a 1024-byte buffer with fgets: at most 1022 characters and
+ * the newline. Longer lines are an error, continued lines ("\" at the end) share the buffer. */
+#define INI_LINE_BUF 1024
+#define INI_MAX_LINE (INI_LINE_BUF - 2)
+/* A config is a few KiB; anything this large is another kind of file given by mistake. */
+#define CONFIG_MAX_BYTES (1 << 20)
+
+/* Length of the valid UTF-8 sequence at p (n bytes left) and its code point, or 0 when the
+ * bytes there are not valid UTF-8 (overlong forms, surrogates and > U+10FFFF included). */
+static size_t utf8_seq(const unsigned char *p, size_t n, uint32_t *cp) {
+    if (n == 0) return 0;
+    if (p[0] < 0x80) {
+        *cp = p[0];
+        return 1;
+    }
+    size_t len;
+    uint32_t v, min;
+    if ((p[0] & 0xE0) == 0xC0) len = 2, v = p[0] & 0x1F, min = 0x80;
+    else if ((p[0] & 0xF0) == 0xE0) len = 3, v = p[0] & 0x0F, min = 0x800;
+    else if ((p[0] & 0xF8) == 0xF0) len = 4, v = p[0] & 0x07, min = 0x10000;
+    else return 0;
+    if (n < len) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80) return 0;
+        v = v << 6 | (p[i] & 0x3F);
+    }
+    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
+    *cp = v;
+    return len;
+}
+
+/* C0 controls, DEL and the C1 controls (which some terminals obey as escape sequences). */
+static int is_control(uint32_t cp) { return cp < 0x20 || (cp >= 0x7F && cp < 0xA0); }
+
+/* Copies n bytes of s into out (always terminated) with every control character, and every
+ * byte that is not valid UTF-8, written as an escape (\n, \t, \x1b, \u009b): what a message
+ * quotes from a file or an argument can never move the cursor or recolour the terminal. */
+static void escape_text(const char *s, size_t n, char *out, size_t outlen) {
+    if (!outlen) return;
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp = 0;
+        size_t l = utf8_seq(p + i, n - i, &cp);
+        char esc[12];
+        const char *piece = esc;
+        size_t plen;
+        if (l && !is_control(cp)) {
+            piece = s + i;
+            plen = l;
+        } else {
+            if (!l) snprintf(esc, sizeof esc, "\\x%02x", p[i]), l = 1;
+            else if (cp == '\n') snprintf(esc, sizeof esc, "\\n");
+            else if (cp == '\r') snprintf(esc, sizeof esc, "\\r");
+            else if (cp == '\t') snprintf(esc, sizeof esc, "\\t");
+            else if (cp < 0x80) snprintf(esc, sizeof esc, "\\x%02x", (unsigned)cp);
+            else snprintf(esc, sizeof esc, "\\u%04x", (unsigned)cp);
+            plen = strlen(esc);
+        }
+        if (o + plen >= outlen) break; /* truncated, never mid-sequence */
+        memcpy(out + o, piece, plen);
+        o += plen;
+        i += l;
+    }
+    out[o] = 0;
+}
+
+/* In place, for a whole message. */
+static void escape_message(char *msg, size_t len) {
+    if (!msg || !len) return;
+    size_t n = strlen(msg);
+    char *copy = malloc(n + 1);
+    if (!copy) return;
+    memcpy(copy, msg, n + 1);
+    escape_text(copy, n, msg, len);
+    free(copy);
+}
+
+/* Where s (n bytes) stops being printable UTF-8 text; *cp the code point there, or -1 for a
+ * byte that is not UTF-8. n when all of it is fine. Tabs are allowed: they are whitespace to
+ * iniparser and a value keeps an inner tab through print and parse. */
+static size_t first_bad_char(const char *s, size_t n, long *cp) {
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        uint32_t c = 0;
+        size_t l = utf8_seq(p + i, n - i, &c);
+        if (!l) {
+            *cp = -1;
+            return i;
+        }
+        if (is_control(c) && c != '\t') {
+            *cp = (long)c;
+            return i;
+        }
+        i += l;
+    }
+    return n;
+}
+
+/* "a control character (\n)" / "a byte that is not UTF-8 (\xff)" for the char at s. */
+static void bad_char_desc(const char *s, size_t n, long cp, char *buf, size_t len) {
+    char esc[16];
+    size_t l = 1;
+    uint32_t c;
+    if (cp >= 0) l = utf8_seq((const unsigned char *)s, n, &c);
+    escape_text(s, l ? l : 1, esc, sizeof esc);
+    put(buf, len, cp >= 0 ? "a control character (%s)" : "a byte that is not UTF-8 (%s)", esc);
+}
+
+/* The INI form of a string value that iniparser 4.1 and 4.2 both read back as exactly s
+ * (4.2 also takes backslash escapes inside quotes, 4.1 does not): "s" when it has no '"' and
+ * no '\'; 's' when it has a '"' but no '\'' and no '\'; bare when nothing in it means anything
+ * bare (no ';' '#', no quote first, no outer spaces, no '\' last). -1 when none of the three
+ * can hold it; the caller refuses such a value up front. */
+static int ini_quote(const char *s, char *buf, size_t len) {
+    size_t n = strlen(s);
+    int dq = strchr(s, '"') != NULL, sq = strchr(s, '\'') != NULL,
+        bs = strchr(s, '\\') != NULL;
+    int rc = -1;
+    if (!dq && !bs) rc = snprintf(buf, len, "\"%s\"", s);
+    else if (!sq && !bs) rc = snprintf(buf, len, "'%s'", s);
+    else if (n && !strpbrk(s, ";#") && s[0] != '"' && s[0] != '\'' &&
+             !isspace((unsigned char)s[0]) && !isspace((unsigned char)s[n - 1]) &&
+             s[n - 1] != '\\')
+        rc = snprintf(buf, len, "%s", s);
+    return rc >= 0 && (size_t)rc < len ? 0 : -1;
 }
 
 static int find_key(const char *section, const char *key) {
@@ -519,6 +656,239 @@ static int syntax_error(load_ctx *c) {
     return 2;
 }
 
+/* ---- pre-scan: what iniparser would misread, truncate or echo raw ---------------------------- */
+
+/* Reads at most CONFIG_MAX_BYTES + 1 bytes of path into a new buffer (terminated). */
+static char *slurp(load_ctx *c, size_t *n) {
+    FILE *f = fopen(c->path, "rb");
+    if (!f) {
+        put(c->err, c->errlen, "%s: cannot read the file: %s", c->path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(CONFIG_MAX_BYTES + 2);
+    size_t got = buf ? fread(buf, 1, CONFIG_MAX_BYTES + 1, f) : 0;
+    int bad = buf && ferror(f);
+    fclose(f);
+    if (!buf || bad) {
+        put(c->err, c->errlen, "%s: cannot read the file: %s", c->path,
+            buf ? strerror(errno) : "out of memory");
+        free(buf);
+        return NULL;
+    }
+    buf[got] = 0;
+    *n = got;
+    return buf;
+}
+
+/* The first line with something that is not printable UTF-8 text. NUL bytes and invalid
+ * UTF-8 mean the file is not text at all (a binary given by mistake); other control bytes
+ * are refused too: iniparser would keep them in values, and messages would echo them. */
+static int check_text(load_ctx *c, const char *buf, size_t n) {
+    /* binary first: an ELF file starts with a DEL byte, but "not text" is the news */
+    const char *nul = memchr(buf, 0, n);
+    size_t bin = nul ? (size_t)(nul - buf) : n;
+    for (size_t i = 0; i < bin;) {
+        uint32_t cp;
+        size_t l = utf8_seq((const unsigned char *)buf + i, n - i, &cp);
+        if (!l) {
+            bin = i;
+            break;
+        }
+        i += l;
+    }
+    if (bin < n) {
+        int line = 1;
+        for (size_t i = 0; i < bin; i++) line += buf[i] == '\n';
+        put(c->err, c->errlen,
+            "%s: not a text INI file (%s at line %d, byte %zu of the file). HINT: give the "
+            "config (.ini) file; see configs/README.md",
+            c->path, buf[bin] ? "a byte that is not UTF-8" : "a NUL byte", line, bin + 1);
+        return 2;
+    }
+    int line = 1;
+    size_t line_start = 0;
+    for (size_t i = 0; i < n;) {
+        long cp;
+        size_t bad = i + first_bad_char(buf + i, n - i, &cp);
+        for (; i < bad; i++)
+            if (buf[i] == '\n') line++, line_start = i + 1;
+        if (bad >= n) break;
+        if (cp == '\n') { /* a line break is what it should be */
+            line++, i++, line_start = i;
+            continue;
+        }
+        if (cp == '\r' && (bad + 1 == n || buf[bad + 1] == '\n')) { /* CRLF files are fine */
+            i++;
+            continue;
+        }
+        char what[64], text[160];
+        bad_char_desc(buf + bad, n - bad, cp, what, sizeof what);
+        size_t end = line_start;
+        while (end < n && buf[end] != '\n' && end - line_start < 60) end++;
+        escape_text(buf + line_start, end - line_start, text, sizeof text);
+        put(c->err, c->errlen,
+            "%s: line %d: %s in `%s%s`: a config file holds printable text only. HINT: remove "
+            "it",
+            c->path, line, what, text, end < n && buf[end] != '\n' ? "..." : "");
+        return 2;
+    }
+    return 0;
+}
+
+typedef struct {
+    char name[2 * INI_LINE_BUF + 2]; /* "section:key" as iniparser names it */
+    int line;
+} seen_key;
+
+static void strip_lower(char *s, int lower) {
+    char *b = s;
+    while (isspace((unsigned char)*b)) b++;
+    size_t n = strlen(b);
+    while (n && isspace((unsigned char)b[n - 1])) n--;
+    memmove(s, b, n);
+    s[n] = 0;
+    if (lower)
+        for (; *s; s++) *s = (char)tolower((unsigned char)*s);
+}
+
+/* What a line (its start, len bytes) sets, for a message: "[train] batch_size", "the section
+ * header [x]" or "a comment". */
+static void line_subject(const char *text, size_t len, const char *section, char *buf,
+                         size_t blen) {
+    char tmp[256];
+    snprintf(tmp, sizeof tmp, "%.*s", (int)(len < 255 ? len : 255), text);
+    strip_lower(tmp, 0);
+    char *eq = strchr(tmp, '=');
+    if (tmp[0] == '#' || tmp[0] == ';') put(buf, blen, "a comment");
+    else if (tmp[0] == '[') put(buf, blen, "a section header");
+    else if (eq) {
+        *eq = 0;
+        strip_lower(tmp, 1);
+        put(buf, blen, "[%s] %s", section, tmp);
+    } else put(buf, blen, "a line");
+}
+
+/* One logical line (continuations joined, trailing space stripped, as iniparser sees it):
+ * tracks the section and refuses a key set twice. 1 when the line is no INI syntax we know:
+ * the scan stops there and iniparser reports the syntax error. */
+static int scan_line(load_ctx *c, char *text, int line, char *section, seen_key *seen,
+                     int *nseen) {
+    strip_lower(text, 0);
+    size_t len = strlen(text);
+    if (!len || text[0] == '#' || text[0] == ';') return 0;
+    if (text[0] == '[' && text[len - 1] == ']') {
+        size_t e = strcspn(text + 1, "]");
+        snprintf(section, INI_LINE_BUF + 1, "%.*s", (int)e, text + 1);
+        strip_lower(section, 1);
+        return 0;
+    }
+    char *eq = strchr(text, '=');
+    if (!eq || eq == text) return 1;
+    *eq = 0;
+    strip_lower(text, 1);
+    if (!*text) return 1;
+    seen_key k;
+    snprintf(k.name, sizeof k.name, "%s:%s", section, text);
+    k.line = line;
+    for (int i = 0; i < *nseen; i++) {
+        if (strcmp(seen[i].name, k.name)) continue;
+        put(c->err, c->errlen,
+            "%s: [%s] %s is set twice, on line %d and on line %d (only one value can count). "
+            "HINT: remove one of them",
+            c->path, section, text, seen[i].line, line);
+        return -1;
+    }
+    /* A valid file has at most NKEYS keys; past that some key is unknown, which the load
+     * reports, so the list need not grow. */
+    if (*nseen < NKEYS + 1) seen[(*nseen)++] = k;
+    return 0;
+}
+
+/* Our own pass over the file before iniparser reads it: iniparser cuts nothing silently here
+ * but says only "input line too long" without the key, keeps the last of two values of a
+ * key, and echoes the raw bytes of a binary file in its syntax error. Fills err and returns 2
+ * for: a file too large to be a config, a byte-order mark, a file that is not text (NUL
+ * bytes, invalid UTF-8), control characters, a line longer than iniparser's buffer (naming
+ * the line and its key), a key set twice (naming both lines). */
+static int prescan_ini(load_ctx *c) {
+    size_t n = 0;
+    char *buf = slurp(c, &n);
+    if (!buf) return 2;
+    int rc = 0;
+    seen_key *seen = malloc((NKEYS + 1) * sizeof *seen);
+    char *logical = malloc(INI_LINE_BUF + 1), *section = malloc(INI_LINE_BUF + 1);
+    if (!seen || !logical || !section) {
+        put(c->err, c->errlen, "%s: out of memory", c->path);
+        rc = 2;
+    } else if (n > CONFIG_MAX_BYTES) {
+        put(c->err, c->errlen,
+            "%s: too large for a config file (more than %d KiB). HINT: give the config (.ini) "
+            "file; data goes in [data] train",
+            c->path, CONFIG_MAX_BYTES >> 10);
+        rc = 2;
+    } else if (n >= 3 && !memcmp(buf, "\xEF\xBB\xBF", 3)) {
+        put(c->err, c->errlen,
+            "%s: starts with a UTF-8 byte-order mark, which the INI reader takes for text of "
+            "the first line. HINT: save the file as UTF-8 without BOM",
+            c->path);
+        rc = 2;
+    } else {
+        rc = check_text(c, buf, n);
+    }
+    int nseen = 0, line = 0, first_line = 1;
+    size_t last = 0; /* bytes of a continued line already in logical, as iniparser's `last` */
+    if (section) section[0] = 0;
+    for (size_t s = 0; !rc && s < n;) {
+        size_t e = s;
+        while (e < n && buf[e] != '\n') e++;
+        int nl = e < n;
+        size_t len = e - s;
+        line++;
+        if (!last) first_line = line;
+        /* iniparser's fgets takes INI_LINE_BUF - 1 - last bytes, the newline included; a last
+         * line without newline must also end before that (else it is taken as cut off) */
+        size_t room = INI_LINE_BUF - 1 - last;
+        if (nl ? len + 1 > room : len >= room) {
+            char subj[300];
+            memcpy(logical + last, buf + s, len < room ? len : room);
+            line_subject(logical, last + (len < room ? len : room), section, subj,
+                         sizeof subj);
+            if (last)
+                put(c->err, c->errlen,
+                    "%s: line %d: %s: the line, continued from line %d, is %zu characters "
+                    "long; an INI line holds at most %d. HINT: shorten it (for a path: a "
+                    "shorter directory, a symlink, or a path relative to the config file)",
+                    c->path, line, subj, first_line, last + len, INI_MAX_LINE);
+            else
+                put(c->err, c->errlen,
+                    "%s: line %d: %s: the line is %zu characters long; an INI line holds at "
+                    "most %d. HINT: shorten it (for a path: a shorter directory, a symlink, or "
+                    "a path relative to the config file)",
+                    c->path, line, subj, len, INI_MAX_LINE);
+            rc = 2;
+            break;
+        }
+        memcpy(logical + last, buf + s, len);
+        size_t l = last + len;
+        while (l && isspace((unsigned char)logical[l - 1])) l--;
+        logical[l] = 0;
+        s = nl ? e + 1 : e;
+        if (l && logical[l - 1] == '\\') { /* continues on the next line */
+            last = l - 1;
+            continue;
+        }
+        last = 0;
+        int r = scan_line(c, logical, first_line, section, seen, &nseen);
+        if (r < 0) rc = 2;
+        if (r) break; /* syntax: iniparser's message */
+    }
+    free(seen);
+    free(logical);
+    free(section);
+    free(buf);
+    return rc;
+}
+
 static int read_file(load_ctx *c, vkt_config *cfg) {
     const char *path = c->path;
     if (set_str(cfg->path, sizeof cfg->path, path)) {
@@ -537,6 +907,8 @@ static int read_file(load_ctx *c, vkt_config *cfg) {
         return 2;
     }
     fclose(f);
+    int pre = prescan_ini(c);
+    if (pre) return pre;
 
     ini_msg[0] = 0;
     iniparser_set_error_callback(capture_ini_error);
@@ -645,6 +1017,19 @@ static int apply_override(load_ctx *c, int o) {
     if (vl >= 2 && (v[0] == '"' || v[0] == '\'') && v[vl - 1] == v[0]) {
         v[vl - 1] = 0;
         v++;
+    }
+    long cp;
+    size_t vl2 = strlen(v), bad = first_bad_char(v, vl2, &cp);
+    if (bad < vl2) {
+        /* it would land in the checkpoint's saved config, which then no longer parses */
+        char what[64];
+        bad_char_desc(v + bad, vl2 - bad, cp, what, sizeof what);
+        put(c->err, c->errlen,
+            "%s: [%s] %s: the value has %s at character %zu; values are printable text (a "
+            "tab aside). HINT: check the quoting of the --set argument",
+            src, section, key, what, bad + 1);
+        free(buf);
+        return 2;
     }
     memmove(buf, v, strlen(v) + 1);
     free(c->owned[i]); /* a later --set of the same key wins over the file and earlier ones */
@@ -776,6 +1161,41 @@ static int cross_checks(load_ctx *c, const vkt_config *cfg) {
     return 0;
 }
 
+/* Every string as it will be printed (vkt_config_print, into each checkpoint) must read back
+ * as itself: printable text, a quoting that holds it, one INI line. Resolved paths are checked
+ * here, after resolution, since a short relative path can resolve to a long absolute one. */
+static int check_printable(load_ctx *c, const vkt_config *cfg) {
+    char q[VKT_PATH_MAX + 8];
+    for (int i = 0; i < NKEYS; i++) {
+        const key_def *k = &keys[i];
+        if (k->kind != K_STR && k->kind != K_CHOICE) continue;
+        const char *s = cat(cfg, k);
+        long cp;
+        size_t n = strlen(s), bad = first_bad_char(s, n, &cp);
+        if (bad < n) {
+            char what[64];
+            bad_char_desc(s + bad, n - bad, cp, what, sizeof what);
+            return fail_key(c, i, "resolves to %s, with %s at character %zu; config values "
+                            "are printable text. HINT: rename the directory or file",
+                            s, what, bad + 1);
+        }
+        if (ini_quote(s, q, sizeof q))
+            return fail_key(c, i, "holds both kinds of quote (' and \") with a backslash, "
+                            "';', '#' or an outer space, which no INI value can hold when the "
+                            "config is saved. HINT: rename it");
+        size_t line = strlen(k->key) + 3 + strlen(q);
+        if (line > INI_MAX_LINE)
+            return fail_key(c, i, "%s %zu characters long: saved with the config (in every "
+                            "checkpoint) it needs a %zu-character line, but an INI line holds "
+                            "at most %d. HINT: use a shorter path (a shorter directory or a "
+                            "symlink)",
+                            strcmp(s, c->text[i] ? c->text[i] : "") ? "resolves to a path"
+                                                                   : "is",
+                            n, line, INI_MAX_LINE);
+    }
+    return 0;
+}
+
 void vkt_config_defaults(vkt_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     char why[512];
@@ -816,7 +1236,10 @@ int vkt_config_load(vkt_config *cfg, const char *path, const char *const *overri
         if (keys[i].flags & F_INPUT) rc = resolve_input(&c, cfg, i);
         else if (keys[i].flags & F_CACHE) rc = resolve_cache(&c, cfg, i);
     }
+    if (!rc) rc = check_printable(&c, cfg);
     for (int i = 0; i < NKEYS; i++) free(c.owned[i]);
+    /* every message may quote file content or an argument: no raw control bytes out */
+    if (rc) escape_message(err, errlen);
     return rc;
 }
 
@@ -900,10 +1323,10 @@ static void format_value(const vkt_config *cfg, const key_def *k, char *buf, siz
     case K_CHOICE:
     case K_STR: {
         const char *s = p;
-        /* Quoted, because iniparser cuts an unquoted value at ';' or '#'; it cannot escape a
-         * '"', so such a string goes out bare. */
-        if (strchr(s, '"')) snprintf(buf, len, "%s", s);
-        else snprintf(buf, len, "\"%s\"", s);
+        /* Quoted where it can be, because iniparser cuts an unquoted value at ';' or '#'.
+         * vkt_config_load refuses values no form holds; a struct filled by hand goes out
+         * bare then. */
+        if (ini_quote(s, buf, len)) snprintf(buf, len, "%s", s);
         break;
     }
     }

@@ -27,6 +27,9 @@ void vkt_log_progress(const vkt_step_stats *s) {
             s->total_steps, s->loss, s->lr, s->grad_norm, s->tokens_per_s, eta);
     if (s->loss_scale > 0) fprintf(stderr, " | scale %.0f%s", s->loss_scale,
                                    s->skipped ? " (skipped)" : "");
+    if (s->outlier_guard && s->outlier_skips)
+        fprintf(stderr, " | outliers skipped %d%s", s->outlier_skips,
+                s->outlier_skipped ? " (this step)" : "");
     if (s->has_val) fprintf(stderr, " | val %.4f", s->val_loss);
     if (tty && !s->has_val) {
         fprintf(stderr, "\033[K"); /* clear what a longer previous line left */
@@ -103,6 +106,9 @@ void vkt_metrics_write(vkt_metrics *m, const vkt_step_stats *s) {
     if (s->loss_scale > 0)
         fprintf(m->f, ",\"loss_scale\":%.0f,\"skipped\":%s", s->loss_scale,
                 s->skipped ? "true" : "false");
+    if (s->outlier_guard)
+        fprintf(m->f, ",\"outlier_skipped\":%s,\"outlier_skips\":%d",
+                s->outlier_skipped ? "true" : "false", s->outlier_skips);
     fprintf(m->f, "}\n");
     fflush(m->f);
 }

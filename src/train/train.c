@@ -34,6 +34,9 @@ typedef struct run {
     vkt_checkpoint init; /* weights to start from ([model] init_from), read before the model */
     int fp16;            /* [train] precision = fp16: matmul operands in fp16, loss scaling */
     vkt_loss_scale ls;   /* the dynamic loss scale (1 and untouched under fp32) */
+    /* [train] skip_outliers: recent losses and gradient norms, updates skipped by the guard */
+    struct outlier_window { double v[100]; int n, next; } loss_win, norm_win;
+    int outlier_skips;
 } run;
 
 static volatile sig_atomic_t stop_requested = 0;
@@ -229,18 +232,57 @@ static float evaluate(run *r) {
     return (float)(vkt_dist_sum(r->dist, mean) / vkt_dist_size(r->dist));
 }
 
-/* One optimizer step; fills the loss, lr and grad norm of st. Everything up to the AdamW
- * update is queued on the device (the loss and the gradient norm accumulate there, and AdamW
- * clips by the norm it finds there); the one host round trip is reading both at the end.
- * Under fp16 the gradients carry the loss scale S from dlogits on (so that small ones survive
- * the fp16 rounding of the backward matmuls' operands); AdamW divides it out, and skips the
- * update on the device when the norm is not finite (an overflow). */
-static void train_step(run *r, int step, vkt_step_stats *st) {
+/* ---- the outlier guard ([train] skip_outliers) --------------------------------------------- */
+
+#define OUTLIER_WINDOW ((int)(sizeof(((run *)0)->loss_win.v) / sizeof(double)))
+
+/* How many standard deviations x lies above the window's mean: 0 until the window is full
+ * (a mean of a few early steps says little) or when its values are all equal. */
+static double window_z(const struct outlier_window *w, double x) {
+    if (w->n < OUTLIER_WINDOW) return 0;
+    double mean = 0, var = 0;
+    for (int i = 0; i < w->n; i++) mean += w->v[i];
+    mean /= w->n;
+    for (int i = 0; i < w->n; i++) var += (w->v[i] - mean) * (w->v[i] - mean);
+    double sd = sqrt(var / w->n);
+    return sd > 0 ? (x - mean) / sd : 0;
+}
+
+/* Every finite value goes in, outliers too (as llm.c does): a lasting change of level is
+ * then learned within one window instead of skipping every step after it. */
+static void window_add(struct outlier_window *w, double x) {
+    w->v[w->next] = x;
+    w->next = (w->next + 1) % OUTLIER_WINDOW;
+    if (w->n < OUTLIER_WINDOW) w->n++;
+}
+
+/* 1 when this step's loss or gradient norm is more than z deviations above the window's. */
+static int is_outlier(run *r, const vkt_step_stats *st) {
+    double z = r->cfg->train.skip_outliers;
+    double zl = window_z(&r->loss_win, st->loss), zn = window_z(&r->norm_win, st->grad_norm);
+    window_add(&r->loss_win, st->loss);
+    window_add(&r->norm_win, st->grad_norm);
+    if (zl <= z && zn <= z) return 0;
+    if (vkt_dist_rank(r->dist) == 0) {
+        vkt_log_newline();
+        fprintf(stderr,
+                "vktrain: step %d: %s %.4g is %.1f standard deviations above the mean of the "
+                "last %d steps (skip_outliers = %g): update skipped (%d so far)\n",
+                st->step, zl > z ? "loss" : "gradient norm", zl > z ? st->loss : st->grad_norm,
+                zl > z ? zl : zn, OUTLIER_WINDOW, z, r->outlier_skips + 1);
+    }
+    return 1;
+}
+
+/* ---- one optimizer step ------------------------------------------------------------------- */
+
+/* Forward and backward of every micro-batch, the all-reduce and the gradient norm, queued;
+ * the loss and norm^2 accumulate in r->scalar. */
+static void queue_gradients(run *r, int step) {
     const vkt_config *c = r->cfg;
     int T = vkt_schedule_seq_len(&r->sched, step), accum = c->train.grad_accum_steps;
-    float S = r->ls.scale;
     /* the mean over the global batch: each micro-batch's dlogits carry S/(B T accum) */
-    float grad_scale = S / ((float)r->B * T * accum);
+    float grad_scale = r->ls.scale / ((float)r->B * T * accum);
     vkt_ptr loss = vkt_at(r->scalar, 0), norm_sq = vkt_at(r->scalar, sizeof(float));
     vkt_model_zero_grad(r->model);
     vkt_fill(r->be, loss, 0.0f, 1);
@@ -255,17 +297,60 @@ static void train_step(run *r, int step, vkt_step_stats *st) {
     vkt_dist_allreduce_grads(r->dist, r->be, vkt_model_grads(r->model),
                              vkt_model_num_params(r->model), 1.0f / world);
     vkt_grad_norm_sq(r->model, norm_sq);
-    st->lr = (float)vkt_schedule_lr(&r->sched, step);
-    vkt_optim_args a = {.lr = st->lr, .beta1 = (float)c->optim.beta1,
+}
+
+/* AdamW, queued: it clips by the norm it finds on the device, and skips itself when that norm
+ * is not finite. t counts the updates made, so skipped steps do not advance it. */
+static void queue_update(run *r, int step, float lr) {
+    const vkt_config *c = r->cfg;
+    vkt_optim_args a = {.lr = lr, .beta1 = (float)c->optim.beta1,
                         .beta2 = (float)c->optim.beta2, .eps = (float)c->optim.eps,
-                        .weight_decay = (float)c->optim.weight_decay, .grad_scale = 1.0f / S,
-                        .t = step + 1 - r->ls.skipped, .norm_sq = norm_sq,
+                        .weight_decay = (float)c->optim.weight_decay,
+                        .grad_scale = 1.0f / r->ls.scale, .t = step + 1 - r->ls.skipped,
+                        .norm_sq = vkt_at(r->scalar, sizeof(float)),
                         .max_norm = (float)c->optim.grad_clip};
     vkt_optim_adamw_step(r->model, &a);
+}
+
+/* The one host round trip: the step's loss and gradient norm. */
+static void read_scalars(run *r, vkt_step_stats *st) {
     float s[2];
-    vkt_download(r->be, s, loss, sizeof s);
-    st->loss = (float)(vkt_dist_sum(r->dist, s[0]) / world);
-    st->grad_norm = sqrtf(s[1]) / S;
+    vkt_download(r->be, s, vkt_at(r->scalar, 0), sizeof s);
+    st->loss = (float)(vkt_dist_sum(r->dist, s[0]) / vkt_dist_size(r->dist));
+    st->grad_norm = sqrtf(s[1]) / r->ls.scale;
+}
+
+/* One optimizer step; fills the loss, lr and grad norm of st. Everything up to the AdamW
+ * update is queued on the device (the loss and the gradient norm accumulate there, and AdamW
+ * clips by the norm it finds there); the one host round trip is reading both at the end, so
+ * the loss the host sees is that of the parameters before this step's update.
+ * Under fp16 the gradients carry the loss scale S from dlogits on (so that small ones survive
+ * the fp16 rounding of the backward matmuls' operands); AdamW divides it out, and skips the
+ * update on the device when the norm is not finite (an overflow).
+ * With [train] skip_outliers the update waits for the host instead: the loss and norm are read
+ * first, and AdamW is queued only when neither is an outlier nor non-finite. It then goes out
+ * with the next step's work (or the checkpoint's download), so a step still makes one round
+ * trip; what it costs is that the device holds the update back while the host decides. */
+static void train_step(run *r, int step, vkt_step_stats *st) {
+    queue_gradients(r, step);
+    st->lr = (float)vkt_schedule_lr(&r->sched, step);
+    if (r->cfg->train.skip_outliers <= 0) {
+        queue_update(r, step, st->lr);
+        read_scalars(r, st);
+        return;
+    }
+    read_scalars(r, st);
+    st->outlier_guard = 1;
+    st->outlier_skips = r->outlier_skips;
+    if (!isfinite(st->loss) || !isfinite(st->grad_norm)) return; /* the loop deals with it */
+    if (is_outlier(r, st)) {
+        st->outlier_skipped = 1;
+        r->outlier_skips++;
+        r->ls.skipped++; /* AdamW's t counts updates; checkpoints keep this count */
+    } else {
+        queue_update(r, step, st->lr);
+    }
+    st->outlier_skips = r->outlier_skips;
 }
 
 /* fp16: after each step, the dynamic loss scale. A non-finite gradient norm means the scaled
@@ -309,6 +394,117 @@ static int update_loss_scale(run *r, vkt_step_stats *st, char *err, size_t errle
     return 0;
 }
 
+/* ---- non-finite values: find where, keep the last checkpoint good ------------------------ */
+
+/* The first element of buf (the model's parameter layout) that is not finite, as "qkvw
+ * (layer 2, element 17 of 3072)"; 0 when every element is finite. */
+static int first_nonfinite(const run *r, const float *buf, char *out, size_t len) {
+    const vkt_param_tensor *t = vkt_model_tensors(r->model);
+    int L = vkt_model_shape(r->model)->num_layers;
+    for (int i = 0; i < VKT_NUM_PARAM_TENSORS; i++) {
+        for (size_t e = 0; e < t[i].size; e++) {
+            if (isfinite(buf[t[i].offset + e])) continue;
+            /* the per-layer tensors stack their L layers (llm.c's layout); wte, wpe, lnf not */
+            int per_layer = t[i].size % (size_t)L == 0 && i >= 2 && i < 14;
+            size_t n = per_layer ? t[i].size / (size_t)L : t[i].size;
+            if (per_layer)
+                snprintf(out, len, "%s (layer %zu, element %zu of %zu: %g)", t[i].name, e / n,
+                         e % n, n, buf[t[i].offset + e]);
+            else
+                snprintf(out, len, "%s (element %zu of %zu: %g)", t[i].name, e, n,
+                         buf[t[i].offset + e]);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Downloads a model buffer (only on a failure path) and names its first non-finite element:
+ * 1 found, 0 all finite, -1 no host memory for it. */
+static int scan_buffer(run *r, vkt_buf *b, char *out, size_t len) {
+    size_t n = vkt_model_num_params(r->model);
+    float *h = malloc(n * sizeof *h);
+    if (!h) return -1;
+    vkt_download(r->be, h, vkt_at(b, 0), n * sizeof *h);
+    int found = first_nonfinite(r, h, out, len);
+    free(h);
+    return found;
+}
+
+/* What the user can do about a diverged run, given what is already set. */
+static void divergence_hint(const run *r, int loss_bad, char *buf, size_t len) {
+    const vkt_config *c = r->cfg;
+    if (r->fp16 && loss_bad)
+        snprintf(buf, len, "HINT: use [train] precision = fp32 (the forward pass overflows "
+                 "fp16), or lower [optim] lr (peak %g)", c->optim.lr);
+    else if (c->optim.grad_clip <= 0)
+        snprintf(buf, len, "HINT: set [optim] grad_clip = 1.0 (clipping is off), or lower "
+                 "[optim] lr (peak %g)", c->optim.lr);
+    else
+        snprintf(buf, len, "HINT: lower [optim] lr (peak %g) or raise [optim] warmup_steps "
+                 "(gradients are already clipped to norm %g); check the data for a bad "
+                 "batch%s", c->optim.lr, c->optim.grad_clip,
+                 r->fp16 ? ", or use [train] precision = fp32" : "");
+}
+
+/* "checkpoint.bin (step 40) is the last one, untouched" */
+static void last_checkpoint(const char *ckpt, int step, char *buf, size_t len) {
+    if (step > 0) snprintf(buf, len, "%s (step %d) is the last checkpoint, untouched", ckpt, step);
+    else snprintf(buf, len, "no checkpoint was written");
+}
+
+/* A step whose loss or gradient norm is not finite (fp16 overflows aside, which only skip the
+ * step): exit 1, naming the first tensor whose gradient is not finite, whether the parameters
+ * were so before the step (then an earlier update diverged), and what to change. */
+static int report_nonfinite(run *r, const vkt_step_stats *st, const char *ckpt, int ckpt_step,
+                            char *err, size_t errlen) {
+    char grad[160] = "", param[160] = "", last[VKT_PATH_MAX + 128], hint[300];
+    int loss_bad = !isfinite(st->loss);
+    int g = scan_buffer(r, vkt_model_grads(r->model), grad, sizeof grad);
+    int p = scan_buffer(r, vkt_model_params(r->model), param, sizeof param);
+    char where[400];
+    if (g > 0) snprintf(where, sizeof where, "; the first tensor whose gradient is not finite: %s",
+                        grad);
+    else if (g == 0) snprintf(where, sizeof where, "; every gradient is finite");
+    else snprintf(where, sizeof where, " (no host memory to find the tensor)");
+    char before[300] = "";
+    if (p > 0)
+        snprintf(before, sizeof before, "; the parameters were already not finite before this "
+                 "step, first %s: the update of step %d diverged", param, st->step - 1);
+    last_checkpoint(ckpt, ckpt_step, last, sizeof last);
+    divergence_hint(r, loss_bad, hint, sizeof hint);
+    vkt_log_newline();
+    snprintf(err, errlen,
+             "step %d: the %s is not finite under %s (loss %g, gradient norm %g)%s%s; the run "
+             "stops, %s. %s",
+             st->step, loss_bad ? "loss" : "gradient norm", r->cfg->train.precision, st->loss,
+             st->grad_norm, where, before, last, hint);
+    return 1;
+}
+
+/* Before a checkpoint: the update that the host has not seen the effect of yet (it comes after
+ * the step's loss) must not have made the parameters non-finite, or that checkpoint would
+ * replace the last good one with NaNs. One reduction and one float read; the whole buffer is
+ * read only when the sum is not finite (it also overflows for huge but finite weights). */
+static int check_params_finite(run *r, int step, const char *ckpt, int ckpt_step, char *err,
+                               size_t errlen) {
+    vkt_ptr out = vkt_at(r->scalar, sizeof(float));
+    float ss;
+    vkt_sumsq(r->be, out, vkt_at(vkt_model_params(r->model), 0), vkt_model_num_params(r->model));
+    vkt_download(r->be, &ss, out, sizeof ss);
+    if (isfinite(ss)) return 0;
+    char param[160], last[VKT_PATH_MAX + 128], hint[300];
+    if (scan_buffer(r, vkt_model_params(r->model), param, sizeof param) == 0) return 0;
+    last_checkpoint(ckpt, ckpt_step, last, sizeof last);
+    divergence_hint(r, 0, hint, sizeof hint);
+    vkt_log_newline();
+    snprintf(err, errlen,
+             "step %d: the update made the parameters non-finite (first %s), though the step's "
+             "loss and gradient norm were finite; not saving them: %s. %s",
+             step, param, last, hint);
+    return 1;
+}
+
 static void print_banner(const run *r, int end_step) {
     const vkt_config *c = r->cfg;
     const vkt_device_info *d = vkt_backend_info(r->be);
@@ -342,6 +538,7 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
     }
     print_banner(r, end_step);
     double avg_step_s = 0, wait_s = 0, steps_s = 0;
+    int ckpt_step = r->start_step; /* of the newest checkpoint on disk that this run knows */
     for (int step = r->start_step; step < end_step; step++) {
         vkt_step_stats st = {.step = step + 1, .total_steps = c->train.max_steps};
         double t0 = now_s();
@@ -354,14 +551,8 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
             int rc = update_loss_scale(r, &st, err, errlen);
             if (rc) return rc;
         }
-        if (!isfinite(st.loss) || (!isfinite(st.grad_norm) && !st.skipped)) {
-            vkt_log_newline();
-            snprintf(err, errlen,
-                     "step %d: the loss or gradient is not finite (loss %g, grad norm %g). HINT: "
-                     "lower [optim] lr or set [optim] grad_clip",
-                     step + 1, st.loss, st.grad_norm);
-            return 1;
-        }
+        if (!isfinite(st.loss) || (!isfinite(st.grad_norm) && !st.skipped))
+            return report_nonfinite(r, &st, ckpt, ckpt_step, err, errlen);
         avg_step_s = step == r->start_step ? dt : 0.9 * avg_step_s + 0.1 * dt;
         st.step_ms = dt * 1e3;
         st.data_wait_ms = r->data_wait_s * 1e3;
@@ -382,6 +573,7 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
         res->last_loss = st.loss;
         res->steps_done = step + 1;
         res->skipped_steps = r->ls.skipped;
+        res->outlier_skips = r->outlier_skips;
         res->loss_scale = r->ls.scale;
         if (vkt_dist_rank(r->dist) == 0) {
             if (last || st.has_val || (step + 1) % c->train.log_interval == 0)
@@ -389,10 +581,13 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
             vkt_metrics_write(&r->metrics, &st);
             if (last || (c->train.checkpoint_interval > 0 &&
                          (step + 1) % c->train.checkpoint_interval == 0)) {
-                vkt_loader_state ls = vkt_loader_get_state(r->loader);
-                int rc = vkt_checkpoint_save(ckpt, r->model, c, step + 1, &ls, &r->ls,
-                                             r->data.tokenizer, err, errlen);
+                int rc = check_params_finite(r, step + 1, ckpt, ckpt_step, err, errlen);
                 if (rc) return rc;
+                vkt_loader_state ls = vkt_loader_get_state(r->loader);
+                rc = vkt_checkpoint_save(ckpt, r->model, c, step + 1, &ls, &r->ls,
+                                         r->data.tokenizer, err, errlen);
+                if (rc) return rc;
+                ckpt_step = step + 1;
             }
         }
         if (interrupted) {
