@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 
 #include "util/fs.h"
 #include "vktrain/checkpoint.h"
@@ -193,7 +194,8 @@ static int init_state(run *r, char *err, size_t errlen) {
     if (c->train.resume) {
         char path[VKT_PATH_MAX + 32];
         checkpoint_path(c, path, sizeof path);
-        if (!vkt_file_exists(path)) {
+        struct stat st; /* present but not a regular file: the reader says so */
+        if (stat(path, &st) != 0) {
             snprintf(err, errlen,
                      "nothing to resume: %s does not exist. HINT: start without --resume, or "
                      "set [train] out_dir to the earlier run's directory",
