@@ -163,9 +163,23 @@ static int apply_checkpoint(run *r, const vkt_checkpoint *ck, const char *path, 
                  a, b);
         return 2;
     }
+    if (ck->shape.padded_vocab_size != s->padded_vocab_size ||
+        ck->num_params != vkt_model_num_params(r->model)) { /* the reader refuses these */
+        snprintf(err, errlen, "%s: holds %zu parameters (padded vocab %d), the model has %zu "
+                 "(padded vocab %d)", path, ck->num_params, ck->shape.padded_vocab_size,
+                 vkt_model_num_params(r->model), s->padded_vocab_size);
+        return 2;
+    }
     vkt_model_set_params(r->model, ck->params);
     if (!resume) return 0;
     size_t bytes = ck->num_params * sizeof(float);
+    if (ck->step > r->cfg->train.max_steps) { /* the schedule has no LR beyond max_steps */
+        snprintf(err, errlen,
+                 "%s: is at step %d, beyond [train] max_steps = %d. HINT: raise max_steps to "
+                 "at least %d to train on from it",
+                 path, ck->step, r->cfg->train.max_steps, ck->step + 1);
+        return 2;
+    }
     if (!ck->adam) {
         snprintf(err, errlen, "%s: has no optimizer state to resume from", path);
         return 2;
