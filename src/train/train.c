@@ -38,7 +38,12 @@ typedef struct run {
 
 static volatile sig_atomic_t stop_requested = 0;
 
+/* Set once a training loop is under way: only then is there a step to finish and a
+ * checkpoint to save, so only then does the CLI's first Ctrl-C wait for them. */
+static volatile sig_atomic_t loop_running = 0;
+
 void vkt_train_request_stop(void) { stop_requested = 1; }
+int vkt_train_stop_honoured(void) { return loop_running != 0; }
 
 static double now_s(void) {
     struct timespec ts;
@@ -356,6 +361,7 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
         return 0;
     }
     print_banner(r, end_step);
+    loop_running = 1;
     double avg_step_s = 0, wait_s = 0, steps_s = 0;
     for (int step = r->start_step; step < end_step; step++) {
         vkt_step_stats st = {.step = step + 1, .total_steps = c->train.max_steps};
