@@ -16,15 +16,16 @@ trap 'rm -rf "$T"' EXIT
 export XDG_CACHE_HOME="$T/cache"
 . "$SRC/tests/cli_lib.sh"
 
-# texpect STATUS SUBSTRING ARGS...: expect, under a 10 s timeout (a hang exits 124)
+# texpect STATUS SUBSTRING ARGS...: expect, under a 10 s timeout (a hang exits 124; KILL 5 s
+# later, for a process that swallows the TERM)
 texpect() {
     want=$1 pattern=$2
     shift 2
     cases=$((cases + 1))
-    out=$(timeout 10 "$BIN" "$@" 2>&1)
+    out=$(timeout -k 5 10 "$BIN" "$@" 2>&1)
     got=$?
     if [ "$got" -ne "$want" ]; then
-        fail "vktrain $*: exit $got, want $want$([ "$got" -eq 124 ] && echo ' (it hung)')"
+        fail "vktrain $*: exit $got, want $want$([ "$got" -eq 124 ] || [ "$got" -eq 137 ] && echo ' (it hung)')"
         echo "$out" | tail -3
     elif ! printf '%s' "$out" | grep -qF -- "$pattern"; then
         fail "vktrain $*: output lacks '$pattern':"; echo "$out" | tail -3
@@ -139,9 +140,9 @@ texpect 0 "shape from the llm.c model" --set model.init_from="$C/good.llmc" --se
 # ---- an empty prompt --------------------------------------------------------------------------
 # GPT-2's vocabulary starts from <|endoftext|>: two greedy runs give the same tokens
 cases=$((cases + 1))
-a=$(timeout 20 "$BIN" sample --checkpoint "$C/gpt2vocab.llmc" --prompt '' --temperature 0 --tokens 8 --device cpu:0 2>&1)
+a=$(timeout -k 5 20 "$BIN" sample --checkpoint "$C/gpt2vocab.llmc" --prompt '' --temperature 0 --tokens 8 --device cpu:0 2>&1)
 ra=$?
-b=$(timeout 20 "$BIN" sample --checkpoint "$C/gpt2vocab.llmc" --prompt '' --temperature 0 --tokens 8 --device cpu:0 2>&1)
+b=$(timeout -k 5 20 "$BIN" sample --checkpoint "$C/gpt2vocab.llmc" --prompt '' --temperature 0 --tokens 8 --device cpu:0 2>&1)
 rb=$?
 if [ "$ra" -ne 0 ] || [ "$rb" -ne 0 ] || [ "$a" != "$b" ] || [ -z "$a" ]; then
     fail "sample --prompt '' (GPT-2 vocab): exit $ra/$rb, outputs '$a' / '$b'"

@@ -72,7 +72,12 @@ int vkt_open_regular(const char *path, char *err, size_t errlen) {
         return -1;
     }
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) { /* swapped for a FIFO or device after the stat */
         not_regular(path, st.st_mode, err, errlen);
         close(fd);
         return -1;
