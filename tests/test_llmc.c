@@ -100,7 +100,7 @@ static void test_files(void) {
     h[5] = 2;
     h[3] = 0;
     write_raw("zero.bin", h, fp, fn * 4);
-    expect_bad("zero.bin", "non-positive");
+    expect_bad("zero.bin", "vocab_size = 0 is outside");
     FILE *f = fopen(path_of("text.bin"), "wb");
     fputs("hello, I am not a model at all; a few more bytes to pass sixteen", f);
     fclose(f);

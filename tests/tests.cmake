@@ -53,6 +53,12 @@ set_tests_properties(cli_errors PROPERTIES LABELS "cpu" ENVIRONMENT "${VKT_TEST_
 add_test(NAME cli_data COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli_data.sh $<TARGET_FILE:vktrain> ${CMAKE_SOURCE_DIR})
 set_tests_properties(cli_data PROPERTIES LABELS "cpu" ENVIRONMENT "${VKT_TEST_ENV}")
 
+# Hostile input end to end: FIFOs and devices for every input of every command, crafted
+# checkpoints and llm.c files (written by test_checkpoint_hostile --write), non-finite weights,
+# an empty prompt, eval's error messages, a signal before training.
+add_test(NAME cli_hostile COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli_hostile.sh $<TARGET_FILE:vktrain> ${CMAKE_SOURCE_DIR} $<TARGET_FILE:test_checkpoint_hostile>)
+set_tests_properties(cli_hostile PROPERTIES LABELS "cpu" ENVIRONMENT "${VKT_TEST_ENV}")
+
 # The cross-backend op comparison, run once more with the cpu backend as the device under test
 # so that the harness itself is exercised on every machine.
 add_test(NAME test_backend_ops_harness COMMAND test_backend_ops)

@@ -8,7 +8,11 @@
  *         TOKN (the tokenizer, vkt_tokenizer_serialize; absent when unknown),
  *         SCAL (fp32 loss scale, int32 clean steps, int32 skipped steps; absent in files of
  *         older versions: scale 1, no skips)
- * Readers skip sections they do not know.
+ * Readers skip sections they do not know, and refuse before allocating anything: a known
+ * section twice, a wrong-size SHPE/STEP/SCAL, a shape vkt_gpt2_shape_check refuses, PARM/ADAM
+ * sizes other than the shape's, step outside [0, INT32_MAX - 1], loader batches outside
+ * [step, 2^48], a loss scale not finite and > 0, negative counts, skipped > step, a TOKN
+ * vocab above the model's, bytes after the last section; then weights that are not finite.
  * Written to a temporary name and renamed, so a crash never leaves a half file behind. */
 #ifndef VKTRAIN_CHECKPOINT_H
 #define VKTRAIN_CHECKPOINT_H
@@ -48,8 +52,17 @@ typedef struct vkt_checkpoint {
 int vkt_checkpoint_save(const char *path, vkt_model *m, const vkt_config *cfg, int step,
                         const vkt_loader_state *loader, const vkt_loss_scale *ls,
                         const vkt_tokenizer *tok, char *err, size_t errlen);
-/* Reads and verifies (magic, version, every CRC, sizes). 0, or 2 with err naming the file. */
+/* Reads and verifies (magic, version, every CRC, every field as above). 0, or 2 with err
+ * naming the file, the section and the field (1: out of memory). */
 int vkt_checkpoint_read(const char *path, vkt_checkpoint *ck, char *err, size_t errlen);
+/* The same on a file already in memory (name stands for it in messages): what a fuzzer calls.
+ * On failure ck is freed and zeroed. */
+int vkt_checkpoint_parse(const unsigned char *buf, size_t len, const char *name,
+                         vkt_checkpoint *ck, char *err, size_t errlen);
+/* 0 when every value of x (laid out as s's parameters) is finite; else 2 with err naming the
+ * file, the first tensor and element, and what x is ("the parameters"). */
+int vkt_weights_check_finite(const char *name, const char *what, const vkt_gpt2_shape *s,
+                             const float *x, char *err, size_t errlen);
 void vkt_checkpoint_free(vkt_checkpoint *ck);
 
 /* ---- llm.c model files ----------------------------------------------------------------------
@@ -59,8 +72,13 @@ void vkt_checkpoint_free(vkt_checkpoint *ck);
 #define VKT_LLMC_VERSION_BF16 5
 
 /* Reads an llm.c model file into ck (shape and params; step 0, no adam, config or
- * tokenizer). 0, or 2 with err naming the file and the problem. */
+ * tokenizer). The header is checked as a checkpoint's SHPE (its padded vocab may be any value
+ * >= vocab, as llm.c pads to 128), the size must be exactly what it implies, and the weights
+ * must be finite. 0, or 2 with err naming the file and the problem (1: out of memory). */
 int vkt_llmc_model_read(const char *path, vkt_checkpoint *ck, char *err, size_t errlen);
+/* The same on a file in memory (name for messages): what a fuzzer calls. */
+int vkt_llmc_model_parse(const unsigned char *buf, size_t len, const char *name,
+                         vkt_checkpoint *ck, char *err, size_t errlen);
 /* Writes version 3 (fp32) atomically. 0, or 1 with err. */
 int vkt_llmc_model_write(const char *path, const vkt_gpt2_shape *s, const float *params,
                          char *err, size_t errlen);

@@ -34,6 +34,17 @@ int vkt_padded_vocab(int vocab_size);
 /* Fills the 16 tensors in llm.c's order (wte wpe ln1w ln1b qkvw qkvb attprojw attprojb ln2w
  * ln2b fcw fcb fcprojw fcprojb lnfw lnfb); returns the total parameter count. */
 size_t vkt_gpt2_param_layout(const vkt_gpt2_shape *s, vkt_param_tensor out[VKT_NUM_PARAM_TENSORS]);
+/* Checks a shape before anything is sized from it (checkpoints, llm.c files, configs): every
+ * dimension >= 1 and within sane bounds (vocab <= 65536), n_embd divisible by n_head,
+ * padded_vocab_size exactly vkt_padded_vocab(vocab_size), the parameter count representable.
+ * 0, or 2 with err naming the field ("n_head = 0 is outside [1, 65536]"; the caller prefixes
+ * the file). */
+int vkt_gpt2_shape_check(const vkt_gpt2_shape *s, char *err, size_t errlen);
+/* The first NaN or infinity in params (the layout of s): returns its tensor's index into
+ * vkt_gpt2_param_layout (name: layout[i].name) and sets *elem (may be NULL) to the element's
+ * index within that tensor; -1 when every value is finite. Works on any buffer of that layout
+ * (parameters, gradients, AdamW moments). */
+int vkt_params_first_nonfinite(const vkt_gpt2_shape *s, const float *params, size_t *elem);
 /* Bytes of device memory the model needs for batches up to B x T (params, grads, moments,
  * activations, activation gradients). */
 double vkt_gpt2_memory_bytes(const vkt_gpt2_shape *s, int B, int T);
@@ -94,7 +105,8 @@ int vkt_sample_logits(const float *logits, int V, const vkt_sample_opts *o, uint
 
 /* Continues tokens[0..n) by n_new tokens written to tokens[n..n+n_new), calling emit after
  * each (for streaming). The context is the last block_size tokens, so the model must have been
- * created for batches of 1 x block_size. Returns the number of tokens generated. */
+ * created for batches of 1 x block_size. Returns the number of tokens generated (0 when n < 1:
+ * there must be a token to continue from, e.g. an end-of-text token). */
 int vkt_generate(vkt_model *m, int32_t *tokens, int n, int n_new, const vkt_sample_opts *o,
                  void (*emit)(int token, void *user), void *user);
 

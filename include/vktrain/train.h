@@ -48,6 +48,10 @@ typedef struct vkt_train_result {
  * call from a signal handler. The run then returns VKT_TRAIN_INTERRUPTED. */
 void vkt_train_request_stop(void);
 #define VKT_TRAIN_INTERRUPTED 130
+/* 1 once a run's training loop has started (a stop request is then honoured after a step);
+ * 0 before, while data, weights and the device are being opened: a signal handler should end
+ * the process then. Safe to call from a signal handler. */
+int vkt_train_stop_honoured(void);
 
 /* Options of a run that are not part of its config (they change what is reported, never
  * what is computed). */

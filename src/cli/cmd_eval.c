@@ -142,9 +142,10 @@ static int open_run_data(eval_data *e, const cli_model *cm, const char *ckpt, ch
  * would also require its data files to still exist, which --data makes unnecessary. */
 static int default_seq_len(const cli_model *cm) {
     const char *p = cm->ck.config_text ? strstr(cm->ck.config_text, "\nseq_len = ") : NULL;
-    int T = p ? atoi(p + 11) : 0;
-    if (T <= 0) T = cm->ck.shape.max_seq_len < 1024 ? cm->ck.shape.max_seq_len : 1024;
-    return T;
+    long T = p ? strtol(p + 11, NULL, 10) : 0;
+    int maxT = cm->ck.shape.max_seq_len;
+    if (T <= 0 || T > maxT) T = maxT < 1024 ? maxT : 1024; /* the saved text is not trusted */
+    return (int)T;
 }
 
 int vkt_cmd_eval(int argc, char **argv) {
@@ -158,10 +159,13 @@ int vkt_cmd_eval(int argc, char **argv) {
     vkt_tokenizer *tok = NULL;
     int dev;
     rc = cli_model_read(&cm, a.checkpoint, a.device, &dev, err, sizeof err);
-    int V = cm.ck.shape.vocab_size, T = a.T ? a.T : default_seq_len(&cm);
-    if (!rc && T > cm.ck.shape.max_seq_len)
-        rc = cli_usage("eval", "--seq-len %d: the model has %d positions", T,
-                       cm.ck.shape.max_seq_len);
+    int V = cm.ck.shape.vocab_size, T = rc ? 0 : a.T ? a.T : default_seq_len(&cm);
+    if (!rc && T > cm.ck.shape.max_seq_len) { /* a message in err: cli_fail prints it */
+        snprintf(err, sizeof err, "--seq-len %d: the model %s has %d positions. HINT: give "
+                 "--seq-len %d or less", T, a.checkpoint, cm.ck.shape.max_seq_len,
+                 cm.ck.shape.max_seq_len);
+        rc = 2;
+    }
     if (!rc && a.tokenizer && !(tok = vkt_tokenizer_load(a.tokenizer, err, sizeof err))) rc = 2;
     if (!rc && a.data && vkt_data_is_text(a.data))
         rc = encode_text(&e, a.data, tok ? tok : cm.ck.tokenizer, V, err, sizeof err);
@@ -206,5 +210,8 @@ int vkt_cmd_eval(int argc, char **argv) {
     free(e.text_ids);
     vkt_tokenizer_free(tok);
     cli_model_close(&cm);
+    if (rc && !err[0]) /* every path above says what failed; this is the net under them */
+        snprintf(err, sizeof err, "%s: evaluation failed (no detail; please report this)",
+                 a.checkpoint);
     return rc ? cli_fail("eval", rc, err) : 0;
 }

@@ -13,7 +13,9 @@ static const char USAGE[] =
     "\n"
     "Generates text from a model: a run's out_dir (or its checkpoint.bin) or an llm.c model\n"
     "file. Text is printed as it is produced.\n"
-    "  --prompt TEXT      text to continue (default: a newline)\n"
+    "  --prompt TEXT      text to continue (default: a newline). An empty prompt starts a\n"
+    "                     fresh document from GPT-2's <|endoftext|> token (vocab 50257);\n"
+    "                     a vocabulary without one (byte, bpe) refuses it\n"
     "  --tokens N         tokens to generate (default 256)\n"
     "  --temperature T    sampling temperature; 0 = always the likeliest token (default 0.8)\n"
     "  --top-k K          sample among the K likeliest tokens; 0 = all (default 200)\n"
@@ -74,19 +76,48 @@ static int parse(int argc, char **argv, sample_args *a) {
     return 0;
 }
 
+#define GPT2_VOCAB 50257
+#define GPT2_EOT 50256 /* GPT-2's <|endoftext|> */
+
 /* The prompt as token ids (*n of them) into a buffer with room for extra more. */
 static int32_t *prompt_ids(const sample_args *a, const vkt_tokenizer *tok, int V, int extra,
                            int *n, char *err, size_t errlen) {
     const char *text = a->prompt ? a->prompt : "\n";
     size_t len = strlen(text);
     int32_t *ids = malloc((len + 1 + (size_t)extra) * sizeof *ids);
-    if (!ids) return NULL;
+    if (!ids) {
+        snprintf(err, errlen, "out of host memory for %d tokens", extra);
+        return NULL;
+    }
+    if (a->prompt && !a->prompt[0]) {
+        /* generation needs at least one token of context: an empty prompt is the start of a
+         * document, which only GPT-2's tokens (no tokenizer of ours: llm.c's, or none) say
+         * with a token; vktrain's byte and bpe tokenizers have no end-of-text token */
+        if (V != GPT2_VOCAB || (tok && vkt_tokenizer_can_encode(tok))) {
+            snprintf(err, errlen,
+                     "--prompt '' is empty and %s%s has no end-of-text token to start from. "
+                     "HINT: give a non-empty --prompt, or leave --prompt out to start from a "
+                     "newline",
+                     tok ? "the tokenizer " : "this model's vocabulary",
+                     tok ? vkt_tokenizer_kind_name(tok) : "");
+            free(ids);
+            return NULL;
+        }
+        ids[0] = GPT2_EOT;
+        *n = 1;
+        return ids;
+    }
     if (tok && vkt_tokenizer_can_encode(tok)) {
         uint16_t *u = malloc((len + 1) * sizeof *u);
-        size_t k = u ? vkt_tokenizer_encode(tok, (const unsigned char *)text, len, u) : 0;
+        if (!u) {
+            snprintf(err, errlen, "out of host memory encoding the prompt");
+            free(ids);
+            return NULL;
+        }
+        size_t k = vkt_tokenizer_encode(tok, (const unsigned char *)text, len, u);
         for (size_t i = 0; i < k; i++) ids[i] = u[i];
         free(u);
-        *n = (int)k;
+        *n = (int)k; /* >= 1: every byte of a non-empty text becomes part of a token */
     } else if (a->prompt) {
         snprintf(err, errlen,
                  "--prompt needs a tokenizer that can encode text; %s. HINT: give --tokenizer "
@@ -95,7 +126,7 @@ static int32_t *prompt_ids(const sample_args *a, const vkt_tokenizer *tok, int V
         free(ids);
         return NULL;
     } else {
-        ids[0] = V == 50257 ? 50256 : 0; /* GPT-2's <|endoftext|> starts a fresh document */
+        ids[0] = V == GPT2_VOCAB ? GPT2_EOT : 0; /* <|endoftext|> starts a fresh document */
         *n = 1;
     }
     for (int i = 0; i < *n; i++)
@@ -132,7 +163,7 @@ int vkt_cmd_sample(int argc, char **argv) {
     }
     int n = 0;
     int32_t *ids = rc ? NULL : prompt_ids(&a, tok, V, a.tokens, &n, err, sizeof err);
-    if (!rc && !ids) rc = err[0] ? 2 : 1;
+    if (!rc && !ids) rc = strstr(err, "out of host memory") ? 1 : 2;
     if (!rc) {
         if (a.prompt && tok) fputs(a.prompt, stdout);
         vkt_generate(cm.m, ids, n, a.tokens, &a.o, tok ? emit_text : emit_id, tok);

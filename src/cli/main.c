@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "vktrain/backend.h"
@@ -99,11 +100,19 @@ static int print_config(const vkt_config *cfg) {
     return 0;
 }
 
-/* The first Ctrl-C (or SIGTERM) lets training finish its step and checkpoint; a second one
- * kills at once (a checkpoint being written then stays a .tmp file nobody reads). */
+/* The first Ctrl-C (or SIGTERM) during training lets it finish its step and checkpoint; a
+ * second one kills at once (a checkpoint being written then stays a .tmp file nobody reads).
+ * Before the training loop there is nothing to save: the first one ends the process. */
 static void on_signal(int sig) {
-    (void)sig;
-    vkt_train_request_stop();
+    if (vkt_train_stop_honoured()) {
+        vkt_train_request_stop();
+        return;
+    }
+    static const char msg[] = "\nvktrain: interrupted before training began\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1); /* async-signal-safe, unlike stdio */
+    (void)w;
+    signal(sig, SIG_DFL); /* SA_RESETHAND did so already; said for clarity */
+    raise(sig);
 }
 
 static void catch_stop_signals(void) {

@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/fs.h"
+
 /* ---- the table ------------------------------------------------------------------------------ */
 
 typedef enum {
@@ -900,6 +902,9 @@ static int read_file(load_ctx *c, vkt_config *cfg) {
      * happily "reads" a directory as an empty file. */
     struct stat st;
     FILE *f = NULL;
+    /* a FIFO or a device would block fopen() below, or read for ever: refused unopened */
+    if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+        return vkt_check_regular_file(path, c->err, c->errlen);
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) errno = EISDIR;
     else f = fopen(path, "r");
     if (!f) {

@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/fs.h"
 
 #include "vktrain/data.h"
 
@@ -18,10 +21,13 @@ static source_kind classify(const char *path) {
     if (stat(path, &st) != 0) st.st_size = 0;
     else if (S_ISDIR(st.st_mode)) return SRC_DIR;
     int32_t h[3] = {0};
-    FILE *f = fopen(path, "rb");
-    if (f) {
-        if (fread(h, 4, 3, f) != 3) h[0] = 0;
-        fclose(f);
+    /* only a regular file is peeked at: open() on a FIFO would block. Anything else is
+     * classified by its name, and its reader refuses it ("not a regular file"). */
+    char why[8];
+    int fd = st.st_size > 0 && S_ISREG(st.st_mode) ? vkt_open_regular(path, why, sizeof why) : -1;
+    if (fd >= 0) {
+        if (read(fd, h, sizeof h) != (ssize_t)sizeof h) h[0] = 0;
+        close(fd);
     }
     /* What is meant as binary token data goes to the shard reader, which names what is wrong
      * with it (a damaged magic, an llm.c model file) instead of training on its bytes as text:
@@ -186,6 +192,14 @@ int vkt_data_open(const vkt_config *cfg, vkt_data *d, char *err, size_t errlen) 
     source_kind tk = classify(train), vk = classify(val);
     char entry[VKT_PATH_MAX + 64];
     int rc = 0;
+    /* a FIFO or device named directly: refused before any other source is prepared */
+    const char *named[2] = {train, val};
+    for (int i = 0; i < 2; i++) {
+        struct stat st;
+        if (named[i][0] && !strpbrk(named[i], "*?[") && stat(named[i], &st) == 0 &&
+            !S_ISDIR(st.st_mode) && (rc = vkt_check_regular_file(named[i], err, errlen)))
+            return rc;
+    }
     if (vk == SRC_TEXT && tk != SRC_TEXT) {
         snprintf(err, errlen,
                  "[data] val = %s is text but train is not: both must share a tokenizer. "

@@ -127,7 +127,9 @@ static void *prefetch_main(void *arg) {
     while (!l->stop) {
         uint64_t k = l->produce_next;
         slot *s = &l->ring[k % (uint64_t)l->depth];
-        if (l->B == 0 || k >= l->state.batches + (uint64_t)l->depth || s->state != SLOT_EMPTY) {
+        /* k - batches, not k >= batches + depth: near 2^64 the sum wraps and the thread would
+         * wait for ever (a resumed checkpoint may hold any position) */
+        if (l->B == 0 || k - l->state.batches >= (uint64_t)l->depth || s->state != SLOT_EMPTY) {
             pthread_cond_wait(&l->cv, &l->mu);
             continue;
         }

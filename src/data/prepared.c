@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "util/fs.h"
 #include "vktrain/data.h"
@@ -36,6 +37,9 @@ int vkt_prepared_read(const char *dir, vkt_prepared *m, char *err, size_t errlen
     char path[VKT_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/%s", dir, VKT_PREPARED_MANIFEST);
     memset(m, 0, sizeof *m);
+    struct stat st; /* a FIFO or device would block iniparser's fopen: refused unopened */
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return vkt_check_regular_file(path, err, errlen);
     if (!vkt_file_exists(path)) {
         snprintf(err, errlen,
                  "%s: is not a prepared data directory (no %s). HINT: write one with vktrain "

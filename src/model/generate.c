@@ -55,6 +55,7 @@ int vkt_sample_logits(const float *logits, int V, const vkt_sample_opts *o, uint
 int vkt_generate(vkt_model *m, int32_t *tokens, int n, int n_new, const vkt_sample_opts *o,
                  void (*emit)(int token, void *user), void *user) {
     const vkt_gpt2_shape *s = vkt_model_shape(m);
+    if (n < 1) return 0; /* no context to continue: the caller supplies at least one token */
     float *logits = malloc((size_t)s->padded_vocab_size * sizeof *logits);
     if (!logits) return 0;
     uint64_t rng = o->seed;

@@ -35,6 +35,78 @@ size_t vkt_gpt2_param_layout(const vkt_gpt2_shape *s, vkt_param_tensor t[VKT_NUM
     return off;
 }
 
+/* Bounds far beyond any model this trainer can hold, so that every product below stays exact
+ * in 64 bits: a file or config that exceeds them is damaged or hostile, not big. */
+#define MAX_SEQ_LEN (1 << 24)
+#define MAX_VOCAB 65536 /* tokens are uint16 */
+#define MAX_LAYERS (1 << 16)
+#define MAX_CHANNELS (1 << 16)
+#define MAX_PARAMS (1ull << 44)
+
+static int shape_fail(char *err, size_t errlen, const char *fmt, int v, int w) {
+    snprintf(err, errlen, fmt, v, w);
+    return 2;
+}
+
+int vkt_gpt2_shape_check(const vkt_gpt2_shape *s, char *err, size_t errlen) {
+    const struct {
+        const char *name;
+        int v, max;
+    } dims[] = {
+        {"block_size (max sequence length)", s->max_seq_len, MAX_SEQ_LEN},
+        {"vocab_size", s->vocab_size, MAX_VOCAB},
+        {"n_layer", s->num_layers, MAX_LAYERS},
+        {"n_head", s->num_heads, MAX_CHANNELS},
+        {"n_embd (channels)", s->channels, MAX_CHANNELS},
+    };
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
+        if (dims[i].v < 1 || dims[i].v > dims[i].max) {
+            snprintf(err, errlen, "%s = %d is outside [1, %d]", dims[i].name, dims[i].v,
+                     dims[i].max);
+            return 2;
+        }
+    if (s->channels % s->num_heads)
+        return shape_fail(err, errlen, "n_embd (channels) = %d is not divisible by n_head = %d",
+                          s->channels, s->num_heads);
+    if (s->padded_vocab_size != vkt_padded_vocab(s->vocab_size)) {
+        snprintf(err, errlen,
+                 "padded_vocab_size = %d, but vocab_size = %d pads to %d (a multiple of 64)",
+                 s->padded_vocab_size, s->vocab_size, vkt_padded_vocab(s->vocab_size));
+        return 2;
+    }
+    /* within the bounds above: Vp C <= 2^32, maxT C <= 2^40, L 12 C^2 < 2^52 */
+    uint64_t C = (uint64_t)s->channels, L = (uint64_t)s->num_layers;
+    uint64_t n = (uint64_t)s->padded_vocab_size * C + (uint64_t)s->max_seq_len * C +
+                 L * (12 * C * C + 13 * C) + 2 * C;
+    if (n > MAX_PARAMS) {
+        snprintf(err, errlen, "the shape has %llu parameters, more than the %llu this vktrain "
+                 "accepts", (unsigned long long)n, (unsigned long long)MAX_PARAMS);
+        return 2;
+    }
+    return 0;
+}
+
+/* NaN and both infinities: an all-ones exponent. A bit test, so -ffast-math cannot fold it. */
+static int nonfinite(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return (u & 0x7f800000u) == 0x7f800000u;
+}
+
+int vkt_params_first_nonfinite(const vkt_gpt2_shape *s, const float *params, size_t *elem) {
+    vkt_param_tensor t[VKT_NUM_PARAM_TENSORS];
+    vkt_gpt2_param_layout(s, t);
+    for (int i = 0; i < VKT_NUM_PARAM_TENSORS; i++) {
+        const float *x = params + t[i].offset;
+        for (size_t j = 0; j < t[i].size; j++)
+            if (nonfinite(x[j])) {
+                if (elem) *elem = j;
+                return i;
+            }
+    }
+    return -1;
+}
+
 enum { WTE, WPE, LN1W, LN1B, QKVW, QKVB, ATTPROJW, ATTPROJB, LN2W, LN2B, FCW, FCB, FCPROJW,
        FCPROJB, LNFW, LNFB };
 

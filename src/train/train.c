@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 
 #include "train/rundir.h"
 #include "util/fs.h"
@@ -41,7 +42,12 @@ typedef struct run {
 
 static volatile sig_atomic_t stop_requested = 0;
 
+/* Set once a training loop is under way: only then is there a step to finish and a
+ * checkpoint to save, so only then does the CLI's first Ctrl-C wait for them. */
+static volatile sig_atomic_t loop_running = 0;
+
 void vkt_train_request_stop(void) { stop_requested = 1; }
+int vkt_train_stop_honoured(void) { return loop_running != 0; }
 
 static double now_s(void) {
     struct timespec ts;
@@ -166,9 +172,23 @@ static int apply_checkpoint(run *r, const vkt_checkpoint *ck, const char *path, 
                  a, b);
         return 2;
     }
+    if (ck->shape.padded_vocab_size != s->padded_vocab_size ||
+        ck->num_params != vkt_model_num_params(r->model)) { /* the reader refuses these */
+        snprintf(err, errlen, "%s: holds %zu parameters (padded vocab %d), the model has %zu "
+                 "(padded vocab %d)", path, ck->num_params, ck->shape.padded_vocab_size,
+                 vkt_model_num_params(r->model), s->padded_vocab_size);
+        return 2;
+    }
     vkt_model_set_params(r->model, ck->params);
     if (!resume) return 0;
     size_t bytes = ck->num_params * sizeof(float);
+    if (ck->step > r->cfg->train.max_steps) { /* the schedule has no LR beyond max_steps */
+        snprintf(err, errlen,
+                 "%s: is at step %d, beyond [train] max_steps = %d. HINT: raise max_steps to "
+                 "at least %d to train on from it",
+                 path, ck->step, r->cfg->train.max_steps, ck->step + 1);
+        return 2;
+    }
     if (!ck->adam) {
         snprintf(err, errlen, "%s: has no optimizer state to resume from", path);
         return 2;
@@ -197,7 +217,8 @@ static int init_state(run *r, char *err, size_t errlen) {
     if (c->train.resume) {
         char path[VKT_PATH_MAX + 32];
         checkpoint_path(c, path, sizeof path);
-        if (!vkt_file_exists(path)) {
+        struct stat st; /* present but not a regular file: the reader says so */
+        if (stat(path, &st) != 0) {
             snprintf(err, errlen,
                      "nothing to resume: %s does not exist. HINT: start without --resume, or "
                      "set [train] out_dir to the earlier run's directory",
@@ -537,6 +558,7 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
         return 0;
     }
     print_banner(r, end_step);
+    loop_running = 1;
     double avg_step_s = 0, wait_s = 0, steps_s = 0;
     int ckpt_step = r->start_step; /* of the newest checkpoint on disk that this run knows */
     for (int step = r->start_step; step < end_step; step++) {

@@ -41,34 +41,88 @@ int vkt_file_exists(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-int vkt_read_file(const char *path, unsigned char **data, size_t *len, char *err,
-                     size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+/* What a non-regular file is, for the message. */
+static const char *file_kind(mode_t m) {
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISSOCK(m)) return "a socket";
+    return "not a plain file";
+}
+
+static int not_regular(const char *path, mode_t m, char *err, size_t errlen) {
+    snprintf(err, errlen, "%s: not a regular file (%s)", path, file_kind(m));
+    return 2;
+}
+
+int vkt_check_regular_file(const char *path, char *err, size_t errlen) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return 2;
     }
+    return S_ISREG(st.st_mode) ? 0 : not_regular(path, st.st_mode, err, errlen);
+}
+
+int vkt_open_regular(const char *path, char *err, size_t errlen) {
+    /* stat first so that a device is never opened at all; O_NONBLOCK so that a FIFO swapped in
+     * after the stat cannot block open() either (fstat then refuses it) */
+    if (vkt_check_regular_file(path, err, errlen)) return -1;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s: cannot read: not a regular file", path);
-        fclose(f);
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) { /* swapped for a FIFO or device after the stat */
+        not_regular(path, st.st_mode, err, errlen);
+        close(fd);
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
+int vkt_read_file(const char *path, unsigned char **data, size_t *len, char *err,
+                     size_t errlen) {
+    *data = NULL;
+    *len = 0;
+    int fd = vkt_open_regular(path, err, errlen);
+    if (fd < 0) return 2;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        close(fd);
         return 2;
     }
-    size_t size = (size_t)st.st_size;
+    size_t size = (size_t)st.st_size, got = 0;
     *data = malloc(size + 1);
     if (!*data) {
         snprintf(err, errlen, "%s: out of memory reading %zu bytes", path, size);
-        fclose(f);
+        close(fd);
         return 1;
     }
-    size_t got = fread(*data, 1, size, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || got != size) {
-        snprintf(err, errlen, "%s: read error", path);
+    while (got < size) {
+        ssize_t r = read(fd, *data + got, size - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got != size) {
+        snprintf(err, errlen, "%s: read error (%zu of %zu bytes)", path, got, size);
         free(*data);
+        *data = NULL;
         return 2;
     }
+    (*data)[size] = 0;
     *len = size;
     return 0;
 }
@@ -103,14 +157,11 @@ int vkt_map_file(const char *path, int advice, const void **data, size_t *len, c
                  size_t errlen) {
     *data = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return 2;
-    }
+    int fd = vkt_open_regular(path, err, errlen);
+    if (fd < 0) return 2;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s: cannot read: not a regular file", path);
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
         close(fd);
         return 2;
     }

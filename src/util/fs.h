@@ -9,6 +9,14 @@ int vkt_mkdirs(const char *path, char *err, size_t errlen);
 /* 1 when path exists as a regular file */
 int vkt_file_exists(const char *path);
 
+/* 0 when path is a regular file; else 2 with err "<path>: not a regular file (a FIFO)" (or
+ * "cannot open: <errno>" when it is missing). Lets a reader refuse a FIFO or a device before
+ * opening it: open() on a FIFO blocks until a writer comes. */
+int vkt_check_regular_file(const char *path, char *err, size_t errlen);
+/* open(O_RDONLY) that never blocks and never opens a device: checked as above, opened with
+ * O_NONBLOCK (cleared once fstat says regular). A file descriptor, or -1 with err. */
+int vkt_open_regular(const char *path, char *err, size_t errlen);
+
 /* Reads a whole regular file into a malloc'd buffer (one spare byte at the end). 0; or 2 with
  * err naming the file (missing, not a regular file, read error); 1 when out of memory. */
 int vkt_read_file(const char *path, unsigned char **data, size_t *len, char *err,
