@@ -95,6 +95,11 @@ for f in "$T/fifo" /dev/null /dev/zero; do
 done
 texpect 2 "$T/fifo.bin: $NR" eval --checkpoint "$T/out" --data "$T/fifo.bin" --device cpu:0
 texpect 2 "$T/fiforun/checkpoint.bin: $NR" eval --checkpoint "$T/fiforun" --device cpu:0
+# a FIFO as the run's metrics.jsonl: a --resume refuses it (a fresh run moves it aside)
+rm -rf "$T/fifometrics" && mkdir "$T/fifometrics" && cp "$T/out/checkpoint.bin" "$T/fifometrics/" &&
+    mkfifo "$T/fifometrics/metrics.jsonl"
+texpect 2 "$T/fifometrics/metrics.jsonl: exists and is not a regular file" --resume \
+    --set train.out_dir="$T/fifometrics" --set train.max_steps=3 "$T/good.ini"
 
 # ---- crafted checkpoints ----------------------------------------------------------------------
 # --resume of a run directory holding one: refused naming the field, before anything is sized

@@ -13,7 +13,8 @@
  * sizes other than the shape's, step outside [0, INT32_MAX - 1], loader batches outside
  * [step, 2^48], a loss scale not finite and > 0, negative counts, skipped > step, a TOKN
  * vocab above the model's, bytes after the last section; then weights that are not finite.
- * Written to a temporary name and renamed, so a crash never leaves a half file behind. */
+ * Written to a temporary name (path.tmp.<pid>) and renamed, so a crash never leaves a half
+ * file behind. */
 #ifndef VKTRAIN_CHECKPOINT_H
 #define VKTRAIN_CHECKPOINT_H
 
@@ -48,7 +49,7 @@ typedef struct vkt_checkpoint {
     size_t num_params;
 } vkt_checkpoint;
 
-/* Writes path atomically (path.tmp, then rename). 0, or 1 with err naming the file. */
+/* Writes path atomically (path.tmp.<pid>, then rename). 0, or 1 with err naming the file. */
 int vkt_checkpoint_save(const char *path, vkt_model *m, const vkt_config *cfg, int step,
                         const vkt_loader_state *loader, const vkt_loss_scale *ls,
                         const vkt_tokenizer *tok, char *err, size_t errlen);

@@ -31,7 +31,8 @@ typedef struct vkt_metrics {
 
 /* Opens out_dir/metrics.jsonl. A fresh run (keep_until_step < 0) starts it empty; a resumed
  * run keeps the lines up to keep_until_step (dropping any logged after the checkpoint it
- * resumes from) and appends. 0, or 1 with err naming the file. */
+ * resumes from) and appends. 0; 2 when a non-regular file is in its place; 1 when it cannot
+ * be written (err names the file either way). */
 int vkt_metrics_open(vkt_metrics *m, const char *out_dir, int keep_until_step, char *err,
                      size_t errlen);
 void vkt_metrics_write(vkt_metrics *m, const vkt_step_stats *s);

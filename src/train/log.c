@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/fs.h"
@@ -85,6 +86,12 @@ static int truncate_after(const char *path, int keep, char *err, size_t errlen) 
 int vkt_metrics_open(vkt_metrics *m, const char *out_dir, int keep_until_step, char *err,
                      size_t errlen) {
     snprintf(m->path, sizeof m->path, "%s/%s", out_dir, VKT_METRICS_FILE);
+    /* a FIFO or device in its place would block fopen() (or take the log): refused */
+    struct stat st;
+    if (lstat(m->path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: exists and is not a regular file. HINT: move it away", m->path);
+        return 2;
+    }
     if (keep_until_step >= 0 && truncate_after(m->path, keep_until_step, err, errlen)) return 1;
     m->f = fopen(m->path, keep_until_step >= 0 ? "a" : "w");
     if (!m->f) {

@@ -420,24 +420,21 @@ static int update_loss_scale(run *r, vkt_step_stats *st, char *err, size_t errle
 /* The first element of buf (the model's parameter layout) that is not finite, as "qkvw
  * (layer 2, element 17 of 3072)"; 0 when every element is finite. */
 static int first_nonfinite(const run *r, const float *buf, char *out, size_t len) {
+    size_t e;
+    int i = vkt_params_first_nonfinite(vkt_model_shape(r->model), buf, &e);
+    if (i < 0) return 0;
     const vkt_param_tensor *t = vkt_model_tensors(r->model);
     int L = vkt_model_shape(r->model)->num_layers;
-    for (int i = 0; i < VKT_NUM_PARAM_TENSORS; i++) {
-        for (size_t e = 0; e < t[i].size; e++) {
-            if (isfinite(buf[t[i].offset + e])) continue;
-            /* the per-layer tensors stack their L layers (llm.c's layout); wte, wpe, lnf not */
-            int per_layer = t[i].size % (size_t)L == 0 && i >= 2 && i < 14;
-            size_t n = per_layer ? t[i].size / (size_t)L : t[i].size;
-            if (per_layer)
-                snprintf(out, len, "%s (layer %zu, element %zu of %zu: %g)", t[i].name, e / n,
-                         e % n, n, buf[t[i].offset + e]);
-            else
-                snprintf(out, len, "%s (element %zu of %zu: %g)", t[i].name, e, n,
-                         buf[t[i].offset + e]);
-            return 1;
-        }
-    }
-    return 0;
+    /* the per-layer tensors stack their L layers (llm.c's layout); wte, wpe, lnf not */
+    int per_layer = t[i].size % (size_t)L == 0 && i >= 2 && i < 14;
+    size_t n = per_layer ? t[i].size / (size_t)L : t[i].size;
+    float v = buf[t[i].offset + e];
+    if (per_layer)
+        snprintf(out, len, "%s (layer %zu, element %zu of %zu: %g)", t[i].name, e / n, e % n, n,
+                 v);
+    else
+        snprintf(out, len, "%s (element %zu of %zu: %g)", t[i].name, e, n, v);
+    return 1;
 }
 
 /* Downloads a model buffer (only on a failure path) and names its first non-finite element:
