@@ -211,11 +211,40 @@ static int init_state(run *r, char *err, size_t errlen) {
         vkt_checkpoint_free(&r->init);
         return rc;
     }
-    vkt_model_init_random(r->model, c->train.seed);
+    if (vkt_model_init_random(r->model, c->train.seed)) {
+        snprintf(err, errlen, "out of host memory initialising the parameters");
+        return 1;
+    }
     return 0;
 }
 
-static float evaluate(run *r) {
+/* A device error ends the run (exit 1): the message names the device, the failed call and
+ * its result, and what is on disk. No checkpoint is written after it, so `last_ckpt` (0: none
+ * yet) is the newest good one. */
+static int device_failed(run *r, int step, const char *during, int last_ckpt, char *err,
+                         size_t errlen) {
+    char dev[768], ckpt[VKT_PATH_MAX + 32];
+    vkt_backend_error(r->be, dev, sizeof dev);
+    char *hint = strstr(dev, ". HINT: "); /* the backend's hint goes last, with ours */
+    if (hint) {
+        *hint = 0;
+        hint += 8;
+    }
+    checkpoint_path(r->cfg, ckpt, sizeof ckpt);
+    vkt_log_newline();
+    if (last_ckpt > 0)
+        snprintf(err, errlen,
+                 "step %d: device error%s: %s. Nothing was saved after it: %s (step %d) is the "
+                 "last good checkpoint. HINT: %s%scontinue with --resume",
+                 step, during, dev, ckpt, last_ckpt, hint ? hint : "", hint ? "; then " : "");
+    else
+        snprintf(err, errlen, "step %d: device error%s: %s. No checkpoint was written%s%s", step,
+                 during, dev, hint ? ". HINT: " : "", hint ? hint : "");
+    return 1;
+}
+
+/* The mean validation loss into *out; 0, or -1 after a device error. */
+static int evaluate(run *r, float *out) {
     int T = r->cfg->train.seq_len, n = r->cfg->train.eval_batches;
     vkt_ptr loss = vkt_at(r->scalar, 0);
     vkt_fill(r->be, loss, 0.0f, 1);
@@ -224,8 +253,9 @@ static float evaluate(run *r) {
         vkt_model_forward_acc(r->model, r->inputs, r->targets, r->B, T, 0.0f, 0, loss, 1.0f / n);
     }
     float mean;
-    vkt_download(r->be, &mean, loss, sizeof mean);
-    return (float)(vkt_dist_sum(r->dist, mean) / vkt_dist_size(r->dist));
+    if (vkt_download(r->be, &mean, loss, sizeof mean)) return -1;
+    *out = (float)(vkt_dist_sum(r->dist, mean) / vkt_dist_size(r->dist));
+    return 0;
 }
 
 /* One optimizer step; fills the loss, lr and grad norm of st. Everything up to the AdamW
@@ -234,7 +264,7 @@ static float evaluate(run *r) {
  * Under fp16 the gradients carry the loss scale S from dlogits on (so that small ones survive
  * the fp16 rounding of the backward matmuls' operands); AdamW divides it out, and skips the
  * update on the device when the norm is not finite (an overflow). */
-static void train_step(run *r, int step, vkt_step_stats *st) {
+static int train_step(run *r, int step, vkt_step_stats *st) {
     const vkt_config *c = r->cfg;
     int T = vkt_schedule_seq_len(&r->sched, step), accum = c->train.grad_accum_steps;
     float S = r->ls.scale;
@@ -262,9 +292,10 @@ static void train_step(run *r, int step, vkt_step_stats *st) {
                         .max_norm = (float)c->optim.grad_clip};
     vkt_optim_adamw_step(r->model, &a);
     float s[2];
-    vkt_download(r->be, s, loss, sizeof s);
+    if (vkt_download(r->be, s, loss, sizeof s)) return -1; /* a device error */
     st->loss = (float)(vkt_dist_sum(r->dist, s[0]) / world);
     st->grad_norm = sqrtf(s[1]) / S;
+    return 0;
 }
 
 /* fp16: after each step, the dynamic loss scale. A non-finite gradient norm means the scaled
@@ -341,11 +372,13 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
     }
     print_banner(r, end_step);
     double avg_step_s = 0, wait_s = 0, steps_s = 0;
+    int last_ckpt = c->train.resume ? r->start_step : 0; /* the newest good checkpoint's step */
     for (int step = r->start_step; step < end_step; step++) {
         vkt_step_stats st = {.step = step + 1, .total_steps = c->train.max_steps};
         double t0 = now_s();
         uint64_t syncs = vkt_sync_count(r->be);
-        train_step(r, step, &st);
+        if (train_step(r, step, &st))
+            return device_failed(r, step + 1, "", last_ckpt, err, errlen);
         double dt = now_s() - t0;
         int step_syncs = (int)(vkt_sync_count(r->be) - syncs);
         if (step_syncs > res->max_syncs_per_step) res->max_syncs_per_step = step_syncs;
@@ -374,7 +407,8 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
         if (r->data.val.n_tokens > 0 &&
             (last || (c->train.eval_interval > 0 && (step + 1) % c->train.eval_interval == 0))) {
             st.has_val = 1;
-            st.val_loss = evaluate(r);
+            if (evaluate(r, &st.val_loss))
+                return device_failed(r, step + 1, " in evaluation", last_ckpt, err, errlen);
             res->last_val_loss = st.val_loss;
         }
         if (losses_out) losses_out[step] = st.loss;
@@ -391,7 +425,11 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
                 vkt_loader_state ls = vkt_loader_get_state(r->loader);
                 int rc = vkt_checkpoint_save(ckpt, r->model, c, step + 1, &ls, &r->ls,
                                              r->data.tokenizer, err, errlen);
+                if (rc && vkt_backend_error(r->be, NULL, 0)) /* its downloads failed */
+                    return device_failed(r, step + 1, " saving the checkpoint", last_ckpt, err,
+                                         errlen);
                 if (rc) return rc;
+                last_ckpt = step + 1;
             }
         }
         if (interrupted) {
@@ -416,7 +454,7 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
 /* vktrain --profile: the op table of this run, on rank 0 (device timers where the backend has
  * them, else host timing of each call). */
 static void print_profile(run *r, int steps) {
-    vkt_synchronize(r->be); /* device times count once the work is done */
+    if (vkt_synchronize(r->be)) return; /* device times count once the work is done */
     int n = vkt_profile_report(r->be, NULL, 0);
     vkt_profile_entry *e = calloc(n > 0 ? (size_t)n : 1, sizeof *e);
     if (!e) return;
