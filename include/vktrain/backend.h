@@ -84,8 +84,9 @@ int vkt_synchronize(vkt_backend *be);
  * CL_MEM_OBJECT_ALLOCATION_FAILURE), through the path a real failure takes. Kinds:
  *   submit    vulkan: vkQueueSubmit; opencl: clEnqueueNDRangeKernel; cpu: a host round trip
  *             (download or synchronize)
- *   alloc     vulkan: vkAllocateMemory (the staging buffer at creation, then each 256 MiB
- *             block); opencl: clCreateBuffer; cpu: vkt_alloc
+ *   alloc     vulkan: vkAllocateMemory (1 = the staging buffer at creation, then each
+ *             256 MiB block; a refused block is retried once at the size asked for, so
+ *             alloc:2 alone is survived); opencl: clCreateBuffer; cpu: vkt_alloc
  *   download  the Nth download (vulkan: its fence wait; opencl: clEnqueueReadBuffer)
  * A malformed value makes vkt_backend_create fail. */
 int vkt_backend_error(const vkt_backend *be, char *err, size_t errlen);
