@@ -2,6 +2,8 @@
  * test_cpu_fault, test_vulkan_fault and test_opencl_fault (each a main() calling
  * device_fault_main): with VKT_FAULT_INJECT (backend.h) a small run on BACKEND:0 with a
  * checkpoint every 2 of 8 steps
+ *   - (first, on the op interface) a failed download returns -1 with a zero-filled buffer and
+ *     the error stays: later synchronize/download fail, vkt_alloc fails with it;
  *   - fails a submission after the first checkpoint: the CLI exits 1 (no signal, no core)
  *     with a message naming the device, the call and the result; checkpoint.bin is the last
  *     one before the failing step, bitwise that of a clean run stopped there; no temp file;
@@ -86,6 +88,7 @@ static int fault_cli(const char *fault, char *const *argv, char **log, char **ou
         if (fe < 0 || fo < 0 || chdir(fault_root)) _exit(126); /* a core would land here */
         dup2(fo, 1);
         dup2(fe, 2);
+        unsetenv("VKT_VULKAN_VALIDATION"); /* only this process is validated (vulkan) */
         if (fault) setenv("VKT_FAULT_INJECT", fault, 1);
         else unsetenv("VKT_FAULT_INJECT");
         execv(argv[0], argv);
@@ -267,6 +270,48 @@ static void fault_eval_sample(const fault_case *fc) {
     free(stdout_);
 }
 
+/* 0: the op interface itself: the first download fails (its buffer zero-filled, -1), then the
+ * error is sticky: later downloads and synchronize return -1, vkt_alloc fails with the same
+ * message, ops are no-ops; a malformed VKT_FAULT_INJECT is refused at creation. */
+static void fault_api(int dev, const char *fault, const char *call, const char *result) {
+    char err[1024], again[1024];
+    setenv("VKT_FAULT_INJECT", fault, 1);
+    vkt_backend *be = vkt_backend_create(dev, err, sizeof err);
+    unsetenv("VKT_FAULT_INJECT");
+    CHECK(be != NULL, "api: %s", err);
+    if (!be) return;
+    float x[4] = {1, 2, 3, 4}, y[4];
+    vkt_buf *b = vkt_alloc(be, sizeof x, err, sizeof err);
+    CHECK(b != NULL, "api: %s", err);
+    if (b) {
+        vkt_upload(be, vkt_at(b, 0), x, sizeof x);
+        vkt_scale(be, vkt_at(b, 0), 2.0f, 4);
+        CHECK(vkt_download(be, y, vkt_at(b, 0), sizeof y) == 0 && y[3] == 8.0f,
+              "api: the first download failed or is wrong (%g)", y[3]);
+        CHECK(vkt_backend_error(be, err, sizeof err) == 0, "api: an error before the fault");
+        vkt_scale(be, vkt_at(b, 0), 2.0f, 4);
+        CHECK(vkt_download(be, y, vkt_at(b, 0), sizeof y) == -1, "api: %s did not fail", fault);
+        CHECK(y[0] == 0 && y[3] == 0, "api: a failed download left data (%g)", y[3]);
+        CHECK(vkt_backend_error(be, err, sizeof err) == -1, "api: no sticky error");
+        fault_check_has("api", err, fault_name);
+        fault_check_has("api", err, call);
+        fault_check_has("api", err, result);
+        vkt_fill(be, vkt_at(b, 0), 5.0f, 4); /* a no-op: nothing reaches the driver */
+        CHECK(vkt_synchronize(be) == -1, "api: synchronize after the error returned 0");
+        CHECK(vkt_download(be, y, vkt_at(b, 0), sizeof y) == -1, "api: the error is not sticky");
+        CHECK(vkt_alloc(be, 64, again, sizeof again) == NULL && !strcmp(again, err),
+              "api: vkt_alloc after the error: '%s'", again);
+        vkt_free(be, b);
+    }
+    vkt_backend_destroy(be);
+    setenv("VKT_FAULT_INJECT", "submit:x", 1);
+    be = vkt_backend_create(dev, err, sizeof err);
+    unsetenv("VKT_FAULT_INJECT");
+    CHECK(be == NULL && strstr(err, "VKT_FAULT_INJECT=submit:x"),
+          "api: a malformed VKT_FAULT_INJECT was accepted (%s)", be ? "created" : err);
+    vkt_backend_destroy(be);
+}
+
 static int device_fault_main(const fault_case *fc) {
     char test[64];
     snprintf(test, sizeof test, "test_%s_fault", fc->backend);
@@ -280,6 +325,9 @@ static int device_fault_main(const fault_case *fc) {
     snprintf(fault_dev, sizeof fault_dev, "%s:0", fc->backend);
     snprintf(fault_name, sizeof fault_name, "%s:0 (%s)", fc->backend, info.name);
     if (!mkdtemp(fault_root) || fault_write_config(fc)) return 1;
+    /* the second round trip, or (opencl) the second launch, which precedes it */
+    fault_api(dev, "download:2", fc->download_call, fc->download_result);
+    fault_api(dev, "submit:2", fc->submit_call, fc->submit_result);
     fault_submit(fc);
     fault_checkpoint_download(fc);
     fault_alloc(fc);
