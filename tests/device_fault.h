@@ -42,7 +42,7 @@ static char fault_ini[600], fault_dev[32], fault_name[160];
 
 /* The config every run uses: a small model on the shipped corpus, a checkpoint every 2 steps,
  * evaluation only at the end. */
-static int fault_write_config(const fault_case *fc) {
+static int fault_write_config(void) {
     const char *src = getenv("VKT_SOURCE_DIR");
     if (!src) {
         fprintf(stderr, "VKT_SOURCE_DIR is not set (run through ctest)\n");
@@ -58,7 +58,6 @@ static int fault_write_config(const fault_case *fc) {
             "eval_interval = 0\neval_batches = 1\nout_dir = %s/unused\n"
             "[backend]\ndevice = %s\ncache_dir = %s/cache\n",
             src, FAULT_STEPS, FAULT_INTERVAL, fault_root, fault_dev, fault_root);
-    (void)fc;
     return fclose(f);
 }
 
@@ -129,8 +128,9 @@ static int fault_train(const fault_case *fc, const char *fault, const char *out,
 
 /* The process exited with status 1 of its own accord: no signal (SIGABRT), no core. */
 static void fault_check_exit1(const char *what, int st, const char *log) {
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1, "%s: wait status %d (%s), want exit 1; output:\n%s",
-          what, st, WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "exited", log);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1,
+          "%s: wait status %d (%s), want exit 1; output:\n%s", what, st,
+          WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "exited", log);
     DIR *d = opendir(fault_root);
     for (struct dirent *e; d && (e = readdir(d));)
         CHECK(strncmp(e->d_name, "core", 4) != 0, "%s: a core file %s", what, e->d_name);
@@ -324,7 +324,7 @@ static int device_fault_main(const fault_case *fc) {
     }
     snprintf(fault_dev, sizeof fault_dev, "%s:0", fc->backend);
     snprintf(fault_name, sizeof fault_name, "%s:0 (%s)", fc->backend, info.name);
-    if (!mkdtemp(fault_root) || fault_write_config(fc)) return 1;
+    if (!mkdtemp(fault_root) || fault_write_config()) return 1;
     /* the second round trip, or (opencl) the second launch, which precedes it */
     fault_api(dev, "download:2", fc->download_call, fc->download_result);
     fault_api(dev, "submit:2", fc->submit_call, fc->submit_result);

@@ -79,7 +79,7 @@ typedef struct vkt_backend_ops {
  * backend fails as the driver would, through the same path a real failure takes. */
 typedef enum vkt_fault_kind {
     VKT_FAULT_NONE,
-    VKT_FAULT_SUBMIT,   /* vulkan: vkQueueSubmit; opencl: clEnqueueNDRangeKernel; cpu: a round trip */
+    VKT_FAULT_SUBMIT,   /* vulkan: vkQueueSubmit; opencl: clEnqueueNDRangeKernel; cpu: round trip */
     VKT_FAULT_ALLOC,    /* vulkan: vkAllocateMemory; opencl: clCreateBuffer; cpu: vkt_alloc */
     VKT_FAULT_DOWNLOAD, /* vulkan: the fence wait of a download; opencl: clEnqueueReadBuffer */
     VKT_FAULT_KINDS

@@ -259,7 +259,8 @@ static void submit_and_wait(vkt_vk_ctx *c) {
     r = c->d.vkWaitForFences(c->dev, 1, &c->fence, VK_TRUE, UINT64_MAX);
     if (c->fail_wait && r == VK_SUCCESS) r = VK_ERROR_DEVICE_LOST;
     c->fail_wait = 0;
-    if (vkt_vk_check(c, "vkWaitForFences", r) || VKT_VK_TRY(c, vkResetFences, (c->dev, 1, &c->fence)))
+    if (vkt_vk_check(c, "vkWaitForFences", r) ||
+        VKT_VK_TRY(c, vkResetFences, (c->dev, 1, &c->fence)))
         return;
     if (c->prof_used) vkt_vk_prof_collect(c);
     if (!vkt_vk_failed(c)) VKT_VK_TRY(c, vkResetCommandPool, (c->dev, c->pool, 0));
