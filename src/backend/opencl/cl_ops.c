@@ -151,16 +151,16 @@ void vkt_cl_op_upload(vkt_backend *be, vkt_ptr dst, const void *src, size_t byte
 
 void vkt_cl_op_download(vkt_backend *be, void *dst, vkt_ptr src, size_t bytes) {
     vkt_cl_ctx *c = vkt_cl(be);
-    if (!bytes) {
+    /* VKT_FAULT_INJECT=download:N: the Nth read fails as a device out of resources would */
+    int inject = vkt_fault_hit(be, VKT_FAULT_DOWNLOAD);
+    if (!bytes && !inject) {
         vkt_cl_finish(c); /* still a round trip: it reports what the queue did */
         return;
     }
-    /* VKT_FAULT_INJECT=download:N: the Nth read fails as a device out of resources would */
-    cl_int rc = vkt_fault_hit(be, VKT_FAULT_DOWNLOAD)
-                    ? CL_OUT_OF_RESOURCES
-                    : c->cl->clEnqueueReadBuffer(c->queue, src.buf->mem, CL_FALSE, src.off,
-                                                 bytes, dst, 0, NULL,
-                                                 vkt_cl_prof_event(c, "download"));
+    cl_int rc = inject ? CL_OUT_OF_RESOURCES
+                       : c->cl->clEnqueueReadBuffer(c->queue, src.buf->mem, CL_FALSE, src.off,
+                                                    bytes, dst, 0, NULL,
+                                                    vkt_cl_prof_event(c, "download"));
     if (rc != CL_SUCCESS) {
         vkt_cl_fail(c, "clEnqueueReadBuffer", rc, NULL);
         return;

@@ -196,12 +196,9 @@ vkt_buf *vkt_vk_alloc(vkt_vk_ctx *c, size_t bytes, char *err, size_t errlen) {
     if (bi < 0) {
         snprintf(err, errlen,
                  "vulkan:%d (%s): out of memory on the device: %zu bytes requested, heap size "
-                 "%.1f MiB%s%s%s. HINT: a smaller batch_size or model",
+                 "%.1f MiB%s%s%s%s. HINT: a smaller batch_size or model",
                  c->be->device, c->be->info.name, bytes, (double)c->heap_size / (1 << 20),
-                 why[0] ? " (" : "", why, why[0] ? ")" : "");
-        size_t n = strlen(err);
-        if (c->be->fault_fired && n + 1 < errlen)
-            snprintf(err + n, errlen - n, "%s", vkt_fault_note(c->be));
+                 why[0] ? " (" : "", why, why[0] ? ")" : "", vkt_fault_note(c->be));
         return NULL;
     }
     return take(c, bi, size);
