@@ -68,8 +68,28 @@ const vkt_device_info *vkt_backend_info(const vkt_backend *be);
  *               with the missing feature named. */
 int vkt_backend_set_option(vkt_backend *be, const char *key, const char *value, char *err,
                            size_t errlen);
-/* Waits until all queued work is done. */
-void vkt_synchronize(vkt_backend *be);
+/* Waits until all queued work is done. 0, or -1 once the device has failed (below). */
+int vkt_synchronize(vkt_backend *be);
+/* ---- device failures ----
+ * A backend never aborts or exits on what a driver returns. The first failed device call (a
+ * lost device, an out-of-resources launch, a kernel build failure, an allocation inside an
+ * op) is recorded as the backend's sticky error; from then on every op is a no-op (nothing
+ * more reaches the driver), vkt_alloc fails with the same message, and the next and every
+ * later vkt_synchronize or vkt_download returns -1. Returns 0 while the device is healthy;
+ * otherwise -1 with err (may be NULL) holding "<backend>:<N> (<device name>): <call> failed:
+ * <result>", e.g. "vulkan:0 (llvmpipe ...): vkQueueSubmit failed: VK_ERROR_DEVICE_LOST".
+ * Test knob: VKT_FAULT_INJECT=<kind>:<N>, read at vkt_backend_create, makes the Nth device
+ * call of that kind fail as the driver would (vulkan VK_ERROR_DEVICE_LOST or
+ * VK_ERROR_OUT_OF_DEVICE_MEMORY, opencl CL_OUT_OF_RESOURCES or
+ * CL_MEM_OBJECT_ALLOCATION_FAILURE), through the path a real failure takes. Kinds:
+ *   submit    vulkan: vkQueueSubmit; opencl: clEnqueueNDRangeKernel; cpu: a host round trip
+ *             (download or synchronize)
+ *   alloc     vulkan: vkAllocateMemory (1 = the staging buffer at creation, then each
+ *             256 MiB block; a refused block is retried once at the size asked for, so
+ *             alloc:2 alone is survived); opencl: clCreateBuffer; cpu: vkt_alloc
+ *   download  the Nth download (vulkan: its fence wait; opencl: clEnqueueReadBuffer)
+ * A malformed value makes vkt_backend_create fail. */
+int vkt_backend_error(const vkt_backend *be, char *err, size_t errlen);
 /* Milliseconds on the device's clock after all queued work is done. */
 double vkt_time_ms(vkt_backend *be);
 /* How many host round trips (download, synchronize, time_ms) this backend has made: tests
@@ -99,7 +119,8 @@ int vkt_profile_report(vkt_backend *be, vkt_profile_entry *out, int max);
 vkt_buf *vkt_alloc(vkt_backend *be, size_t bytes, char *err, size_t errlen);
 void vkt_free(vkt_backend *be, vkt_buf *buf);
 void vkt_upload(vkt_backend *be, vkt_ptr dst, const void *src, size_t bytes);
-void vkt_download(vkt_backend *be, void *dst, vkt_ptr src, size_t bytes);
+/* 0, or -1 after a device failure (vkt_backend_error), when dst is zero-filled. */
+int vkt_download(vkt_backend *be, void *dst, vkt_ptr src, size_t bytes);
 void vkt_fill(vkt_backend *be, vkt_ptr dst, float value, size_t nfloats);
 void vkt_copy(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t bytes);
 

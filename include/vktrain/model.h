@@ -67,8 +67,9 @@ vkt_buf *vkt_model_adam_m(vkt_model *m);
 vkt_buf *vkt_model_adam_v(vkt_model *m);
 
 /* GPT-2 initialisation: N(0, 0.02), residual projections (attprojw, fcprojw) scaled by
- * 1/sqrt(2 n_layer), biases 0, LayerNorm weights 1; padded wte rows 0. Deterministic in seed. */
-void vkt_model_init_random(vkt_model *m, uint64_t seed);
+ * 1/sqrt(2 n_layer), biases 0, LayerNorm weights 1; padded wte rows 0. Deterministic in seed.
+ * 0, or -1 when the host has no memory for the parameters' host copy. */
+int vkt_model_init_random(vkt_model *m, uint64_t seed);
 /* Host copies of the parameters (num_params floats). */
 void vkt_model_get_params(vkt_model *m, float *dst);
 void vkt_model_set_params(vkt_model *m, const float *src);

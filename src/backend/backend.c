@@ -1,5 +1,6 @@
 /* Device registry and op dispatch: maps global device indices onto the compiled backends and
  * forwards every public op to the chosen backend's ops table. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +140,75 @@ int vkt_device_resolve(const char *spec, char *err, size_t errlen) {
     return -1;
 }
 
+/* ---- device failures ---- */
+
+static const char *const fault_names[VKT_FAULT_KINDS] = {"", "submit", "alloc", "download"};
+
+/* VKT_FAULT_INJECT = "" | <kind>:<N>; 0, or -1 with err for a malformed value. */
+static int parse_fault(vkt_backend *be, char *err, size_t errlen) {
+    const char *v = getenv("VKT_FAULT_INJECT");
+    if (!v || !*v) return 0;
+    const char *colon = strchr(v, ':');
+    char *end = NULL;
+    unsigned long long n = colon ? strtoull(colon + 1, &end, 10) : 0;
+    for (int k = 1; colon && k < VKT_FAULT_KINDS; k++)
+        if (strlen(fault_names[k]) == (size_t)(colon - v) &&
+            !strncmp(v, fault_names[k], (size_t)(colon - v)) && colon[1] != '-' && end &&
+            end != colon + 1 && !*end && n >= 1) {
+            be->fault_kind = (vkt_fault_kind)k;
+            be->fault_at = n;
+            snprintf(be->fault_spec, sizeof be->fault_spec, "%s:%llu", fault_names[k], n);
+            return 0;
+        }
+    snprintf(err, errlen,
+             "VKT_FAULT_INJECT=%.64s: expected submit:N, alloc:N or download:N with N >= 1 "
+             "(a test knob: the Nth such device call fails). HINT: unset VKT_FAULT_INJECT",
+             v);
+    return -1;
+}
+
+int vkt_fault_hit(vkt_backend *be, vkt_fault_kind kind) {
+    if (++be->fault_seen[kind] != be->fault_at || kind != be->fault_kind) return 0;
+    be->fault_fired = 1;
+    return 1;
+}
+
+const char *vkt_fault_note(const vkt_backend *be) {
+    static _Thread_local char note[96];
+    if (!be->fault_fired) return "";
+    snprintf(note, sizeof note, " (injected: VKT_FAULT_INJECT=%s)", be->fault_spec);
+    return note;
+}
+
+void vkt_backend_failf(vkt_backend *be, const char *fmt, ...) {
+    if (be->failed) return; /* the first failure is the one that explains the rest */
+    be->failed = 1;
+    int n = snprintf(be->error, sizeof be->error, "%s:%d (%s): ", be->info.backend, be->device,
+                     be->info.name);
+    if (n < 0 || (size_t)n >= sizeof be->error) return;
+    char msg[640];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* an injected fault says so before any HINT, which stays last */
+    char *hint = strstr(msg, ". HINT: ");
+    if (hint) *hint = 0;
+    snprintf(be->error + n, sizeof be->error - (size_t)n, "%s%s%s%s", msg, vkt_fault_note(be),
+             hint ? ". HINT: " : "", hint ? hint + 8 : "");
+}
+
+void vkt_backend_fail(vkt_backend *be, const char *call, const char *result, const char *hint) {
+    vkt_backend_failf(be, "%s failed: %s%s%s", call, result, hint ? ". HINT: " : "",
+                      hint ? hint : "");
+}
+
+int vkt_backend_error(const vkt_backend *be, char *err, size_t errlen) {
+    if (!be->failed) return 0;
+    if (err && errlen) snprintf(err, errlen, "%s", be->error);
+    return -1;
+}
+
 vkt_backend *vkt_backend_create(int device_index, char *err, size_t errlen) {
     int local;
     const vkt_backend_ops *ops = locate(device_index, &local);
@@ -168,6 +238,11 @@ vkt_backend *vkt_backend_create(int device_index, char *err, size_t errlen) {
         free(be);
         return NULL;
     }
+    if (parse_fault(be, err, errlen)) {
+        free(be);
+        return NULL;
+    }
+    if (err && errlen) err[0] = 0;
     if (ops->init(be, err, errlen)) {
         if (!err[0]) snprintf(err, errlen, "device %d (%s:%d) failed to initialise",
                               device_index, ops->name, local);
@@ -232,6 +307,7 @@ int vkt_profile_table_report(const vkt_profile_table *t, vkt_profile_entry *out,
 }
 
 int vkt_profile_enable(vkt_backend *be, int on) {
+    if (be->failed) return -1;
     if (be->ops->profile_enable) return be->ops->profile_enable(be, on);
     if (on) vkt_profile_table_clear(&be->host_prof);
     be->host_timing = on != 0;
@@ -249,11 +325,14 @@ static double host_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
-/* Runs `call`; with host timing on, adds its duration under `name`. Free when off: one
- * predictable branch per op. */
+/* Runs `call` unless the device has failed (then every op is a no-op: the policy of
+ * backend.h); with host timing on, adds its duration under `name`. Free when off: two
+ * predictable branches per op. */
 #define TIMED(name, call)                                                                     \
     do {                                                                                      \
-        if (!be->host_timing) {                                                               \
+        if (be->failed) {                                                                     \
+            /* after a device error nothing reaches the driver again */                       \
+        } else if (!be->host_timing) {                                                        \
             call;                                                                             \
         } else {                                                                              \
             double t0_ = host_ms();                                                           \
@@ -278,21 +357,27 @@ int vkt_backend_set_option(vkt_backend *be, const char *key, const char *value, 
     if (precision) be->fp16_matmul = !strcmp(value, "fp16");
     return 0;
 }
-void vkt_synchronize(vkt_backend *be) {
+int vkt_synchronize(vkt_backend *be) {
     be->syncs++;
-    be->ops->synchronize(be);
+    if (!be->failed) be->ops->synchronize(be);
+    return be->failed ? -1 : 0;
 }
 
 uint64_t vkt_sync_count(const vkt_backend *be) { return be->syncs; }
 
 double vkt_time_ms(vkt_backend *be) {
     be->syncs++;
+    if (be->failed) return host_ms();
     if (be->ops->time_ms) return be->ops->time_ms(be);
     be->ops->synchronize(be);
     return host_ms();
 }
 
 vkt_buf *vkt_alloc(vkt_backend *be, size_t bytes, char *err, size_t errlen) {
+    if (be->failed) {
+        snprintf(err, errlen, "%s", be->error);
+        return NULL;
+    }
     return be->ops->alloc(be, bytes, err, errlen);
 }
 void vkt_free(vkt_backend *be, vkt_buf *buf) {
@@ -301,9 +386,12 @@ void vkt_free(vkt_backend *be, vkt_buf *buf) {
 void vkt_upload(vkt_backend *be, vkt_ptr dst, const void *src, size_t bytes) {
     TIMED("upload", be->ops->upload(be, dst, src, bytes));
 }
-void vkt_download(vkt_backend *be, void *dst, vkt_ptr src, size_t bytes) {
+int vkt_download(vkt_backend *be, void *dst, vkt_ptr src, size_t bytes) {
     be->syncs++;
     TIMED("download", be->ops->download(be, dst, src, bytes));
+    if (!be->failed) return 0;
+    if (bytes) memset(dst, 0, bytes); /* never stale or partial data */
+    return -1;
 }
 void vkt_fill(vkt_backend *be, vkt_ptr dst, float value, size_t n) {
     TIMED("fill", be->ops->fill(be, dst, value, n));

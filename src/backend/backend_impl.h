@@ -75,6 +75,16 @@ typedef struct vkt_backend_ops {
     void (*scale)(vkt_backend *, vkt_ptr, float, size_t);
 } vkt_backend_ops;
 
+/* Test knob VKT_FAULT_INJECT=<kind>:<N> (README, Reliability): the Nth call of that kind on a
+ * backend fails as the driver would, through the same path a real failure takes. */
+typedef enum vkt_fault_kind {
+    VKT_FAULT_NONE,
+    VKT_FAULT_SUBMIT,   /* vulkan: vkQueueSubmit; opencl: clEnqueueNDRangeKernel; cpu: round trip */
+    VKT_FAULT_ALLOC,    /* vulkan: vkAllocateMemory; opencl: clCreateBuffer; cpu: vkt_alloc */
+    VKT_FAULT_DOWNLOAD, /* vulkan: the fence wait of a download; opencl: clEnqueueReadBuffer */
+    VKT_FAULT_KINDS
+} vkt_fault_kind;
+
 struct vkt_backend {
     const vkt_backend_ops *ops;
     vkt_device_info info;
@@ -84,7 +94,29 @@ struct vkt_backend {
     void *ctx;   /* the backend's own state */
     int host_timing;             /* time each call on the host (backends without profile_*) */
     vkt_profile_table host_prof; /* its totals */
+    /* the sticky device error (first failure wins): once set, backend.c turns every op into
+     * a no-op and synchronize/download return -1 */
+    int failed;
+    char error[768];
+    vkt_fault_kind fault_kind; /* VKT_FAULT_INJECT, read at vkt_backend_create */
+    uint64_t fault_at, fault_seen[VKT_FAULT_KINDS];
+    int fault_fired;
+    char fault_spec[48];
 };
+
+/* Records a device failure as the backend's sticky error, unless one is already recorded:
+ * "<backend>:<N> (<device name>): <call> failed: <result>[. HINT: <hint>]", e.g. call
+ * "vkQueueSubmit", result "VK_ERROR_DEVICE_LOST". hint may be NULL. */
+void vkt_backend_fail(vkt_backend *be, const char *call, const char *result, const char *hint);
+/* The same with a message of its own after the device prefix. */
+void vkt_backend_failf(vkt_backend *be, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* 1 when this call is the one VKT_FAULT_INJECT names (the Nth of its kind): the caller then
+ * fails it with a realistic result code. Counts every call of the kind. */
+int vkt_fault_hit(vkt_backend *be, vkt_fault_kind kind);
+/* " (injected: VKT_FAULT_INJECT=...)" once the fault has fired, else "": for messages that
+ * report a failure without recording it (an allocation's err). */
+const char *vkt_fault_note(const vkt_backend *be);
 
 /* The compiled-in backends, in --list-devices order. */
 extern const vkt_backend_ops vkt_cpu_backend_ops;

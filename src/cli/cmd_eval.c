@@ -196,6 +196,8 @@ int vkt_cmd_eval(int argc, char **argv) {
         if (!in || !tg) {
             snprintf(err, sizeof err, "out of host memory");
             rc = 1;
+        } else if (vkt_backend_error(cm.be, err, sizeof err)) {
+            rc = 1; /* a device error: the losses are not the model's */
         }
         free(in);
         free(tg);

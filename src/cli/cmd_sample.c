@@ -25,16 +25,23 @@ static const char USAGE[] =
     "                     any, token ids are printed)\n"
     "  --device DEV       device to run on (default auto; see vktrain --list-devices)\n";
 
-static void emit_text(int token, void *user) {
-    size_t len;
-    const unsigned char *b = vkt_tokenizer_token_bytes(user, token, &len);
-    if (b) fwrite(b, 1, len, stdout);
-    fflush(stdout);
-}
+/* Streams each token, as text or as its id; nothing once the device has failed (the logits
+ * it was drawn from are not the model's). */
+typedef struct emitter {
+    const vkt_tokenizer *tok; /* NULL: ids */
+    vkt_backend *be;
+} emitter;
 
-static void emit_id(int token, void *user) {
-    (void)user;
-    printf("%d ", token);
+static void emit(int token, void *user) {
+    const emitter *e = user;
+    if (vkt_backend_error(e->be, NULL, 0)) return;
+    if (e->tok) {
+        size_t len;
+        const unsigned char *b = vkt_tokenizer_token_bytes(e->tok, token, &len);
+        if (b) fwrite(b, 1, len, stdout);
+    } else {
+        printf("%d ", token);
+    }
     fflush(stdout);
 }
 
@@ -166,8 +173,10 @@ int vkt_cmd_sample(int argc, char **argv) {
     if (!rc && !ids) rc = strstr(err, "out of host memory") ? 1 : 2;
     if (!rc) {
         if (a.prompt && tok) fputs(a.prompt, stdout);
-        vkt_generate(cm.m, ids, n, a.tokens, &a.o, tok ? emit_text : emit_id, tok);
+        emitter em = {tok, cm.be};
+        vkt_generate(cm.m, ids, n, a.tokens, &a.o, emit, &em);
         printf("\n");
+        if (vkt_backend_error(cm.be, err, sizeof err)) rc = 1;
     }
     free(ids);
     if (a.tokenizer) vkt_tokenizer_free(tok);

@@ -226,12 +226,9 @@ vkt_buf *vkt_model_grads(vkt_model *m) { return m->grads; }
 vkt_buf *vkt_model_adam_m(vkt_model *m) { return m->adam_m; }
 vkt_buf *vkt_model_adam_v(vkt_model *m) { return m->adam_v; }
 
-void vkt_model_init_random(vkt_model *m, uint64_t seed) {
+int vkt_model_init_random(vkt_model *m, uint64_t seed) {
     float *p = calloc(m->num_params, sizeof(float));
-    if (!p) {
-        fprintf(stderr, "vktrain: out of host memory initialising parameters\n");
-        exit(1);
-    }
+    if (!p) return -1; /* the host's memory, not the device's: the caller says so */
     vkt_rng rng;
     vkt_rng_seed(&rng, seed);
     double resid_std = 0.02 / sqrt(2.0 * m->shape.num_layers);
@@ -249,6 +246,7 @@ void vkt_model_init_random(vkt_model *m, uint64_t seed) {
     }
     vkt_model_set_params(m, p);
     free(p);
+    return 0;
 }
 
 void vkt_model_get_params(vkt_model *m, float *dst) {
@@ -337,9 +335,9 @@ static void linear_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight, vkt_
 void vkt_model_forward_acc(vkt_model *m, const int32_t *tokens, const int32_t *targets, int B,
                            int T, float grad_scale, int want_grad, vkt_ptr loss_acc,
                            float weight) {
-    if (B > m->max_B || T > m->max_T || T > m->shape.max_seq_len) {
-        fprintf(stderr, "vktrain: internal error: batch %dx%d exceeds the model's %dx%d\n", B, T,
-                m->max_B, m->max_T);
+    if (B > m->max_B || T > m->max_T || T > m->shape.max_seq_len) { /* a caller's bug */
+        fprintf(stderr, "vktrain: internal error at %s:%d: batch %dx%d exceeds the model's %dx%d\n",
+                __FILE__, __LINE__, B, T, m->max_B, m->max_T);
         abort();
     }
     vkt_backend *be = m->be;

@@ -53,9 +53,17 @@ int vkt_checkpoint_save(const char *path, vkt_model *m, const vkt_config *cfg, i
     vkt_config_print(cfg, mem);
     fclose(mem);
     mem = NULL;
-    vkt_download(be, params, vkt_at(vkt_model_params(m), 0), pbytes);
-    vkt_download(be, adam_m, vkt_at(vkt_model_adam_m(m), 0), pbytes);
-    vkt_download(be, adam_v, vkt_at(vkt_model_adam_v(m), 0), pbytes);
+    /* a device that has failed (before or during these) gives no state worth saving: the
+     * previous checkpoint stays as it is, and no temp file is made */
+    if (vkt_download(be, params, vkt_at(vkt_model_params(m), 0), pbytes) ||
+        vkt_download(be, adam_m, vkt_at(vkt_model_adam_m(m), 0), pbytes) ||
+        vkt_download(be, adam_v, vkt_at(vkt_model_adam_v(m), 0), pbytes)) {
+        char dev[768];
+        vkt_backend_error(be, dev, sizeof dev);
+        snprintf(err, errlen, "%s: not written: reading the model from the device failed: %s",
+                 path, dev);
+        goto done;
+    }
     int32_t shape[6] = {s->max_seq_len, s->vocab_size, s->padded_vocab_size, s->num_layers,
                         s->num_heads, s->channels};
     unsigned char stepbuf[20];

@@ -236,11 +236,40 @@ static int init_state(run *r, char *err, size_t errlen) {
         vkt_checkpoint_free(&r->init);
         return rc;
     }
-    vkt_model_init_random(r->model, c->train.seed);
+    if (vkt_model_init_random(r->model, c->train.seed)) {
+        snprintf(err, errlen, "out of host memory initialising the parameters");
+        return 1;
+    }
     return 0;
 }
 
-static float evaluate(run *r) {
+/* A device error ends the run (exit 1): the message names the device, the failed call and
+ * its result, and what is on disk. No checkpoint is written after it, so `last_ckpt` (0: none
+ * yet) is the newest good one. */
+static int device_failed(run *r, int step, const char *during, int last_ckpt, char *err,
+                         size_t errlen) {
+    char dev[768], ckpt[VKT_PATH_MAX + 32];
+    vkt_backend_error(r->be, dev, sizeof dev);
+    char *hint = strstr(dev, ". HINT: "); /* the backend's hint goes last, with ours */
+    if (hint) {
+        *hint = 0;
+        hint += 8;
+    }
+    checkpoint_path(r->cfg, ckpt, sizeof ckpt);
+    vkt_log_newline();
+    if (last_ckpt > 0)
+        snprintf(err, errlen,
+                 "step %d: device error%s: %s. Nothing was saved after it: %s (step %d) is the "
+                 "last good checkpoint. HINT: %s%scontinue with --resume",
+                 step, during, dev, ckpt, last_ckpt, hint ? hint : "", hint ? "; then " : "");
+    else
+        snprintf(err, errlen, "step %d: device error%s: %s. No checkpoint was written%s%s", step,
+                 during, dev, hint ? ". HINT: " : "", hint ? hint : "");
+    return 1;
+}
+
+/* The mean validation loss into *out; 0, or -1 after a device error. */
+static int evaluate(run *r, float *out) {
     int T = r->cfg->train.seq_len, n = r->cfg->train.eval_batches;
     vkt_ptr loss = vkt_at(r->scalar, 0);
     vkt_fill(r->be, loss, 0.0f, 1);
@@ -249,8 +278,9 @@ static float evaluate(run *r) {
         vkt_model_forward_acc(r->model, r->inputs, r->targets, r->B, T, 0.0f, 0, loss, 1.0f / n);
     }
     float mean;
-    vkt_download(r->be, &mean, loss, sizeof mean);
-    return (float)(vkt_dist_sum(r->dist, mean) / vkt_dist_size(r->dist));
+    if (vkt_download(r->be, &mean, loss, sizeof mean)) return -1;
+    *out = (float)(vkt_dist_sum(r->dist, mean) / vkt_dist_size(r->dist));
+    return 0;
 }
 
 /* ---- the outlier guard ([train] skip_outliers) --------------------------------------------- */
@@ -334,11 +364,12 @@ static void queue_update(run *r, int step, float lr) {
 }
 
 /* The one host round trip: the step's loss and gradient norm. */
-static void read_scalars(run *r, vkt_step_stats *st) {
+static int read_scalars(run *r, vkt_step_stats *st) {
     float s[2];
-    vkt_download(r->be, s, vkt_at(r->scalar, 0), sizeof s);
+    if (vkt_download(r->be, s, vkt_at(r->scalar, 0), sizeof s)) return -1; /* a device error */
     st->loss = (float)(vkt_dist_sum(r->dist, s[0]) / vkt_dist_size(r->dist));
     st->grad_norm = sqrtf(s[1]) / r->ls.scale;
+    return 0;
 }
 
 /* One optimizer step; fills the loss, lr and grad norm of st. Everything up to the AdamW
@@ -351,19 +382,19 @@ static void read_scalars(run *r, vkt_step_stats *st) {
  * With [train] skip_outliers the update waits for the host instead: the loss and norm are read
  * first, and AdamW is queued only when neither is an outlier nor non-finite. It then goes out
  * with the next step's work (or the checkpoint's download), so a step still makes one round
- * trip; what it costs is that the device holds the update back while the host decides. */
-static void train_step(run *r, int step, vkt_step_stats *st) {
+ * trip; what it costs is that the device holds the update back while the host decides.
+ * 0, or -1 after a device error (vkt_backend_error says which). */
+static int train_step(run *r, int step, vkt_step_stats *st) {
     queue_gradients(r, step);
     st->lr = (float)vkt_schedule_lr(&r->sched, step);
     if (r->cfg->train.skip_outliers <= 0) {
         queue_update(r, step, st->lr);
-        read_scalars(r, st);
-        return;
+        return read_scalars(r, st);
     }
-    read_scalars(r, st);
+    if (read_scalars(r, st)) return -1;
     st->outlier_guard = 1;
     st->outlier_skips = r->outlier_skips;
-    if (!isfinite(st->loss) || !isfinite(st->grad_norm)) return; /* the loop deals with it */
+    if (!isfinite(st->loss) || !isfinite(st->grad_norm)) return 0; /* the loop deals with it */
     if (is_outlier(r, st)) {
         st->outlier_skipped = 1;
         r->outlier_skips++;
@@ -372,6 +403,7 @@ static void train_step(run *r, int step, vkt_step_stats *st) {
         queue_update(r, step, st->lr);
     }
     st->outlier_skips = r->outlier_skips;
+    return 0;
 }
 
 /* fp16: after each step, the dynamic loss scale. A non-finite gradient norm means the scaled
@@ -503,13 +535,14 @@ static int report_nonfinite(run *r, const vkt_step_stats *st, const char *ckpt, 
 /* Before a checkpoint: the update that the host has not seen the effect of yet (it comes after
  * the step's loss) must not have made the parameters non-finite, or that checkpoint would
  * replace the last good one with NaNs. One reduction and one float read; the whole buffer is
- * read only when the sum is not finite (it also overflows for huge but finite weights). */
+ * read only when the sum is not finite (it also overflows for huge but finite weights).
+ * 0 good, 1 not finite (err filled), -1 a device error. */
 static int check_params_finite(run *r, int step, const char *ckpt, int ckpt_step, char *err,
                                size_t errlen) {
     vkt_ptr out = vkt_at(r->scalar, sizeof(float));
     float ss;
     vkt_sumsq(r->be, out, vkt_at(vkt_model_params(r->model), 0), vkt_model_num_params(r->model));
-    vkt_download(r->be, &ss, out, sizeof ss);
+    if (vkt_download(r->be, &ss, out, sizeof ss)) return -1; /* a device error */
     if (isfinite(ss)) return 0;
     char param[160], last[VKT_PATH_MAX + 128], hint[300];
     if (scan_buffer(r, vkt_model_params(r->model), param, sizeof param) == 0) return 0;
@@ -562,7 +595,8 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
         vkt_step_stats st = {.step = step + 1, .total_steps = c->train.max_steps};
         double t0 = now_s();
         uint64_t syncs = vkt_sync_count(r->be);
-        train_step(r, step, &st);
+        if (train_step(r, step, &st))
+            return device_failed(r, step + 1, "", ckpt_step, err, errlen);
         double dt = now_s() - t0;
         int step_syncs = (int)(vkt_sync_count(r->be) - syncs);
         if (step_syncs > res->max_syncs_per_step) res->max_syncs_per_step = step_syncs;
@@ -585,7 +619,8 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
         if (r->data.val.n_tokens > 0 &&
             (last || (c->train.eval_interval > 0 && (step + 1) % c->train.eval_interval == 0))) {
             st.has_val = 1;
-            st.val_loss = evaluate(r);
+            if (evaluate(r, &st.val_loss))
+                return device_failed(r, step + 1, " in evaluation", ckpt_step, err, errlen);
             res->last_val_loss = st.val_loss;
         }
         if (losses_out) losses_out[step] = st.loss;
@@ -601,10 +636,16 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
             if (last || (c->train.checkpoint_interval > 0 &&
                          (step + 1) % c->train.checkpoint_interval == 0)) {
                 int rc = check_params_finite(r, step + 1, ckpt, ckpt_step, err, errlen);
+                if (rc < 0)
+                    return device_failed(r, step + 1, " checking the parameters", ckpt_step, err,
+                                         errlen);
                 if (rc) return rc;
                 vkt_loader_state ls = vkt_loader_get_state(r->loader);
                 rc = vkt_checkpoint_save(ckpt, r->model, c, step + 1, &ls, &r->ls,
                                          r->data.tokenizer, err, errlen);
+                if (rc && vkt_backend_error(r->be, NULL, 0)) /* its downloads failed */
+                    return device_failed(r, step + 1, " saving the checkpoint", ckpt_step, err,
+                                         errlen);
                 if (rc) return rc;
                 ckpt_step = step + 1;
             }
@@ -631,7 +672,7 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
 /* vktrain --profile: the op table of this run, on rank 0 (device timers where the backend has
  * them, else host timing of each call). */
 static void print_profile(run *r, int steps) {
-    vkt_synchronize(r->be); /* device times count once the work is done */
+    if (vkt_synchronize(r->be)) return; /* device times count once the work is done */
     int n = vkt_profile_report(r->be, NULL, 0);
     vkt_profile_entry *e = calloc(n > 0 ? (size_t)n : 1, sizeof *e);
     if (!e) return;

@@ -110,17 +110,25 @@ static int cpu_set_option(vkt_backend *be, const char *key, const char *value, c
     ((cpu_ctx *)be->ctx)->reference = !strcmp(value, "reference");
     return 0;
 }
-static void cpu_synchronize(vkt_backend *be) { (void)be; } /* ops run synchronously */
+/* Ops run synchronously, so a round trip only matters to VKT_FAULT_INJECT (backend.h):
+ * "submit" counts round trips, "download" downloads, as a GPU backend submits once per trip. */
+static void cpu_synchronize(vkt_backend *be) {
+    if (vkt_fault_hit(be, VKT_FAULT_SUBMIT))
+        vkt_backend_fail(be, "synchronize", "a simulated device error", NULL);
+}
 
 static vkt_buf *cpu_alloc(vkt_backend *be, size_t bytes, char *err, size_t errlen) {
     /* more than the machine has would only "succeed" through overcommit and die later */
-    vkt_buf *b = bytes <= be->info.memory_bytes ? calloc(1, sizeof *b) : NULL;
+    vkt_buf *b = bytes <= be->info.memory_bytes && !vkt_fault_hit(be, VKT_FAULT_ALLOC)
+                     ? calloc(1, sizeof *b)
+                     : NULL;
     size_t rounded = (bytes + 63) / 64 * 64;
     if (b) b->data = aligned_alloc(64, rounded ? rounded : 64);
     if (!b || !b->data) {
         free(b);
-        snprintf(err, errlen, "cpu:%d: out of memory allocating %.1f MiB (host RAM %.1f GiB)",
-                 be->device, bytes / 1048576.0, be->info.memory_bytes / 1073741824.0);
+        snprintf(err, errlen, "cpu:%d: out of memory allocating %.1f MiB (host RAM %.1f GiB)%s",
+                 be->device, bytes / 1048576.0, be->info.memory_bytes / 1073741824.0,
+                 vkt_fault_note(be));
         return NULL;
     }
     b->bytes = bytes;
@@ -137,8 +145,11 @@ static void cpu_upload(vkt_backend *be, vkt_ptr dst, const void *src, size_t byt
     memcpy(vkt_cpu_addr(dst), src, bytes);
 }
 static void cpu_download(vkt_backend *be, void *dst, vkt_ptr src, size_t bytes) {
-    (void)be;
     VKT_CPU_ASSERT(src.off + bytes <= src.buf->bytes);
+    if (vkt_fault_hit(be, VKT_FAULT_SUBMIT) | vkt_fault_hit(be, VKT_FAULT_DOWNLOAD)) {
+        vkt_backend_fail(be, "download", "a simulated device error", NULL);
+        return;
+    }
     memcpy(dst, vkt_cpu_addr(src), bytes);
 }
 static void cpu_fill(vkt_backend *be, vkt_ptr dst, float value, size_t n) {

@@ -10,10 +10,8 @@
 #include "util/fs.h"
 #include "util/hash.h"
 
-_Noreturn void vkt_cl_fatal(vkt_cl_ctx *c, const char *what, cl_int rc, const char *hint) {
-    fprintf(stderr, "vktrain: opencl:%d (%s): %s: %s%s%s\n", c->index, c->dev->info.name, what,
-            vkt_cl_error_name(rc), hint ? ". HINT: " : "", hint ? hint : "");
-    exit(1);
+void vkt_cl_fail(vkt_cl_ctx *c, const char *call, cl_int rc, const char *hint) {
+    vkt_backend_fail(c->be, call, vkt_cl_error_name(rc), hint);
 }
 
 /* ---- memory ---- */
@@ -28,15 +26,19 @@ vkt_buf *vkt_cl_alloc_buf(vkt_cl_ctx *c, size_t bytes, char *err, size_t errlen)
         return NULL;
     }
     cl_int rc = CL_SUCCESS;
-    cl_mem m = c->cl->clCreateBuffer(c->context, CL_MEM_READ_WRITE, bytes, NULL, &rc);
+    cl_mem m = NULL;
+    if (vkt_fault_hit(c->be, VKT_FAULT_ALLOC)) /* VKT_FAULT_INJECT=alloc:N */
+        rc = CL_MEM_OBJECT_ALLOCATION_FAILURE;
+    else
+        m = c->cl->clCreateBuffer(c->context, CL_MEM_READ_WRITE, bytes, NULL, &rc);
     vkt_buf *b = m && rc == CL_SUCCESS ? malloc(sizeof *b) : NULL;
     if (!b) {
         if (m) c->cl->clReleaseMemObject(m);
         snprintf(err, errlen,
-                 "opencl:%d (%s): cannot allocate %zu bytes (%s); the device has %llu bytes of "
-                 "global memory",
+                 "opencl:%d (%s): cannot allocate %zu bytes: clCreateBuffer failed: %s; the "
+                 "device has %llu bytes of global memory%s. HINT: a smaller batch_size or model",
                  c->index, c->dev->info.name, bytes, vkt_cl_error_name(rc),
-                 (unsigned long long)c->dev->info.memory_bytes);
+                 (unsigned long long)c->dev->info.memory_bytes, vkt_fault_note(c->be));
         return NULL;
     }
     b->mem = m;
@@ -49,10 +51,9 @@ vkt_buf *vkt_cl_scratch(vkt_cl_ctx *c, vkt_buf **slot, size_t bytes, const char 
     char err[512];
     vkt_cl_free_buf(c, *slot); /* queued commands keep it alive until they finish */
     *slot = vkt_cl_alloc_buf(c, bytes, err, sizeof err);
-    if (!*slot) {
-        fprintf(stderr, "vktrain: %s: %s\n", what, err);
-        exit(1);
-    }
+    if (!*slot)
+        vkt_backend_failf(c->be, "%s: no device memory for %zu bytes. HINT: a smaller "
+                          "batch_size or model", what, bytes);
     return *slot;
 }
 
@@ -87,7 +88,8 @@ static void binary_path(vkt_cl_ctx *c, char *buf, size_t len) {
     snprintf(buf, len, "%s/opencl/%016llx.bin", c->cache_dir, (unsigned long long)h);
 }
 
-/* Builds prog for the device; on failure prints the compiler's log and exits 1. */
+/* Builds prog for the device; on failure (from source) prints the compiler's log and fails
+ * the device. */
 static cl_int build(vkt_cl_ctx *c, cl_program prog, int from_binary) {
     cl_int rc = c->cl->clBuildProgram(prog, 1, &c->dev->id, build_options(), NULL, NULL);
     if (rc == CL_SUCCESS || from_binary) return rc;
@@ -103,7 +105,8 @@ static cl_int build(vkt_cl_ctx *c, cl_program prog, int from_binary) {
             "build log:\n%s\n",
             c->index, c->dev->info.name, vkt_cl_error_name(rc), log ? log : "(none)");
     free(log);
-    exit(1);
+    vkt_cl_fail(c, "clBuildProgram (the kernels of cl/, build log above)", rc, NULL);
+    return rc;
 }
 
 static cl_program from_cache(vkt_cl_ctx *c, const char *path) {
@@ -156,8 +159,15 @@ static void ensure_program(vkt_cl_ctx *c) {
     const char *src[1] = {vkt_cl_source};
     cl_int rc = CL_SUCCESS;
     cl_program p = c->cl->clCreateProgramWithSource(c->context, 1, src, NULL, &rc);
-    if (!p || rc != CL_SUCCESS) vkt_cl_fatal(c, "clCreateProgramWithSource", rc, NULL);
-    build(c, p, 0);
+    if (!p || rc != CL_SUCCESS) {
+        if (p) c->cl->clReleaseProgram(p);
+        vkt_cl_fail(c, "clCreateProgramWithSource", rc, NULL);
+        return;
+    }
+    if (build(c, p, 0) != CL_SUCCESS) {
+        c->cl->clReleaseProgram(p);
+        return;
+    }
     c->program = p;
     to_cache(c, p, path);
 }
@@ -165,13 +175,22 @@ static void ensure_program(vkt_cl_ctx *c) {
 cl_kernel vkt_cl_kernel_get(vkt_cl_ctx *c, const char *name) {
     for (int i = 0; i < c->nkernels; i++)
         if (!strcmp(c->kernels[i].name, name)) return c->kernels[i].k;
+    if (vkt_cl_failed(c)) return NULL;
     ensure_program(c);
+    if (!c->program) return NULL;
     cl_int rc = CL_SUCCESS;
     cl_kernel k = c->cl->clCreateKernel(c->program, name, &rc);
-    if (!k || rc != CL_SUCCESS) vkt_cl_fatal(c, name, rc, "a kernel missing from cl/ (*.cl)");
+    if (!k || rc != CL_SUCCESS) {
+        char call[96];
+        snprintf(call, sizeof call, "clCreateKernel(%s)", name);
+        vkt_cl_fail(c, call, rc, NULL);
+        return NULL;
+    }
+    /* an invariant: the table is sized for the kernels of cl/ */
     if (c->nkernels == (int)(sizeof c->kernels / sizeof c->kernels[0])) {
-        fprintf(stderr, "vktrain: opencl: more kernels than the table holds\n");
-        exit(1);
+        fprintf(stderr, "vktrain: internal error at %s:%d: more kernels than the table holds\n",
+                __FILE__, __LINE__);
+        abort();
     }
     c->kernels[c->nkernels++] = (vkt_cl_kernel){name, k};
     return k;
@@ -191,15 +210,22 @@ cl_event *vkt_cl_prof_event(vkt_cl_ctx *c, const char *name) {
         c->prof_cap = cap;
     }
     c->prof_names[c->prof_n] = name;
+    c->prof_events[c->prof_n] = NULL; /* stays NULL when the enqueue fails */
     return &c->prof_events[c->prof_n++];
 }
 
 void vkt_cl_finish(vkt_cl_ctx *c) {
-    cl_int rc = c->cl->clFinish(c->queue);
-    if (rc != CL_SUCCESS) vkt_cl_fatal(c, "clFinish", rc, NULL);
+    /* after a failure nothing is waited for (a broken queue may never drain); the profiling
+     * events are still released */
+    if (!vkt_cl_failed(c)) {
+        cl_int rc = c->cl->clFinish(c->queue);
+        if (rc != CL_SUCCESS) vkt_cl_fail(c, "clFinish", rc, NULL);
+    }
     for (int i = 0; i < c->prof_n; i++) {
         cl_ulong t0 = 0, t1 = 0;
-        if (c->cl->clGetEventProfilingInfo(c->prof_events[i], CL_PROFILING_COMMAND_START,
+        if (!c->prof_events[i]) continue;
+        if (!vkt_cl_failed(c) &&
+            c->cl->clGetEventProfilingInfo(c->prof_events[i], CL_PROFILING_COMMAND_START,
                                            sizeof t0, &t0, NULL) == CL_SUCCESS &&
             c->cl->clGetEventProfilingInfo(c->prof_events[i], CL_PROFILING_COMMAND_END,
                                            sizeof t1, &t1, NULL) == CL_SUCCESS)
@@ -211,13 +237,15 @@ void vkt_cl_finish(vkt_cl_ctx *c) {
 
 void vkt_cl_launch(vkt_cl_ctx *c, const char *name, int dims, const size_t *global,
                    const size_t *local, int nargs, const vkt_cl_arg *args) {
-    cl_kernel k = vkt_cl_kernel_get(c, name);
+    cl_kernel k = vkt_cl_kernel_get(c, name); /* NULL once the device has failed */
+    if (!k) return;
     for (int i = 0; i < nargs; i++) {
         cl_int rc = c->cl->clSetKernelArg(k, (cl_uint)i, args[i].size, args[i].ptr);
         if (rc != CL_SUCCESS) {
             char what[96];
-            snprintf(what, sizeof what, "%s: argument %d", name, i);
-            vkt_cl_fatal(c, what, rc, NULL);
+            snprintf(what, sizeof what, "clSetKernelArg(%s, %d)", name, i);
+            vkt_cl_fail(c, what, rc, NULL);
+            return;
         }
     }
     size_t g[2];
@@ -225,12 +253,18 @@ void vkt_cl_launch(vkt_cl_ctx *c, const char *name, int dims, const size_t *glob
         if (global[d] == 0) return; /* an empty launch */
         g[d] = (global[d] + local[d] - 1) / local[d] * local[d];
     }
-    cl_int rc = c->cl->clEnqueueNDRangeKernel(c->queue, k, (cl_uint)dims, NULL, g, local, 0,
-                                              NULL, vkt_cl_prof_event(c, name));
-    if (rc != CL_SUCCESS)
-        vkt_cl_fatal(c, name, rc,
-                     rc == CL_MEM_OBJECT_ALLOCATION_FAILURE || rc == CL_OUT_OF_RESOURCES
-                         ? "the device ran out of memory or resources: a smaller batch_size, "
-                           "seq_len or model"
-                         : NULL);
+    /* VKT_FAULT_INJECT=submit:N: the Nth launch fails as a device out of resources would */
+    cl_int rc = vkt_fault_hit(c->be, VKT_FAULT_SUBMIT)
+                    ? CL_OUT_OF_RESOURCES
+                    : c->cl->clEnqueueNDRangeKernel(c->queue, k, (cl_uint)dims, NULL, g, local,
+                                                    0, NULL, vkt_cl_prof_event(c, name));
+    if (rc != CL_SUCCESS) {
+        char call[96];
+        snprintf(call, sizeof call, "clEnqueueNDRangeKernel(%s)", name);
+        vkt_cl_fail(c, call, rc,
+                    rc == CL_MEM_OBJECT_ALLOCATION_FAILURE || rc == CL_OUT_OF_RESOURCES
+                        ? "the device ran out of memory or resources: a smaller batch_size, "
+                          "seq_len or model"
+                        : NULL);
+    }
 }

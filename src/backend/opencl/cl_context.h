@@ -19,6 +19,7 @@ typedef struct vkt_cl_kernel {
 } vkt_cl_kernel;
 
 typedef struct vkt_cl_ctx {
+    vkt_backend *be; /* its sticky error (vkt_cl_fail) and fault injection */
     const vkt_cl_fns *cl;
     const vkt_cl_device *dev;
     int index; /* within the opencl backend: the N of opencl:N */
@@ -44,12 +45,15 @@ typedef struct vkt_cl_ctx {
 
 static inline vkt_cl_ctx *vkt_cl(vkt_backend *be) { return (vkt_cl_ctx *)be->ctx; }
 
-/* A device failure inside an op (ops return nothing): names the device, the op and the
- * OpenCL error, and exits with status 1. */
-_Noreturn void vkt_cl_fatal(vkt_cl_ctx *c, const char *what, cl_int rc, const char *hint);
+/* A device failure inside an op (ops return nothing): records "<call> failed: <CL error>"
+ * as the backend's sticky error (backend.h, vkt_backend_error); the op then stops, and every
+ * later one is a no-op. hint may be NULL. */
+void vkt_cl_fail(vkt_cl_ctx *c, const char *call, cl_int rc, const char *hint);
+static inline int vkt_cl_failed(const vkt_cl_ctx *c) { return c->be->failed; }
 
 /* The kernel named `name` of the program (built from the embedded sources or the on-disk
- * binary cache on first use; a build failure prints the build log and exits 1). */
+ * binary cache on first use; a build failure prints the build log and fails the device);
+ * NULL once the device has failed. */
 cl_kernel vkt_cl_kernel_get(vkt_cl_ctx *c, const char *name);
 
 /* Kernel arguments: a buffer (its cl_mem; NULL when absent) with its element offset, or a
@@ -67,13 +71,14 @@ void vkt_cl_launch(vkt_cl_ctx *c, const char *name, int dims, const size_t *glob
 
 /* The event slot for one more profiled command named `name` (NULL when profiling is off). */
 cl_event *vkt_cl_prof_event(vkt_cl_ctx *c, const char *name);
-/* Waits for the queue and adds the profiled commands' device times to the table. */
+/* Waits for the queue and adds the profiled commands' device times to the table (waits for
+ * nothing once the device has failed). */
 void vkt_cl_finish(vkt_cl_ctx *c);
 
 vkt_buf *vkt_cl_alloc_buf(vkt_cl_ctx *c, size_t bytes, char *err, size_t errlen);
 void vkt_cl_free_buf(vkt_cl_ctx *c, vkt_buf *b);
 /* *slot, grown to at least `bytes` first (the old buffer released; queued commands keep it
- * alive); out of memory exits 1 with a message naming `what`. */
+ * alive); NULL when out of memory, after failing the device with a message naming `what`. */
 vkt_buf *vkt_cl_scratch(vkt_cl_ctx *c, vkt_buf **slot, size_t bytes, const char *what);
 
 /* The GEMM (cl_gemm.c). */

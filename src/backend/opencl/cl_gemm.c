@@ -60,7 +60,8 @@ static const char *blast_status(CLBlastStatusCode s) {
 
 /* p's n floats rounded to fp16 values into *slot; returns where they are. */
 static vkt_ptr rounded(vkt_cl_ctx *c, vkt_buf **slot, vkt_ptr p, size_t n) {
-    vkt_buf *s = vkt_cl_scratch(c, slot, n * sizeof(float), "fp16 matmul operands");
+    vkt_buf *s = vkt_cl_scratch(c, slot, n * sizeof(float), "matmul: fp16 operands");
+    if (!s) return VKT_NULL_PTR; /* the device has failed */
     cl_mem dst = s->mem, src = p.buf->mem;
     cl_uint o_dst = 0, o_src = (cl_uint)(p.off / 4), nn = (cl_uint)n;
     vkt_cl_arg a[] = {CL_VAL(dst), CL_VAL(o_dst), CL_VAL(src), CL_VAL(o_src), CL_VAL(nn)};
@@ -161,8 +162,10 @@ static CLBlastStatusCode sgemm(vkt_cl_ctx *c, const gemm_shape *s, cl_mem a, cl_
 
 /* Best milliseconds per GEMM of shape s with the parameters in force (-1: CLBlast failed). */
 static double time_gemm(vkt_cl_ctx *c, const gemm_shape *s, cl_mem a, cl_mem b, cl_mem cc) {
+    if (vkt_cl_failed(c)) return -1; /* nothing more reaches a failed device */
     if (sgemm(c, s, a, b, cc, 0.0f) != CLBlastSuccess) return -1; /* compiles, warms up */
     vkt_cl_finish(c);
+    if (vkt_cl_failed(c)) return -1;
     double best = -1;
     for (int round = 0; round < 3; round++) {
         int reps = 0;
@@ -171,6 +174,7 @@ static double time_gemm(vkt_cl_ctx *c, const gemm_shape *s, cl_mem a, cl_mem b, 
             if (sgemm(c, s, a, b, cc, 0.0f) != CLBlastSuccess) return -1;
             reps++;
             vkt_cl_finish(c);
+            if (vkt_cl_failed(c)) return -1;
             t = host_ms() - t0;
         } while (t < 20.0 && reps < 50);
         if (best < 0 || t / reps < best) best = t / reps;
@@ -238,6 +242,8 @@ static void tune(vkt_cl_ctx *c, gemm_shape s, const char *path) {
     vkt_buf *cc = vkt_cl_alloc_buf(c, (size_t)s.M * s.N * 4, err, sizeof err);
     if (!a || !b || !cc) {
         snprintf(c->tune_note, sizeof c->tune_note, "GEMM tuning skipped: %s", err);
+    } else if (vkt_cl_failed(c)) {
+        snprintf(c->tune_note, sizeof c->tune_note, "GEMM tuning skipped: the device failed");
     } else {
         float x = 0.01f;
         c->cl->clEnqueueFillBuffer(c->queue, a->mem, &x, 4, 0, a->size, 0, NULL, NULL);
@@ -262,6 +268,13 @@ static void tune(vkt_cl_ctx *c, gemm_shape s, const char *path) {
             if (t > 0 && t < best_t) best_t = t, thr = INDIRECT_GENERIC;
         }
         char note[200];
+        if (vkt_cl_failed(c)) { /* no decision from timings a failure cut short */
+            vkt_cl_free_buf(c, a);
+            vkt_cl_free_buf(c, b);
+            vkt_cl_free_buf(c, cc);
+            snprintf(c->tune_note, sizeof c->tune_note, "GEMM tuning stopped: the device failed");
+            return;
+        }
         snprintf(note, sizeof note, "%dx%dx%d%s%s: untuned %.1f GFLOP/s, tuned %.1f", s.M, s.N,
                  s.K, s.ta ? " ta" : "", s.tb ? " tb" : "",
                  t_untuned > 0 ? flop / t_untuned / 1e6 : 0, best_t > 0 ? flop / best_t / 1e6 : 0);
@@ -338,6 +351,7 @@ void vkt_cl_op_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a, vkt_ptr b, vkt_ptr
             a = rounded(c, &c->round_a, a, (size_t)M * K);
             b = rounded(c, &c->round_b, b, (size_t)K * N);
         }
+        if (vkt_cl_failed(c)) return; /* a fill, a scale or the rounding failed */
         cl_command_queue q = c->queue;
         CLBlastStatusCode s = c->cl->CLBlastSgemm(
             CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
@@ -346,12 +360,14 @@ void vkt_cl_op_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a, vkt_ptr b, vkt_ptr
             b.buf->mem, b.off / 4, trans_b ? (size_t)K : (size_t)N, beta, c_.buf->mem,
             c_.off / 4, (size_t)N, &q, vkt_cl_prof_event(c, "matmul (CLBlast)"));
         if (s != CLBlastSuccess) {
-            fprintf(stderr, "vktrain: opencl:%d (%s): CLBlastSgemm %dx%dx%d failed: %s (%d)\n",
-                    c->index, c->dev->info.name, M, N, K, blast_status(s), (int)s);
-            exit(1);
+            char call[80], result[96];
+            snprintf(call, sizeof call, "CLBlastSgemm %dx%dx%d", M, N, K);
+            snprintf(result, sizeof result, "%s (%d)", blast_status(s), (int)s);
+            vkt_backend_fail(be, call, result, NULL);
+            return;
         }
     }
-    if (bias.buf) {
+    if (bias.buf && !vkt_cl_failed(c)) {
         cl_mem cm = c_.buf->mem, bm = bias.buf->mem;
         cl_uint oc = (cl_uint)(c_.off / 4), ob = (cl_uint)(bias.off / 4), m = (cl_uint)M,
                 n = (cl_uint)N;

@@ -41,6 +41,7 @@ int vkt_cl_op_init(vkt_backend *be, char *err, size_t errlen) {
         snprintf(err, errlen, "out of host memory");
         return 1;
     }
+    c->be = be;
     c->cl = cl;
     c->dev = d;
     c->index = be->device;
@@ -65,7 +66,7 @@ void vkt_cl_op_shutdown(vkt_backend *be) {
     vkt_cl_ctx *c = vkt_cl(be);
     if (!c) return;
     c->prof_on = 0;
-    vkt_cl_finish(c);
+    vkt_cl_finish(c); /* after a device failure: releases the events, waits for nothing */
     vkt_cl_gemm_shutdown(c);
     vkt_cl_free_buf(c, c->scratch);
     vkt_cl_free_buf(c, c->round_a);
@@ -88,7 +89,7 @@ int vkt_cl_op_profile_enable(vkt_backend *be, int on) {
     vkt_cl_finish(c); /* what is queued belongs to the period before */
     if (on) vkt_profile_table_clear(&c->prof);
     c->prof_on = on != 0;
-    return 0;
+    return vkt_cl_failed(c) ? -1 : 0;
 }
 
 int vkt_cl_op_profile_read(vkt_backend *be, vkt_profile_entry *out, int max) {
@@ -145,15 +146,25 @@ void vkt_cl_op_upload(vkt_backend *be, vkt_ptr dst, const void *src, size_t byte
     /* blocking: the caller's bytes are copied before this returns (backend.h) */
     cl_int rc = c->cl->clEnqueueWriteBuffer(c->queue, dst.buf->mem, CL_TRUE, dst.off, bytes,
                                             src, 0, NULL, vkt_cl_prof_event(c, "upload"));
-    if (rc != CL_SUCCESS) vkt_cl_fatal(c, "upload", rc, NULL);
+    if (rc != CL_SUCCESS) vkt_cl_fail(c, "clEnqueueWriteBuffer", rc, NULL);
 }
 
 void vkt_cl_op_download(vkt_backend *be, void *dst, vkt_ptr src, size_t bytes) {
-    if (!bytes) return;
     vkt_cl_ctx *c = vkt_cl(be);
-    cl_int rc = c->cl->clEnqueueReadBuffer(c->queue, src.buf->mem, CL_FALSE, src.off, bytes,
-                                           dst, 0, NULL, vkt_cl_prof_event(c, "download"));
-    if (rc != CL_SUCCESS) vkt_cl_fatal(c, "download", rc, NULL);
+    /* VKT_FAULT_INJECT=download:N: the Nth read fails as a device out of resources would */
+    int inject = vkt_fault_hit(be, VKT_FAULT_DOWNLOAD);
+    if (!bytes && !inject) {
+        vkt_cl_finish(c); /* still a round trip: it reports what the queue did */
+        return;
+    }
+    cl_int rc = inject ? CL_OUT_OF_RESOURCES
+                       : c->cl->clEnqueueReadBuffer(c->queue, src.buf->mem, CL_FALSE, src.off,
+                                                    bytes, dst, 0, NULL,
+                                                    vkt_cl_prof_event(c, "download"));
+    if (rc != CL_SUCCESS) {
+        vkt_cl_fail(c, "clEnqueueReadBuffer", rc, NULL);
+        return;
+    }
     vkt_cl_finish(c);
 }
 
@@ -163,7 +174,7 @@ void vkt_cl_op_fill(vkt_backend *be, vkt_ptr dst, float value, size_t n) {
     cl_int rc = c->cl->clEnqueueFillBuffer(c->queue, dst.buf->mem, &value, sizeof value,
                                            dst.off, n * sizeof(float), 0, NULL,
                                            vkt_cl_prof_event(c, "fill"));
-    if (rc != CL_SUCCESS) vkt_cl_fatal(c, "fill", rc, NULL);
+    if (rc != CL_SUCCESS) vkt_cl_fail(c, "clEnqueueFillBuffer", rc, NULL);
 }
 
 void vkt_cl_op_copy(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t bytes) {
@@ -174,8 +185,9 @@ void vkt_cl_op_copy(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t bytes) {
         char err[256];
         vkt_buf *tmp = vkt_cl_alloc_buf(c, bytes, err, sizeof err);
         if (!tmp) {
-            fprintf(stderr, "vktrain: %s\n", err);
-            exit(1);
+            vkt_backend_failf(be, "copy: no device memory for a temporary buffer of %zu bytes",
+                              bytes);
+            return;
         }
         vkt_cl_op_copy(be, vkt_at(tmp, 0), src, bytes);
         vkt_cl_op_copy(be, dst, vkt_at(tmp, 0), bytes);
@@ -185,7 +197,7 @@ void vkt_cl_op_copy(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t bytes) {
     cl_int rc = c->cl->clEnqueueCopyBuffer(c->queue, src.buf->mem, dst.buf->mem, src.off,
                                            dst.off, bytes, 0, NULL,
                                            vkt_cl_prof_event(c, "copy"));
-    if (rc != CL_SUCCESS) vkt_cl_fatal(c, "copy", rc, NULL);
+    if (rc != CL_SUCCESS) vkt_cl_fail(c, "clEnqueueCopyBuffer", rc, NULL);
 }
 
 /* ---- ops ---- */
@@ -249,8 +261,9 @@ void vkt_cl_op_attention_forward(vkt_backend *be, vkt_ptr out, vkt_ptr lse, vkt_
 void vkt_cl_op_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, vkt_ptr qkv,
                                   vkt_ptr lse, int B, int T, int C, int NH) {
     vkt_cl_ctx *c = vkt_cl(be);
-    vkt_cl_scratch(c, &c->scratch, (size_t)B * NH * T * sizeof(float),
-                   "attention backward scratch");
+    if (!vkt_cl_scratch(c, &c->scratch, (size_t)B * NH * T * sizeof(float),
+                        "attention_backward: its scratch buffer"))
+        return;
     mem_arg dq = M(dqkv), d = M(dout), q = M(qkv), l = M(lse), s = M(vkt_at(c->scratch, 0));
     cl_uint b = (cl_uint)B, t = (cl_uint)T, ch = (cl_uint)C, nh = (cl_uint)NH;
     float scale = 1.0f / sqrtf((float)(C / NH));

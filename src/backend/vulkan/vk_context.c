@@ -15,6 +15,22 @@ typedef struct vkt_coopmat_features {
 } vkt_coopmat_features;
 #define VKT_STRUCTURE_TYPE_COOPMAT_FEATURES ((VkStructureType)1000506000)
 
+int vkt_vk_check(vkt_vk_ctx *c, const char *call, VkResult r) {
+    if (r == VK_SUCCESS) return 0;
+    vkt_backend_fail(c->be, call, vkt_vk_result_name(r),
+                     r == VK_ERROR_OUT_OF_DEVICE_MEMORY
+                         ? "a smaller batch_size, seq_len or model"
+                         : NULL);
+    return 1;
+}
+
+/* An init step failed: its sticky error becomes init's message. */
+static int init_failed(vkt_backend *be, char *err, size_t errlen) {
+    if (!err[0]) vkt_backend_error(be, err, errlen);
+    vkt_vk_context_shutdown(be);
+    return -1;
+}
+
 int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen) {
     const vkt_vk_physdev *phys = vkt_vk_devices_get(be->device);
     const vkt_vk_fns *vk = vkt_vk_instance_fns();
@@ -28,6 +44,7 @@ int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen) {
         return -1;
     }
     be->ctx = c;
+    c->be = be;
     c->phys = phys;
     vk->vkGetPhysicalDeviceProperties(phys->pd, &c->props);
     vk->vkGetPhysicalDeviceMemoryProperties(phys->pd, &c->memprops);
@@ -133,8 +150,8 @@ int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen) {
     };
     VkResult r = vk->vkCreateDevice(phys->pd, &dci, NULL, &c->dev);
     if (r != VK_SUCCESS) {
-        snprintf(err, errlen, "vulkan:%d (%s): vkCreateDevice failed (VkResult %d)", be->device,
-                 phys->info.name, (int)r);
+        snprintf(err, errlen, "vulkan:%d (%s): vkCreateDevice failed: %s", be->device,
+                 phys->info.name, vkt_vk_result_name(r));
         c->dev = VK_NULL_HANDLE;
         vkt_vk_context_shutdown(be);
         return -1;
@@ -149,21 +166,19 @@ int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen) {
         .flags = VK_COMMAND_POOL_CREATE_TRANSIENT_BIT,
         .queueFamilyIndex = c->queue_family,
     };
-    VKT_VK_CHECK(c->d.vkCreateCommandPool(c->dev, &pci, NULL, &c->pool));
+    if (VKT_VK_TRY(c, vkCreateCommandPool, (c->dev, &pci, NULL, &c->pool)))
+        return init_failed(be, err, errlen);
     VkCommandBufferAllocateInfo cai = {
         .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
         .commandPool = c->pool,
         .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
         .commandBufferCount = 1,
     };
-    VKT_VK_CHECK(c->d.vkAllocateCommandBuffers(c->dev, &cai, &c->cmd));
     VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-    VKT_VK_CHECK(c->d.vkCreateFence(c->dev, &fci, NULL, &c->fence));
-    if (vkt_vk_memory_init(c, err, errlen)) {
-        vkt_vk_context_shutdown(be);
-        return -1;
-    }
-    vkt_vk_pipelines_init(c);
+    if (VKT_VK_TRY(c, vkAllocateCommandBuffers, (c->dev, &cai, &c->cmd)) ||
+        VKT_VK_TRY(c, vkCreateFence, (c->dev, &fci, NULL, &c->fence)) ||
+        vkt_vk_memory_init(c, err, errlen) || vkt_vk_pipelines_init(c))
+        return init_failed(be, err, errlen);
     return 0;
 }
 
@@ -190,12 +205,13 @@ void vkt_vk_context_shutdown(vkt_backend *be) {
 }
 
 VkCommandBuffer vkt_vk_cmd(vkt_vk_ctx *c) {
+    if (vkt_vk_failed(c)) return VK_NULL_HANDLE;
     if (!c->recording) {
         VkCommandBufferBeginInfo bi = {
             .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
             .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
         };
-        VKT_VK_CHECK(c->d.vkBeginCommandBuffer(c->cmd, &bi));
+        if (VKT_VK_TRY(c, vkBeginCommandBuffer, (c->cmd, &bi))) return VK_NULL_HANDLE;
         c->recording = 1;
     }
     c->pending = 1;
@@ -212,37 +228,49 @@ void vkt_vk_barrier(vkt_vk_ctx *c) {
                          VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
     };
     VkPipelineStageFlags st = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
-    c->d.vkCmdPipelineBarrier(vkt_vk_cmd(c), st, st, 0, 1, &mb, 0, NULL, 0, NULL);
+    VkCommandBuffer cmd = vkt_vk_cmd(c);
+    if (cmd) c->d.vkCmdPipelineBarrier(cmd, st, st, 0, 1, &mb, 0, NULL, 0, NULL);
+}
+
+/* Ends, submits and waits for the recorded commands; stops at the first call that fails
+ * (recorded as the sticky error). VKT_FAULT_INJECT fails vkQueueSubmit (submit:N) or a
+ * download's fence wait (download:N) with VK_ERROR_DEVICE_LOST, as a lost device would. */
+static void submit_and_wait(vkt_vk_ctx *c) {
+    /* make device writes visible to host reads of mapped staging memory */
+    VkMemoryBarrier mb = {
+        .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+        .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+        .dstAccessMask = VK_ACCESS_HOST_READ_BIT,
+    };
+    c->d.vkCmdPipelineBarrier(c->cmd,
+                              VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                              VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+    if (VKT_VK_TRY(c, vkEndCommandBuffer, (c->cmd))) return;
+    VkSubmitInfo si = {
+        .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
+        .commandBufferCount = 1,
+        .pCommandBuffers = &c->cmd,
+    };
+    VkResult r = vkt_fault_hit(c->be, VKT_FAULT_SUBMIT)
+                     ? VK_ERROR_DEVICE_LOST
+                     : c->d.vkQueueSubmit(c->queue, 1, &si, c->fence);
+    if (vkt_vk_check(c, "vkQueueSubmit", r)) return;
+    c->submits++;
+    r = c->d.vkWaitForFences(c->dev, 1, &c->fence, VK_TRUE, UINT64_MAX);
+    if (c->fail_wait && r == VK_SUCCESS) r = VK_ERROR_DEVICE_LOST;
+    c->fail_wait = 0;
+    if (vkt_vk_check(c, "vkWaitForFences", r) ||
+        VKT_VK_TRY(c, vkResetFences, (c->dev, 1, &c->fence)))
+        return;
+    if (c->prof_used) vkt_vk_prof_collect(c);
+    if (!vkt_vk_failed(c)) VKT_VK_TRY(c, vkResetCommandPool, (c->dev, c->pool, 0));
 }
 
 void vkt_vk_flush(vkt_vk_ctx *c) {
-    if (c->pending) {
-        /* make device writes visible to host reads of mapped staging memory */
-        VkMemoryBarrier mb = {
-            .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-            .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
-            .dstAccessMask = VK_ACCESS_HOST_READ_BIT,
-        };
-        c->d.vkCmdPipelineBarrier(c->cmd,
-                                  VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT |
-                                      VK_PIPELINE_STAGE_TRANSFER_BIT,
-                                  VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
-        VKT_VK_CHECK(c->d.vkEndCommandBuffer(c->cmd));
-        VkSubmitInfo si = {
-            .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
-            .commandBufferCount = 1,
-            .pCommandBuffers = &c->cmd,
-        };
-        VKT_VK_CHECK(c->d.vkQueueSubmit(c->queue, 1, &si, c->fence));
-        c->submits++;
-        VKT_VK_CHECK(c->d.vkWaitForFences(c->dev, 1, &c->fence, VK_TRUE, UINT64_MAX));
-        VKT_VK_CHECK(c->d.vkResetFences(c->dev, 1, &c->fence));
-        if (c->prof_used) vkt_vk_prof_collect(c);
-        VKT_VK_CHECK(c->d.vkResetCommandPool(c->dev, c->pool, 0));
-    }
+    if (c->pending && !vkt_vk_failed(c)) submit_and_wait(c);
     c->recording = 0;
     c->pending = 0;
     c->staging_used = 0;
-    vkt_vk_pipelines_reset_sets(c);
-    vkt_vk_free_dead(c);
+    if (!vkt_vk_failed(c)) vkt_vk_pipelines_reset_sets(c);
+    vkt_vk_free_dead(c); /* host bookkeeping only: nothing reuses the ranges after a failure */
 }

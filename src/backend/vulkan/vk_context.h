@@ -11,15 +11,12 @@
 #include "backend/vkt_spirv.h"
 #include "backend/vulkan/vk_device.h"
 
-#define VKT_VK_CHECK(expr)                                                                    \
-    do {                                                                                      \
-        VkResult vkt_r_ = (expr);                                                             \
-        if (vkt_r_ != VK_SUCCESS) {                                                           \
-            fprintf(stderr, "%s:%d: %s failed: VkResult %d\n", __FILE__, __LINE__, #expr,     \
-                    (int)vkt_r_);                                                             \
-            abort();                                                                          \
-        }                                                                                     \
-    } while (0)
+/* A Vulkan call that can fail at run time (what a driver may return: a lost device, memory):
+ * a failure becomes the backend's sticky error (backend.h, vkt_backend_error), naming the
+ * call and the result, and the expression is nonzero. The caller then stops issuing work:
+ *     if (VKT_VK_TRY(c, vkEndCommandBuffer, (c->cmd))) return;                          */
+#define VKT_VK_TRY(c, fn, args) vkt_vk_check((c), #fn, (c)->d.fn args)
+/* Program invariants (a bug in vktrain, never a driver's answer) stop with file:line. */
 #define VKT_VK_ASSERT(cond)                                                                   \
     do {                                                                                      \
         if (!(cond)) {                                                                        \
@@ -50,6 +47,7 @@ struct vkt_buf {
 typedef struct vkt_vk_pipeline vkt_vk_pipeline; /* vk_pipeline.c */
 
 typedef struct vkt_vk_ctx {
+    vkt_backend *be; /* its sticky error (vkt_vk_check) and fault injection */
     const vkt_vk_physdev *phys;
     vkt_vk_device_fns d;
     VkDevice dev;
@@ -60,6 +58,7 @@ typedef struct vkt_vk_ctx {
     VkFence fence;
     int recording;  /* cmd has begun */
     int pending;    /* commands recorded since the last flush */
+    int fail_wait;  /* VKT_FAULT_INJECT=download:N: the next fence wait reports a lost device */
     int fp64;       /* shaderFloat64 enabled: the *_f64 shader variants are used */
     int shader_f16; /* shaderFloat16 enabled: the fp16 matmul tiers may run */
     int subgroup_ballot; /* subgroupBroadcast in compute: the direct matmul tiers may run */
@@ -111,9 +110,16 @@ static inline vkt_vk_ctx *vkt_vk(vkt_backend *be) { return (vkt_vk_ctx *)be->ctx
 /* vk_context.c */
 int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen);
 void vkt_vk_context_shutdown(vkt_backend *be);
-VkCommandBuffer vkt_vk_cmd(vkt_vk_ctx *c);    /* the open command buffer (begun if needed) */
+/* 1 when r is a failure, after recording "<call> failed: <VK_ERROR_...>" as the sticky error */
+int vkt_vk_check(vkt_vk_ctx *c, const char *call, VkResult r);
+/* The device has failed: record nothing more, issue nothing more. */
+static inline int vkt_vk_failed(const vkt_vk_ctx *c) { return c->be->failed; }
+/* The open command buffer (begun if needed); VK_NULL_HANDLE once the device has failed (the
+ * caller then records nothing). */
+VkCommandBuffer vkt_vk_cmd(vkt_vk_ctx *c);
 void vkt_vk_barrier(vkt_vk_ctx *c);           /* orders everything before against after */
-void vkt_vk_flush(vkt_vk_ctx *c);             /* submit, wait, recycle */
+void vkt_vk_flush(vkt_vk_ctx *c);             /* submit, wait, recycle (submits nothing
+                                               * once the device has failed) */
 
 /* vk_memory.c */
 int vkt_vk_memory_init(vkt_vk_ctx *c, char *err, size_t errlen);
@@ -127,7 +133,7 @@ VkBuffer vkt_vk_buffer_of(vkt_vk_ctx *c, const vkt_buf *b);
 VkDeviceSize vkt_vk_offset_of(const vkt_buf *b); /* of the buffer's start in its VkBuffer */
 
 /* vk_pipeline.c */
-void vkt_vk_pipelines_init(vkt_vk_ctx *c);
+int vkt_vk_pipelines_init(vkt_vk_ctx *c);   /* 0, or -1 with the sticky error */
 void vkt_vk_pipelines_shutdown(vkt_vk_ctx *c);
 void vkt_vk_pipelines_reset_sets(vkt_vk_ctx *c); /* after a flush */
 int vkt_vk_pipelines_count(const vkt_vk_ctx *c);  /* created so far (tests) */

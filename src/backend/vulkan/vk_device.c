@@ -34,15 +34,32 @@ static void teardown(void) {
     instance = VK_NULL_HANDLE;
 }
 
-static const char *result_name(VkResult r) {
+const char *vkt_vk_result_name(VkResult r) {
     switch (r) {
-    case VK_ERROR_INCOMPATIBLE_DRIVER: return "VK_ERROR_INCOMPATIBLE_DRIVER";
-    case VK_ERROR_INITIALIZATION_FAILED: return "VK_ERROR_INITIALIZATION_FAILED";
-    case VK_ERROR_LAYER_NOT_PRESENT: return "VK_ERROR_LAYER_NOT_PRESENT";
-    case VK_ERROR_EXTENSION_NOT_PRESENT: return "VK_ERROR_EXTENSION_NOT_PRESENT";
+    case VK_SUCCESS: return "VK_SUCCESS";
+    case VK_NOT_READY: return "VK_NOT_READY";
+    case VK_TIMEOUT: return "VK_TIMEOUT";
+    case VK_INCOMPLETE: return "VK_INCOMPLETE";
     case VK_ERROR_OUT_OF_HOST_MEMORY: return "VK_ERROR_OUT_OF_HOST_MEMORY";
     case VK_ERROR_OUT_OF_DEVICE_MEMORY: return "VK_ERROR_OUT_OF_DEVICE_MEMORY";
-    default: return "an error";
+    case VK_ERROR_INITIALIZATION_FAILED: return "VK_ERROR_INITIALIZATION_FAILED";
+    case VK_ERROR_DEVICE_LOST: return "VK_ERROR_DEVICE_LOST";
+    case VK_ERROR_MEMORY_MAP_FAILED: return "VK_ERROR_MEMORY_MAP_FAILED";
+    case VK_ERROR_LAYER_NOT_PRESENT: return "VK_ERROR_LAYER_NOT_PRESENT";
+    case VK_ERROR_EXTENSION_NOT_PRESENT: return "VK_ERROR_EXTENSION_NOT_PRESENT";
+    case VK_ERROR_FEATURE_NOT_PRESENT: return "VK_ERROR_FEATURE_NOT_PRESENT";
+    case VK_ERROR_INCOMPATIBLE_DRIVER: return "VK_ERROR_INCOMPATIBLE_DRIVER";
+    case VK_ERROR_TOO_MANY_OBJECTS: return "VK_ERROR_TOO_MANY_OBJECTS";
+    case VK_ERROR_FORMAT_NOT_SUPPORTED: return "VK_ERROR_FORMAT_NOT_SUPPORTED";
+    case VK_ERROR_FRAGMENTED_POOL: return "VK_ERROR_FRAGMENTED_POOL";
+    case VK_ERROR_UNKNOWN: return "VK_ERROR_UNKNOWN";
+    case VK_ERROR_OUT_OF_POOL_MEMORY: return "VK_ERROR_OUT_OF_POOL_MEMORY";
+    case VK_ERROR_FRAGMENTATION: return "VK_ERROR_FRAGMENTATION";
+    default: {
+        static _Thread_local char buf[32];
+        snprintf(buf, sizeof buf, "VkResult %d", (int)r);
+        return buf;
+    }
     }
 }
 
@@ -453,7 +470,7 @@ static void enumerate(void) {
         snprintf(note, sizeof note,
                  "vulkan: no usable Vulkan driver (vkCreateInstance: %s): install one "
                  "(mesa-vulkan-drivers, or the GPU vendor's)",
-                 result_name(r));
+                 vkt_vk_result_name(r));
         return;
     }
     atexit(teardown);
@@ -475,7 +492,7 @@ static void enumerate(void) {
         snprintf(note, sizeof note,
                  "vulkan: the loader found no Vulkan device%s%s: install a driver "
                  "(mesa-vulkan-drivers, or the GPU vendor's)",
-                 r < 0 ? " " : "", r < 0 ? result_name(r) : "");
+                 r < 0 ? " " : "", r < 0 ? vkt_vk_result_name(r) : "");
         return;
     }
     for (uint32_t i = 0; i < n; i++) describe(&devs[ndev++], pds[i]);

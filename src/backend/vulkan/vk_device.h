@@ -20,6 +20,8 @@ typedef struct vkt_vk_physdev {
 int vkt_vk_devices_count(void);
 const vkt_vk_physdev *vkt_vk_devices_get(int index); /* NULL when out of range */
 const char *vkt_vk_devices_note(void);               /* "" when devices were found */
+/* "VK_ERROR_DEVICE_LOST", or "VkResult -N" for a code without a name here */
+const char *vkt_vk_result_name(VkResult r);
 /* The instance and its loaded entry points, for the device-creating code to come. */
 VkInstance vkt_vk_instance(void);
 const vkt_vk_fns *vkt_vk_instance_fns(void);

@@ -187,7 +187,8 @@ static void pipeline_cache_load(vkt_vk_ctx *c) {
 }
 
 static void pipeline_cache_save(vkt_vk_ctx *c) {
-    if (!c->cache_dir[0] || !c->cache) return;
+    /* nothing from a device that has failed: its cache may be what broke */
+    if (!c->cache_dir[0] || !c->cache || vkt_vk_failed(c)) return;
     size_t n = 0;
     if (c->d.vkGetPipelineCacheData(c->dev, c->cache, &n, NULL) != VK_SUCCESS || n == 0) return;
     void *data = malloc(n);
@@ -345,9 +346,12 @@ static double time_tier(vkt_backend *be, const char *sh, int M, int N, int K) {
     vkt_buf *b = vkt_vk_alloc(c, (size_t)K * N * 4, err, sizeof err);
     vkt_buf *cc = vkt_vk_alloc(c, (size_t)M * N * 4, err, sizeof err);
     double best = -1;
+    VkCommandBuffer cmd = VK_NULL_HANDLE;
     if (a && b && cc) {
         vkt_vk_flush(c);
-        VkCommandBuffer cmd = vkt_vk_cmd(c);
+        cmd = vkt_vk_cmd(c);
+    }
+    if (cmd) { /* NULL: the device has failed; the caller's dispatch will be a no-op */
         c->d.vkCmdFillBuffer(cmd, vkt_vk_buffer_of(c, a), a->off, a->size, 0);
         c->d.vkCmdFillBuffer(cmd, vkt_vk_buffer_of(c, b), b->off, b->size, 0);
         vkt_vk_barrier(c);

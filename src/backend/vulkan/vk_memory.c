@@ -21,8 +21,8 @@ static int find_type(vkt_vk_ctx *c, uint32_t bits, VkMemoryPropertyFlags want) {
     return -1;
 }
 
-/* VK_NULL_HANDLE when the driver refuses (a size beyond its limits). */
-static VkBuffer try_buffer(vkt_vk_ctx *c, VkDeviceSize size) {
+/* A storage buffer of `size` bytes; the driver's answer (a size beyond its limits, memory). */
+static VkResult make_buffer(vkt_vk_ctx *c, VkDeviceSize size, VkBuffer *out) {
     VkBufferCreateInfo bci = {
         .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
         .size = size,
@@ -30,20 +30,25 @@ static VkBuffer try_buffer(vkt_vk_ctx *c, VkDeviceSize size) {
                  VK_BUFFER_USAGE_TRANSFER_DST_BIT,
         .sharingMode = VK_SHARING_MODE_EXCLUSIVE,
     };
-    VkBuffer b;
-    if (c->d.vkCreateBuffer(c->dev, &bci, NULL, &b) != VK_SUCCESS) return VK_NULL_HANDLE;
-    return b;
+    *out = VK_NULL_HANDLE;
+    VkResult r = c->d.vkCreateBuffer(c->dev, &bci, NULL, out);
+    if (r != VK_SUCCESS) *out = VK_NULL_HANDLE;
+    return r;
 }
 
-static VkBuffer make_buffer(vkt_vk_ctx *c, VkDeviceSize size) {
-    VkBuffer b = try_buffer(c, size);
-    VKT_VK_ASSERT(b != VK_NULL_HANDLE);
-    return b;
+/* vkAllocateMemory, or the failure VKT_FAULT_INJECT=alloc:N asks for. */
+static VkResult allocate(vkt_vk_ctx *c, const VkMemoryAllocateInfo *ai, VkDeviceMemory *mem) {
+    *mem = VK_NULL_HANDLE;
+    if (vkt_fault_hit(c->be, VKT_FAULT_ALLOC)) return VK_ERROR_OUT_OF_DEVICE_MEMORY;
+    VkResult r = c->d.vkAllocateMemory(c->dev, ai, NULL, mem);
+    if (r != VK_SUCCESS) *mem = VK_NULL_HANDLE;
+    return r;
 }
 
 int vkt_vk_memory_init(vkt_vk_ctx *c, char *err, size_t errlen) {
     /* the memory type of storage buffers: device-local when there is one */
-    VkBuffer probe = make_buffer(c, 4096);
+    VkBuffer probe;
+    if (vkt_vk_check(c, "vkCreateBuffer", make_buffer(c, 4096, &probe))) return -1;
     VkMemoryRequirements req;
     c->d.vkGetBufferMemoryRequirements(c->dev, probe, &req);
     int t = find_type(c, req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
@@ -57,7 +62,8 @@ int vkt_vk_memory_init(vkt_vk_ctx *c, char *err, size_t errlen) {
     }
     c->d.vkDestroyBuffer(c->dev, probe, NULL);
     if (t < 0 || st < 0) {
-        snprintf(err, errlen, "vulkan: no usable memory type for storage buffers");
+        snprintf(err, errlen, "vulkan:%d (%s): no usable memory type for storage buffers",
+                 c->be->device, c->be->info.name);
         return -1;
     }
     c->device_type = (uint32_t)t;
@@ -68,22 +74,23 @@ int vkt_vk_memory_init(vkt_vk_ctx *c, char *err, size_t errlen) {
     if (c->block_size > c->max_alloc) c->block_size = c->max_alloc;
 
     c->staging_size = STAGING_BYTES;
-    c->staging = make_buffer(c, c->staging_size);
+    if (vkt_vk_check(c, "vkCreateBuffer", make_buffer(c, c->staging_size, &c->staging)))
+        return -1;
     c->d.vkGetBufferMemoryRequirements(c->dev, c->staging, &req);
     VkMemoryAllocateInfo ai = {
         .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
         .allocationSize = req.size,
         .memoryTypeIndex = (uint32_t)st,
     };
-    VkResult r = c->d.vkAllocateMemory(c->dev, &ai, NULL, &c->staging_mem);
+    VkResult r = allocate(c, &ai, &c->staging_mem);
     if (r != VK_SUCCESS) {
-        snprintf(err, errlen, "vulkan: cannot allocate %u MiB of staging memory (VkResult %d)",
-                 STAGING_BYTES >> 20, (int)r);
-        c->staging_mem = VK_NULL_HANDLE;
+        vkt_backend_failf(c->be, "vkAllocateMemory failed for %u MiB of staging memory: %s",
+                          STAGING_BYTES >> 20, vkt_vk_result_name(r));
         return -1;
     }
-    VKT_VK_CHECK(c->d.vkBindBufferMemory(c->dev, c->staging, c->staging_mem, 0));
-    VKT_VK_CHECK(c->d.vkMapMemory(c->dev, c->staging_mem, 0, VK_WHOLE_SIZE, 0, &c->staging_map));
+    if (VKT_VK_TRY(c, vkBindBufferMemory, (c->dev, c->staging, c->staging_mem, 0)) ||
+        VKT_VK_TRY(c, vkMapMemory, (c->dev, c->staging_mem, 0, VK_WHOLE_SIZE, 0, &c->staging_map)))
+        return -1;
     return 0;
 }
 
@@ -107,7 +114,10 @@ void vkt_vk_memory_shutdown(vkt_vk_ctx *c) {
     c->staging_mem = VK_NULL_HANDLE;
 }
 
-static int add_block(vkt_vk_ctx *c, VkDeviceSize size) {
+/* A new block of `size` bytes; -1 with *why (the refusing call and its result, or "" for a
+ * size beyond the heap or the allocation limit) when the device cannot. */
+static int add_block(vkt_vk_ctx *c, VkDeviceSize size, char *why, size_t whylen) {
+    why[0] = 0;
     if (c->nblocks == VKT_VK_MAX_BLOCKS || size > c->heap_size || size > c->max_alloc) return -1;
     vkt_vk_block *b = &c->blocks[c->nblocks];
     VkMemoryAllocateInfo ai = {
@@ -115,17 +125,28 @@ static int add_block(vkt_vk_ctx *c, VkDeviceSize size) {
         .allocationSize = size,
         .memoryTypeIndex = c->device_type,
     };
-    VkBuffer buf = try_buffer(c, size);
-    if (!buf) return -1;
-    VkMemoryRequirements req;
-    c->d.vkGetBufferMemoryRequirements(c->dev, buf, &req);
-    if (req.size > size) ai.allocationSize = req.size;
-    if (c->d.vkAllocateMemory(c->dev, &ai, NULL, &b->mem) != VK_SUCCESS) {
-        c->d.vkDestroyBuffer(c->dev, buf, NULL);
+    VkBuffer buf;
+    VkResult r = make_buffer(c, size, &buf);
+    const char *call = "vkCreateBuffer";
+    if (r == VK_SUCCESS) {
+        VkMemoryRequirements req;
+        c->d.vkGetBufferMemoryRequirements(c->dev, buf, &req);
+        if (req.size > size) ai.allocationSize = req.size;
+        r = allocate(c, &ai, &b->mem);
+        call = "vkAllocateMemory";
+        if (r == VK_SUCCESS) {
+            r = c->d.vkBindBufferMemory(c->dev, buf, b->mem, 0);
+            call = "vkBindBufferMemory";
+        }
+    }
+    if (r != VK_SUCCESS) {
+        snprintf(why, whylen, "%s of %.1f MiB failed: %s", call,
+                 (double)ai.allocationSize / (1 << 20), vkt_vk_result_name(r));
+        if (b->mem) c->d.vkFreeMemory(c->dev, b->mem, NULL);
+        if (buf) c->d.vkDestroyBuffer(c->dev, buf, NULL);
         b->mem = VK_NULL_HANDLE;
         return -1;
     }
-    VKT_VK_CHECK(c->d.vkBindBufferMemory(c->dev, buf, b->mem, 0));
     b->buffer = buf;
     b->size = size;
     b->ranges = calloc(1, sizeof *b->ranges);
@@ -168,13 +189,16 @@ vkt_buf *vkt_vk_alloc(vkt_vk_ctx *c, size_t bytes, char *err, size_t errlen) {
         if (b) return b;
     }
     VkDeviceSize bs = size > c->block_size ? size : c->block_size;
-    int bi = add_block(c, bs);
-    if (bi < 0 && bs > size) bi = add_block(c, size); /* the heap may fit a smaller block */
+    char why[160];
+    int bi = add_block(c, bs, why, sizeof why);
+    if (bi < 0 && bs > size) /* the heap may fit a smaller block */
+        bi = add_block(c, size, why, sizeof why);
     if (bi < 0) {
         snprintf(err, errlen,
-                 "vulkan: out of memory on the device: %zu bytes requested, heap size %.1f MiB. "
-                 "HINT: a smaller batch_size or model",
-                 bytes, (double)c->heap_size / (1 << 20));
+                 "vulkan:%d (%s): out of memory on the device: %zu bytes requested, heap size "
+                 "%.1f MiB%s%s%s%s. HINT: a smaller batch_size or model",
+                 c->be->device, c->be->info.name, bytes, (double)c->heap_size / (1 << 20),
+                 why[0] ? " (" : "", why, why[0] ? ")" : "", vkt_fault_note(c->be));
         return NULL;
     }
     return take(c, bi, size);
@@ -226,9 +250,10 @@ VkDeviceSize vkt_vk_offset_of(const vkt_buf *b) { return b->off; }
 void vkt_vk_upload(vkt_vk_ctx *c, vkt_ptr dst, const void *src, size_t bytes) {
     VKT_VK_ASSERT(dst.buf && dst.off + bytes <= dst.buf->size);
     const char *s = src;
-    while (bytes) {
+    while (bytes && !vkt_vk_failed(c)) {
         vkt_vk_prof_reserve(c); /* before the staging offset is taken */
         if (c->staging_used >= c->staging_size) vkt_vk_flush(c); /* the ring is full */
+        if (vkt_vk_failed(c)) return;
         VkDeviceSize room = c->staging_size - c->staging_used;
         VkDeviceSize n = bytes < room ? bytes : room;
         memcpy((char *)c->staging_map + c->staging_used, s, n);
@@ -236,13 +261,15 @@ void vkt_vk_upload(vkt_vk_ctx *c, vkt_ptr dst, const void *src, size_t bytes) {
             VkMappedMemoryRange mr = {.sType = VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE,
                                       .memory = c->staging_mem,
                                       .size = VK_WHOLE_SIZE};
-            VKT_VK_CHECK(c->d.vkFlushMappedMemoryRanges(c->dev, 1, &mr));
+            if (VKT_VK_TRY(c, vkFlushMappedMemoryRanges, (c->dev, 1, &mr))) return;
         }
         VkBufferCopy bc = {.srcOffset = c->staging_used,
                            .dstOffset = dst.buf->off + dst.off,
                            .size = n};
         vkt_vk_prof_begin(c, "upload");
-        c->d.vkCmdCopyBuffer(vkt_vk_cmd(c), c->staging, vkt_vk_buffer_of(c, dst.buf), 1, &bc);
+        VkCommandBuffer cmd = vkt_vk_cmd(c);
+        if (!cmd) return;
+        c->d.vkCmdCopyBuffer(cmd, c->staging, vkt_vk_buffer_of(c, dst.buf), 1, &bc);
         vkt_vk_prof_end(c);
         vkt_vk_barrier(c);
         /* keep the ring's next slot aligned for copies */
@@ -258,21 +285,24 @@ void vkt_vk_download(vkt_vk_ctx *c, void *dst, vkt_ptr src, size_t bytes) {
     char *d = dst;
     /* the copy into staging joins the queued work, so a step's download is one submission;
      * larger reads go through the ring in pieces, one submission each */
-    while (bytes) {
+    while (bytes && !vkt_vk_failed(c)) {
         vkt_vk_prof_reserve(c);
         if (c->staging_used >= c->staging_size) vkt_vk_flush(c);
         VkDeviceSize at = c->staging_used, room = c->staging_size - at;
         VkDeviceSize n = bytes < room ? bytes : room;
         VkBufferCopy bc = {.srcOffset = src.buf->off + src.off, .dstOffset = at, .size = n};
         vkt_vk_prof_begin(c, "download");
-        c->d.vkCmdCopyBuffer(vkt_vk_cmd(c), vkt_vk_buffer_of(c, src.buf), c->staging, 1, &bc);
+        VkCommandBuffer cmd = vkt_vk_cmd(c);
+        if (!cmd) return; /* failed: vkt_download zero-fills dst and returns the error */
+        c->d.vkCmdCopyBuffer(cmd, vkt_vk_buffer_of(c, src.buf), c->staging, 1, &bc);
         vkt_vk_prof_end(c);
         vkt_vk_flush(c);
+        if (vkt_vk_failed(c)) return;
         if (!c->staging_coherent) {
             VkMappedMemoryRange mr = {.sType = VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE,
                                       .memory = c->staging_mem,
                                       .size = VK_WHOLE_SIZE};
-            VKT_VK_CHECK(c->d.vkInvalidateMappedMemoryRanges(c->dev, 1, &mr));
+            if (VKT_VK_TRY(c, vkInvalidateMappedMemoryRanges, (c->dev, 1, &mr))) return;
         }
         memcpy(d, (char *)c->staging_map + at, n);
         d += n;

@@ -35,17 +35,21 @@ static void run(vkt_backend *be, const char *name, int nb, const vkt_ptr *ptrs, 
 /* Tensors larger than one descriptor's range (maxStorageBufferRange: 128 MiB on lavapipe)
  * are processed in pieces that fit: 1-D ops in chunks of elements, row ops in row blocks,
  * matmul in row blocks of C (or slices of K when A is transposed). An op that cannot be split
- * that way stops with a message rather than computing from a clipped window. */
+ * that way fails the device (a sticky error naming the op) rather than computing from a
+ * clipped window: need() returns 1 then, and every later dispatch is a no-op. */
 static size_t chunk_elems(vkt_backend *be) { return (size_t)(vkt_vk(be)->max_range - 256) / 4; }
 
-static void need(vkt_backend *be, const char *op, vkt_ptr p, size_t bytes) {
-    if (!p.buf || vkt_vk_visible(vkt_vk(be), p) >= bytes) return;
-    fprintf(stderr,
-            "vulkan: %s: a tensor of %zu bytes exceeds what one descriptor can cover on this "
-            "device (%llu bytes), and this op is not split yet. HINT: a smaller batch_size, "
-            "seq_len or model, or --device cpu:0\n",
-            op, bytes, (unsigned long long)vkt_vk(be)->max_range);
-    abort();
+static void too_large(vkt_backend *be, const char *op, size_t bytes) {
+    vkt_backend_failf(be,
+                      "%s: a tensor of %zu bytes exceeds what one descriptor can cover on this "
+                      "device (%llu bytes), and this op is not split yet. HINT: a smaller "
+                      "batch_size, seq_len or model, or --device cpu:0",
+                      op, bytes, (unsigned long long)vkt_vk(be)->max_range);
+}
+static int need(vkt_backend *be, const char *op, vkt_ptr p, size_t bytes) {
+    if (!p.buf || vkt_vk_visible(vkt_vk(be), p) >= bytes) return 0;
+    too_large(be, op, bytes);
+    return 1;
 }
 
 /* A 1-D op over n elements in chunks; bindings whose bit is set in `advance` move with the
@@ -94,6 +98,8 @@ void vkt_vk_op_upload(vkt_backend *be, vkt_ptr dst, const void *src, size_t byte
     if (bytes) vkt_vk_upload(vkt_vk(be), dst, src, bytes);
 }
 void vkt_vk_op_download(vkt_backend *be, void *dst, vkt_ptr src, size_t bytes) {
+    /* VKT_FAULT_INJECT=download:N: this download's fence wait reports a lost device */
+    if (vkt_fault_hit(be, VKT_FAULT_DOWNLOAD)) vkt_vk(be)->fail_wait = 1;
     if (bytes)
         vkt_vk_download(vkt_vk(be), dst, src, bytes);
     else
@@ -105,8 +111,9 @@ void vkt_vk_op_fill(vkt_backend *be, vkt_ptr dst, float value, size_t n) {
     uint32_t bits;
     memcpy(&bits, &value, 4);
     VKT_VK_ASSERT(dst.off % 4 == 0 && dst.off + n * 4 <= dst.buf->size);
-    c->d.vkCmdFillBuffer(vkt_vk_cmd(c), vkt_vk_buffer_of(c, dst.buf), dst.buf->off + dst.off,
-                         n * 4, bits);
+    VkCommandBuffer cmd = vkt_vk_cmd(c);
+    if (!cmd) return;
+    c->d.vkCmdFillBuffer(cmd, vkt_vk_buffer_of(c, dst.buf), dst.buf->off + dst.off, n * 4, bits);
     vkt_vk_barrier(c);
 }
 void vkt_vk_op_copy(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t bytes) {
@@ -121,8 +128,9 @@ void vkt_vk_op_copy(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t bytes) {
         char err[256];
         vkt_buf *tmp = vkt_vk_alloc(c, bytes, err, sizeof err);
         if (!tmp) {
-            fprintf(stderr, "vulkan: copy: %s\n", err);
-            abort();
+            vkt_backend_failf(be, "copy: no device memory for a temporary buffer of %zu bytes",
+                              bytes);
+            return;
         }
         vkt_vk_op_copy(be, vkt_at(tmp, 0), src, bytes);
         vkt_vk_op_copy(be, dst, vkt_at(tmp, 0), bytes);
@@ -130,8 +138,10 @@ void vkt_vk_op_copy(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t bytes) {
         return;
     }
     VkBufferCopy bc = {.srcOffset = so, .dstOffset = d0, .size = bytes};
-    c->d.vkCmdCopyBuffer(vkt_vk_cmd(c), vkt_vk_buffer_of(c, src.buf),
-                         vkt_vk_buffer_of(c, dst.buf), 1, &bc);
+    VkCommandBuffer cmd = vkt_vk_cmd(c);
+    if (!cmd) return;
+    c->d.vkCmdCopyBuffer(cmd, vkt_vk_buffer_of(c, src.buf), vkt_vk_buffer_of(c, dst.buf), 1,
+                         &bc);
     vkt_vk_barrier(c);
 }
 
@@ -214,7 +224,8 @@ void vkt_vk_op_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a, vkt_ptr b, vkt_ptr
         need(be, "matmul", b, szb); /* B whole; C and A in row blocks */
         /* row blocks of C and A: C(m0.., :) = A(m0.., :) op(B) */
         size_t rows = lim / (size_t)(N > K ? N : K);
-        if (rows == 0) need(be, "matmul", c_, szc);
+        if (rows == 0) too_large(be, "matmul", (size_t)(N > K ? N : K) * 4); /* one row */
+        if (vkt_vk_failed(c)) return;
         for (size_t m0 = 0; m0 < (size_t)M; m0 += rows) {
             int mr = (int)((size_t)M - m0 < rows ? (size_t)M - m0 : rows);
             matmul_once(be, vkt_ptr_addf(c_, m0 * N), vkt_ptr_addf(a, m0 * K), b, bias, mr, N,
@@ -228,7 +239,8 @@ void vkt_vk_op_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a, vkt_ptr b, vkt_ptr
     need(be, "matmul", c_, szc);
     if (trans_b) need(be, "matmul", a, sza);
     size_t ks = lim / (size_t)(M > N ? M : N);
-    if (ks == 0) need(be, "matmul", a, sza);
+    if (ks == 0) too_large(be, "matmul", (size_t)(M > N ? M : N) * 4); /* one row */
+    if (vkt_vk_failed(c)) return;
     for (size_t k0 = 0; k0 < (size_t)K; k0 += ks) {
         int kr = (int)((size_t)K - k0 < ks ? (size_t)K - k0 : ks);
         matmul_once(be, c_, vkt_ptr_addf(a, k0 * M), vkt_ptr_addf(b, k0 * N),
@@ -277,8 +289,10 @@ void vkt_vk_op_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, v
         if (c->scratch) vkt_vk_free(c, c->scratch);
         c->scratch = vkt_vk_alloc(c, dots_bytes, err, sizeof err);
         if (!c->scratch) {
-            fprintf(stderr, "vulkan: attention backward scratch: %s\n", err);
-            abort();
+            vkt_backend_failf(be, "attention_backward: no device memory for its %zu-byte "
+                              "scratch buffer. HINT: a smaller batch_size or model",
+                              dots_bytes);
+            return;
         }
     }
     att_push pc = {(uint32_t)B, (uint32_t)T, (uint32_t)C, (uint32_t)NH, {0},
@@ -322,7 +336,8 @@ void vkt_vk_op_softmax_xent(vkt_backend *be, vkt_ptr losses, vkt_ptr logits, vkt
         (uint32_t)N, (uint32_t)V, (uint32_t)Vp, {0}, want_grad ? 1u : 0u, grad_scale};
     /* one workgroup of 64 per row; row blocks that one descriptor covers */
     size_t rows = chunk_elems(be) / (size_t)Vp;
-    if (rows == 0) need(be, "softmax_xent", logits, (size_t)Vp * 4);
+    if (rows == 0) too_large(be, "softmax_xent", (size_t)Vp * 4); /* one row */
+    if (vkt_vk_failed(vkt_vk(be))) return;
     for (size_t r0 = 0; r0 < (size_t)N; r0 += rows) {
         size_t nr = (size_t)N - r0 < rows ? (size_t)N - r0 : rows;
         vkt_ptr p[3] = {vkt_ptr_addf(losses, r0), vkt_ptr_addf(logits, r0 * Vp),

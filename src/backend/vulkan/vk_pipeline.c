@@ -24,7 +24,7 @@ struct vkt_vk_pipeline {
 #define POOL_SETS 2048u
 #define POOL_DESCRIPTORS (POOL_SETS * 8u)
 
-static void make_pool(vkt_vk_ctx *c) {
+static int make_pool(vkt_vk_ctx *c) {
     VkDescriptorPoolSize ps = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                .descriptorCount = POOL_DESCRIPTORS};
     VkDescriptorPoolCreateInfo pci = {
@@ -33,13 +33,13 @@ static void make_pool(vkt_vk_ctx *c) {
         .poolSizeCount = 1,
         .pPoolSizes = &ps,
     };
-    VKT_VK_CHECK(c->d.vkCreateDescriptorPool(c->dev, &pci, NULL, &c->dpool));
+    return VKT_VK_TRY(c, vkCreateDescriptorPool, (c->dev, &pci, NULL, &c->dpool)) ? -1 : 0;
 }
 
-void vkt_vk_pipelines_init(vkt_vk_ctx *c) {
+int vkt_vk_pipelines_init(vkt_vk_ctx *c) {
     VkPipelineCacheCreateInfo cci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO};
-    VKT_VK_CHECK(c->d.vkCreatePipelineCache(c->dev, &cci, NULL, &c->cache));
-    make_pool(c);
+    if (VKT_VK_TRY(c, vkCreatePipelineCache, (c->dev, &cci, NULL, &c->cache))) return -1;
+    return make_pool(c);
 }
 
 void vkt_vk_pipelines_shutdown(vkt_vk_ctx *c) {
@@ -65,10 +65,11 @@ int vkt_vk_pipelines_count(const vkt_vk_ctx *c) {
 }
 
 void vkt_vk_pipelines_reset_sets(vkt_vk_ctx *c) {
-    if (c->dpool) VKT_VK_CHECK(c->d.vkResetDescriptorPool(c->dev, c->dpool, 0));
+    if (c->dpool) VKT_VK_TRY(c, vkResetDescriptorPool, (c->dev, c->dpool, 0));
 }
 
-/* A dispatch that contradicts its shader or its first use: a bug in the caller. */
+/* A dispatch that contradicts its shader or its first use: a bug in the caller (an invariant
+ * of the program, so it stops the process; what the device cannot do is a sticky error). */
 static void die(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void die(const char *name, const char *fmt, ...) {
     va_list ap;
@@ -102,8 +103,8 @@ static vkt_vk_pipeline *find(vkt_vk_ctx *c, const char *name, int nspec,
 
 /* The shader's workgroup size under its specialization must be the one the caller's grid
  * assumes, and within the device's limits. */
-static void check_local_size(vkt_vk_ctx *c, const vkt_spirv *sp, const vkt_vk_shader *sh,
-                             vkt_vk_pipeline *p) {
+static int check_local_size(vkt_vk_ctx *c, const vkt_spirv *sp, const vkt_vk_shader *sh,
+                            vkt_vk_pipeline *p) {
     char why[160];
     if (vkt_spirv_local_size(sp, p->spec, p->nspec, p->local, why, sizeof why))
         die(sh->name, "%s", why);
@@ -115,19 +116,26 @@ static void check_local_size(vkt_vk_ctx *c, const vkt_spirv *sp, const vkt_vk_sh
     if (inv == 0 || inv > l->maxComputeWorkGroupInvocations ||
         p->local[0] > l->maxComputeWorkGroupSize[0] ||
         p->local[1] > l->maxComputeWorkGroupSize[1] ||
-        p->local[2] > l->maxComputeWorkGroupSize[2])
-        die(sh->name, "workgroup %ux%ux%u exceeds the device's limits (%u invocations, %ux%u)",
-            p->local[0], p->local[1], p->local[2], l->maxComputeWorkGroupInvocations,
-            l->maxComputeWorkGroupSize[0], l->maxComputeWorkGroupSize[1]);
+        p->local[2] > l->maxComputeWorkGroupSize[2]) {
+        vkt_backend_failf(c->be, "shader %s: workgroup %ux%ux%u exceeds the device's limits (%u "
+                          "invocations, %ux%u). HINT: another device, or --device cpu:0",
+                          sh->name, p->local[0], p->local[1], p->local[2],
+                          l->maxComputeWorkGroupInvocations, l->maxComputeWorkGroupSize[0],
+                          l->maxComputeWorkGroupSize[1]);
+        return -1;
+    }
+    return 0;
 }
 
-static void create(vkt_vk_ctx *c, const vkt_spirv *sp, vkt_vk_pipeline *p) {
+/* The module, layouts and pipeline of p; -1 (the sticky error recorded) when the driver
+ * refuses one of them. */
+static int create(vkt_vk_ctx *c, const vkt_spirv *sp, vkt_vk_pipeline *p) {
     VkShaderModuleCreateInfo smi = {
         .sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
         .codeSize = sp->words * 4,
         .pCode = sp->code,
     };
-    VKT_VK_CHECK(c->d.vkCreateShaderModule(c->dev, &smi, NULL, &p->module));
+    if (VKT_VK_TRY(c, vkCreateShaderModule, (c->dev, &smi, NULL, &p->module))) return -1;
     VkDescriptorSetLayoutBinding b[8];
     VKT_VK_ASSERT(p->nbind <= 8);
     for (uint32_t i = 0; i < p->nbind; i++)
@@ -142,7 +150,7 @@ static void create(vkt_vk_ctx *c, const vkt_spirv *sp, vkt_vk_pipeline *p) {
         .bindingCount = p->nbind,
         .pBindings = b,
     };
-    VKT_VK_CHECK(c->d.vkCreateDescriptorSetLayout(c->dev, &dli, NULL, &p->dsl));
+    if (VKT_VK_TRY(c, vkCreateDescriptorSetLayout, (c->dev, &dli, NULL, &p->dsl))) return -1;
     VkPushConstantRange pr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .size = p->push_size};
     VKT_VK_ASSERT(p->push_size <= c->props.limits.maxPushConstantsSize);
     VkPipelineLayoutCreateInfo pli = {
@@ -152,7 +160,7 @@ static void create(vkt_vk_ctx *c, const vkt_spirv *sp, vkt_vk_pipeline *p) {
         .pushConstantRangeCount = p->push_size ? 1 : 0,
         .pPushConstantRanges = &pr,
     };
-    VKT_VK_CHECK(c->d.vkCreatePipelineLayout(c->dev, &pli, NULL, &p->layout));
+    if (VKT_VK_TRY(c, vkCreatePipelineLayout, (c->dev, &pli, NULL, &p->layout))) return -1;
     VkSpecializationMapEntry map[VKT_VK_MAX_SPEC];
     uint32_t data[VKT_VK_MAX_SPEC];
     for (int i = 0; i < p->nspec; i++) {
@@ -175,7 +183,18 @@ static void create(vkt_vk_ctx *c, const vkt_spirv *sp, vkt_vk_pipeline *p) {
                   .pSpecializationInfo = p->nspec ? &si : NULL},
         .layout = p->layout,
     };
-    VKT_VK_CHECK(c->d.vkCreateComputePipelines(c->dev, c->cache, 1, &ci, NULL, &p->pipeline));
+    return VKT_VK_TRY(c, vkCreateComputePipelines, (c->dev, c->cache, 1, &ci, NULL, &p->pipeline))
+               ? -1
+               : 0;
+}
+
+/* A pipeline that failed part-way (handles never made are VK_NULL_HANDLE: a no-op). */
+static void destroy(vkt_vk_ctx *c, vkt_vk_pipeline *p) {
+    c->d.vkDestroyPipeline(c->dev, p->pipeline, NULL);
+    c->d.vkDestroyPipelineLayout(c->dev, p->layout, NULL);
+    c->d.vkDestroyDescriptorSetLayout(c->dev, p->dsl, NULL);
+    c->d.vkDestroyShaderModule(c->dev, p->module, NULL);
+    free(p);
 }
 
 static vkt_vk_pipeline *get(vkt_vk_ctx *c, const vkt_vk_shader *sh, uint32_t nbind,
@@ -205,8 +224,10 @@ static vkt_vk_pipeline *get(vkt_vk_ctx *c, const vkt_vk_shader *sh, uint32_t nbi
     memcpy(p->spec, spec, (size_t)p->nspec * sizeof *spec);
     p->nbind = nbind;
     p->push_size = push_size;
-    check_local_size(c, sp, sh, p);
-    create(c, sp, p);
+    if (check_local_size(c, sp, sh, p) || create(c, sp, p)) {
+        destroy(c, p);
+        return NULL;
+    }
     p->next = c->pipelines;
     c->pipelines = p;
     return p;
@@ -239,12 +260,18 @@ size_t vkt_vk_visible(vkt_vk_ctx *c, vkt_ptr p) {
 void vkt_vk_dispatch(vkt_vk_ctx *c, const vkt_vk_shader *sh, const vkt_vk_bindings *b,
                      const void *push, uint32_t push_size, uint32_t gx, uint32_t gy,
                      uint32_t gz) {
+    if (vkt_vk_failed(c)) return;
     vkt_vk_pipeline *p = get(c, sh, (uint32_t)b->n, push_size);
-    if (gx == 0 || gy == 0 || gz == 0) return;
+    if (!p || gx == 0 || gy == 0 || gz == 0) return;
+    const uint32_t *maxg = c->props.limits.maxComputeWorkGroupCount;
+    if (gx > maxg[0] || gy > maxg[1] || gz > maxg[2]) {
+        vkt_backend_failf(c->be, "shader %s: a grid of %ux%ux%u workgroups exceeds the device's "
+                          "limit of %ux%ux%u. HINT: a smaller batch_size or model",
+                          sh->name, gx, gy, gz, maxg[0], maxg[1], maxg[2]);
+        return;
+    }
     vkt_vk_prof_reserve(c); /* a flush for the query pool must come before the set */
-    VKT_VK_ASSERT(gx <= c->props.limits.maxComputeWorkGroupCount[0] &&
-                  gy <= c->props.limits.maxComputeWorkGroupCount[1] &&
-                  gz <= c->props.limits.maxComputeWorkGroupCount[2]);
+    if (vkt_vk_failed(c)) return;
     VkDescriptorSetAllocateInfo ai = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
         .descriptorPool = c->dpool,
@@ -254,7 +281,8 @@ void vkt_vk_dispatch(vkt_vk_ctx *c, const vkt_vk_shader *sh, const vkt_vk_bindin
     VkDescriptorSet set;
     if (c->d.vkAllocateDescriptorSets(c->dev, &ai, &set) != VK_SUCCESS) {
         vkt_vk_flush(c); /* the pool is spent: finish the queued work and start over */
-        VKT_VK_CHECK(c->d.vkAllocateDescriptorSets(c->dev, &ai, &set));
+        if (vkt_vk_failed(c) || VKT_VK_TRY(c, vkAllocateDescriptorSets, (c->dev, &ai, &set)))
+            return;
     }
     VkDeviceSize align = c->props.limits.minStorageBufferOffsetAlignment;
     if (align < 4) align = 4;
@@ -283,6 +311,7 @@ void vkt_vk_dispatch(vkt_vk_ctx *c, const vkt_vk_shader *sh, const vkt_vk_bindin
     c->d.vkUpdateDescriptorSets(c->dev, (uint32_t)b->n, w, 0, NULL);
     vkt_vk_prof_begin(c, p->name);
     VkCommandBuffer cmd = vkt_vk_cmd(c);
+    if (!cmd) return;
     c->d.vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);
     c->d.vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0,
                                  NULL);

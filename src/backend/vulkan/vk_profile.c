@@ -24,7 +24,10 @@ static void make_pool(vkt_vk_ctx *c, uint32_t cap) {
         .queryType = VK_QUERY_TYPE_TIMESTAMP,
         .queryCount = cap,
     };
-    VKT_VK_CHECK(c->d.vkCreateQueryPool(c->dev, &qi, NULL, &c->prof_pool));
+    if (VKT_VK_TRY(c, vkCreateQueryPool, (c->dev, &qi, NULL, &c->prof_pool))) {
+        c->prof_pool = VK_NULL_HANDLE;
+        return;
+    }
     c->prof_names = calloc(cap / 2, sizeof *c->prof_names);
     VKT_VK_ASSERT(c->prof_names != NULL);
     c->prof_cap = cap;
@@ -49,6 +52,7 @@ void vkt_vk_prof_begin(vkt_vk_ctx *c, const char *name) {
     if (c->prof_depth++) return; /* nested (a timed command inside another): the outer counts */
     vkt_vk_prof_reserve(c);
     VkCommandBuffer cmd = vkt_vk_cmd(c);
+    if (!cmd || !c->prof_pool) return; /* the device has failed */
     if (c->prof_used == 0) c->d.vkCmdResetQueryPool(cmd, c->prof_pool, 0, c->prof_cap);
     /* bottom of pipe: when everything recorded before has finished, i.e. the previous
      * command's end, since every command is followed by a barrier */
@@ -61,7 +65,9 @@ void vkt_vk_prof_begin(vkt_vk_ctx *c, const char *name) {
 
 void vkt_vk_prof_end(vkt_vk_ctx *c) {
     if (!c->prof_depth || --c->prof_depth || !c->prof_open) return;
-    c->d.vkCmdWriteTimestamp(vkt_vk_cmd(c), VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, c->prof_pool,
+    VkCommandBuffer cmd = vkt_vk_cmd(c);
+    if (!cmd) return;
+    c->d.vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, c->prof_pool,
                              c->prof_used);
     c->prof_used++;
     c->prof_open = 0;
@@ -74,10 +80,10 @@ void vkt_vk_prof_collect(vkt_vk_ctx *c) {
     if (used >= 2) {
         uint64_t *t = malloc(used * sizeof *t);
         VKT_VK_ASSERT(t != NULL);
-        VKT_VK_CHECK(c->d.vkGetQueryPoolResults(c->dev, c->prof_pool, 0, used,
-                                                used * sizeof *t, t, sizeof *t,
-                                                VK_QUERY_RESULT_64_BIT |
-                                                    VK_QUERY_RESULT_WAIT_BIT));
+        if (VKT_VK_TRY(c, vkGetQueryPoolResults,
+                       (c->dev, c->prof_pool, 0, used, used * sizeof *t, t, sizeof *t,
+                        VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT)))
+            used = 0; /* nothing to add; the sticky error stops the run */
         double ms_per_tick = (double)c->props.limits.timestampPeriod * 1e-6;
         for (uint32_t i = 0; i + 1 < used; i += 2) {
             uint64_t ticks = (t[i + 1] - t[i]) & c->prof_mask; /* wraps at validBits */
@@ -100,6 +106,7 @@ int vkt_vk_op_profile_enable(vkt_backend *be, int on) {
         c->prof_mask = c->prof_valid_bits >= 64 ? ~(uint64_t)0
                                                 : ((uint64_t)1 << c->prof_valid_bits) - 1;
         if (!c->prof_pool) make_pool(c, c->prof_want > FIRST_CAP ? c->prof_want : FIRST_CAP);
+        if (!c->prof_pool) return -1; /* the sticky error says why */
     }
     c->prof_on = on != 0;
     return 0;
