@@ -206,8 +206,8 @@ static void fault_submit(const fault_case *fc) {
 }
 
 /* 2: the second checkpoint's second download fails (vkt_train_run in this process). Round
- * trips: one per step, three per checkpoint (params, m, v): steps 1 2, checkpoint 3-5, steps
- * 6 7, checkpoint 8-10. */
+ * trips: one per step, four per checkpoint (the parameters' finiteness check, then params, m,
+ * v): steps 1 2, checkpoint 3-6, steps 7 8, checkpoint 9-12. */
 static void fault_checkpoint_download(const fault_case *fc) {
     char out[700], outset[720], err[2048];
     snprintf(out, sizeof out, "%s/download", fault_root);
@@ -216,7 +216,7 @@ static void fault_checkpoint_download(const fault_case *fc) {
     vkt_config cfg;
     CHECK(vkt_config_load(&cfg, fault_ini, ov, fc->set ? 2 : 1, err, sizeof err) == 0,
           "config: %s", err);
-    setenv("VKT_FAULT_INJECT", "download:9", 1);
+    setenv("VKT_FAULT_INJECT", "download:11", 1);
     int rc = vkt_train_run(&cfg, NULL, NULL, err, sizeof err);
     unsetenv("VKT_FAULT_INJECT");
     CHECK(rc == 1, "download: vkt_train_run returned %d, want 1: %s", rc, err);

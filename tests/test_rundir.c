@@ -109,7 +109,7 @@ static void test_checkpoint_temp(void) {
     mkdir(path_of("ck"), 0777);
     write_text("ck/checkpoint.bin.tmp", "another writer's");
     write_text("ck/checkpoint.bin.tmp.1", "process 1's");
-    vkt_loader_state ls = {.seed = 1, .batches = 2};
+    vkt_loader_state ls = {.seed = 1, .batches = 5}; /* a real run draws at least one per step */
     vkt_loss_scale sc = {.scale = 1.0f};
     int rc = vkt_checkpoint_save(path_of("ck/checkpoint.bin"), m, &cfg, 5, &ls, &sc, NULL, err,
                                  sizeof err);
