@@ -13,7 +13,8 @@
 #                     target T in $VKT_FUZZ_OUT/crashes/T/
 #   VKT_FUZZ_BUILD    the build directory (default build-fuzz in the repository)
 #   VKT_FUZZ_ARGS     more libFuzzer flags (e.g. -max_len=8192)
-#   VKT_FUZZ_LENIENT  1: an invariant violation (fuzz/fuzz_util.h) is printed, not a crash
+#   VKT_FUZZ_LENIENT  msg: a bad error message (empty, raw control bytes) is printed, not a
+#                     crash; 1: every invariant violation (fuzz/fuzz_util.h) likewise
 # One fuzzing process at a time (fork mode, one job), so crashes do not stop the run: each is
 # kept and fuzzing goes on. Exit status 0 when no target crashed, 1 when one did, 2 on errors.
 set -eu
@@ -96,12 +97,18 @@ $line"
         tail -20 "$log" >&2
         status=2
     fi
-    # what each crash input does, replayed once without fork mode
+    # what the crash inputs do, each replayed once without fork mode, grouped by place
     for f in "$crashes"/*; do
         [ -f "$f" ] || continue
-        what=$(timeout 60 "$exe" "$f" 2>&1 | grep -m1 -E 'SUMMARY|fuzz invariant|ERROR: libFuzzer' || true)
-        echo "fuzz.sh:   $(basename "$f"): ${what:-does not reproduce alone}"
-    done
+        rep=$(timeout 60 "$exe" "$f" 2>&1 || true)
+        key=$(echo "$rep" | grep -a -m1 -E "^SUMMARY: " | sed "s|$ROOT/||g; s/ in *$//")
+        what=$(echo "$rep" | grep -a -m1 -E "runtime error|ERROR: (Address|Leak)Sanitizer|fuzz invariant|ERROR: libFuzzer" |
+            sed "s|$ROOT/||g" | cut -c1-200)
+        case "$what" in *"fuzz invariant"*) key="" ;; esac
+        [ -n "$key" ] || key=$(echo "$what" | sed 's/0x[0-9a-f]*/0xNN/g' | cut -c1-60)
+        printf '%s\t%s\t%s\n' "${key:-does not crash alone}" "$(basename "$f")" "$what"
+    done | sort | awk -F'\t' '{ if (!($1 in n)) { order[++k] = $1; ex[$1] = $2; det[$1] = $3 } n[$1]++ }
+        END { for (i = 1; i <= k; i++) printf "fuzz.sh:   %d x %s\n             e.g. %s: %s\n", n[order[i]], order[i], ex[order[i]], det[order[i]] }'
     [ "$after" -gt 0 ] && [ $status -eq 0 ] && status=1
 done
 echo "fuzz.sh: summary:$summary"
