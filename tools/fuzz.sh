@@ -85,7 +85,7 @@ for t in $TARGETS; do
     cov=$(echo "$last" | sed -nE 's/.* cov: ([0-9]+).*/\1/p')
     ft=$(echo "$last" | sed -nE 's/.* ft: ([0-9]+).*/\1/p')
     corp=$(echo "$last" | sed -nE 's/.* corp: ([0-9]+).*/\1/p')
-    eps=$(echo "$last" | sed -nE 's/.* exec\/s:? ([0-9]+).*/\1/p')
+    eps=$(( ${execs:-0} / (SECS > 0 ? SECS : 1) ))
     after=$(ls "$crashes" | wc -l)
     new=$((after - before))
     line="$t: ${execs:-?} executions in ${SECS}s (${eps:-?}/s), cov ${cov:-?} ft ${ft:-?}, corpus ${corp:-?}, $new new crash input(s) ($after in $crashes)"
