@@ -77,3 +77,21 @@ set_property(TEST test_opencl_train APPEND PROPERTY ENVIRONMENT "VKT_OPENCL_FORC
 # out_dir (none stale after kill -9), prepare --force never removes a foreign directory.
 add_test(NAME cli_rundir COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli_rundir.sh $<TARGET_FILE:vktrain> ${CMAKE_SOURCE_DIR})
 set_tests_properties(cli_rundir PROPERTIES LABELS "cpu" ENVIRONMENT "${VKT_TEST_ENV}")
+
+# Fuzz inputs replayed in every build (fuzz/README.md): each fuzz/fuzz_<t>.c target's
+# LLVMFuzzerTestOneInput in a plain driver (fuzz/replay_main.c) over fuzz/corpus/<t>/ and
+# fuzz/crashes/<t>/ (inputs that once crashed; its pending/ subdirectory is not replayed).
+file(GLOB VKT_FUZZ_REPLAY_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/fuzz/fuzz_*.c)
+foreach(src ${VKT_FUZZ_REPLAY_SOURCES})
+  get_filename_component(name ${src} NAME_WE)
+  string(REGEX REPLACE "^fuzz_" "" t ${name})
+  add_executable(replay_${t} ${src} ${CMAKE_SOURCE_DIR}/fuzz/replay_main.c)
+  target_link_libraries(replay_${t} PRIVATE vktrain_core)
+  target_include_directories(replay_${t} PRIVATE src fuzz)
+  set(inputs ${CMAKE_SOURCE_DIR}/fuzz/corpus/${t})
+  if(EXISTS ${CMAKE_SOURCE_DIR}/fuzz/crashes/${t})
+    list(APPEND inputs ${CMAKE_SOURCE_DIR}/fuzz/crashes/${t})
+  endif()
+  add_test(NAME fuzz_replay_${t} COMMAND replay_${t} ${inputs})
+  set_tests_properties(fuzz_replay_${t} PROPERTIES LABELS "cpu;fuzz" ENVIRONMENT "${VKT_TEST_ENV}")
+endforeach()

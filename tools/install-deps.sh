@@ -4,8 +4,10 @@
 # glslang 12 builds every shader but the cooperative-matrix ones: see tools/build-glslang.sh),
 # lavapipe (a CPU Vulkan driver, so Vulkan tests run anywhere) and the validation layers.
 # OpenCL: headers, the ICD loader, CLBlast (its GEMM) and PoCL (a CPU OpenCL driver, likewise).
+# --fuzz: also clang and its libFuzzer runtime, for tools/fuzz.sh.
 set -eu
 PKGS="build-essential cmake libiniparser-dev libopenblas-dev"
+if [ "${1:-}" = "--fuzz" ]; then PKGS="$PKGS clang libclang-rt-dev"; fi
 PKGS="$PKGS libvulkan-dev glslang-tools mesa-vulkan-drivers vulkan-validationlayers"
 PKGS="$PKGS opencl-headers ocl-icd-libopencl1 libclblast-dev pocl-opencl-icd"
 missing=""

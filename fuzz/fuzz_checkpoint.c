@@ -1,0 +1,49 @@
+/* libFuzzer target: a vktrain checkpoint (src/train/checkpoint.c, vkt_checkpoint_read through
+ * a file). Every section's CRC is first made to match (fix_crcs), so the fuzzer reaches the
+ * field checks behind them; a checkpoint that reads must hold as many floats as its shape. */
+#include "fuzz_util.h"
+#include "util/crc32.h"
+#include "vktrain/checkpoint.h"
+
+/* Walks "VKTCKPT\0" u32 version, u32 count, then (u32 tag, u32 crc, u64 bytes, payload)
+ * sections as far as they fit, writing each payload's CRC into its crc field. */
+static void fix_crcs(uint8_t *buf, size_t len) {
+    if (len < 16) return;
+    uint32_t nsec;
+    memcpy(&nsec, buf + 12, 4);
+    size_t pos = 16;
+    for (uint32_t i = 0; i < nsec && len - pos >= 16; i++) {
+        uint64_t bytes;
+        memcpy(&bytes, buf + pos + 8, 8);
+        if (bytes > len - pos - 16) return;
+        uint32_t crc = vkt_crc32(buf + pos + 16, (size_t)bytes);
+        memcpy(buf + pos + 4, &crc, 4);
+        pos += 16 + (size_t)bytes;
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    char path[600], err[2048] = "";
+    uint8_t *copy = malloc(size ? size : 1);
+    if (!copy) return 0;
+    memcpy(copy, data, size);
+    fix_crcs(copy, size);
+    vkt_fuzz_write(path, sizeof path, "checkpoint.bin", copy, size);
+    free(copy);
+    vkt_checkpoint ck;
+    if (vkt_checkpoint_read(path, &ck, err, sizeof err) != 0) {
+        vkt_fuzz_check_msg(err);
+        return 0;
+    }
+    vkt_param_tensor t[VKT_NUM_PARAM_TENSORS];
+    vkt_fuzz_check(vkt_gpt2_param_layout(&ck.shape, t) == ck.num_params,
+                   "num_params does not match the shape");
+    uint64_t sum = 0;
+    for (size_t i = 0; i < ck.num_params; i++) sum += ck.params[i] != 0;
+    if (ck.adam)
+        for (size_t i = 0; i < 2 * ck.num_params; i++) sum += ck.adam[i] != 0;
+    if (ck.config_text) sum += strlen(ck.config_text);
+    vkt_fuzz_sink = sum;
+    vkt_checkpoint_free(&ck);
+    return 0;
+}
