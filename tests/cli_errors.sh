@@ -11,23 +11,7 @@ export XDG_CACHE_HOME="$T/cache" # prepared data goes here, not into ~/.cache
 . "$SRC/tests/cli_lib.sh"
 
 # A good base config; each bad case is this file with one line changed.
-cat > "$T/good.ini" <<INI
-[model]
-n_layer = 1
-n_head = 2
-n_embd = 16
-block_size = 16
-[data]
-train = $SRC/data/tinyshakespeare.txt
-[train]
-batch_size = 2
-seq_len = 16
-max_steps = 2
-eval_batches = 1
-out_dir = $T/out
-[backend]
-device = cpu:0
-INI
+tiny_config "$T/good.ini" "$SRC/data/tinyshakespeare.txt" "$T/out"
 bad() { # bad NAME SED-EXPRESSION
     sed "$2" "$T/good.ini" > "$T/$1.ini"
 }

@@ -35,23 +35,7 @@ texpect() {
 }
 
 head -c 200000 "$SRC/data/tinyshakespeare.txt" > "$T/text.txt"
-cat > "$T/good.ini" <<INI
-[model]
-n_layer = 1
-n_head = 2
-n_embd = 16
-block_size = 16
-[data]
-train = $T/text.txt
-[train]
-batch_size = 2
-seq_len = 16
-max_steps = 2
-eval_batches = 1
-out_dir = $T/out
-[backend]
-device = cpu:0
-INI
+tiny_config "$T/good.ini" "$T/text.txt" "$T/out"
 mkfifo "$T/fifo" "$T/fifo.bin" "$T/fifo.ini" || { echo "cli_hostile: mkfifo failed"; exit 1; }
 mkdir "$T/crafted" && "$GEN" --write "$T/crafted" || { echo "cli_hostile: no crafted files"; exit 1; }
 C=$T/crafted

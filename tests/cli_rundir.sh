@@ -12,23 +12,7 @@ trap '[ -n "$bg" ] && kill -9 $bg 2>/dev/null; rm -rf "$T"' EXIT
 export XDG_CACHE_HOME="$T/cache"
 . "$SRC/tests/cli_lib.sh"
 
-cat > "$T/run.ini" <<INI
-[model]
-n_layer = 1
-n_head = 2
-n_embd = 16
-block_size = 16
-[data]
-train = $SRC/data/tinyshakespeare.txt
-[train]
-batch_size = 2
-seq_len = 16
-max_steps = 2
-eval_batches = 1
-out_dir = $T/out
-[backend]
-device = cpu:0
-INI
+tiny_config "$T/run.ini" "$SRC/data/tinyshakespeare.txt" "$T/out"
 
 # ---- a rerun over an earlier run keeps it ----------------------------------------------------
 expect 0 "done at step 2" "$T/run.ini"

@@ -24,7 +24,7 @@ static source_kind classify(const char *path) {
     /* only a regular file is peeked at: open() on a FIFO would block. Anything else is
      * classified by its name, and its reader refuses it ("not a regular file"). */
     char why[8];
-    int fd = st.st_size > 0 && S_ISREG(st.st_mode) ? vkt_open_regular(path, why, sizeof why) : -1;
+    int fd = st.st_size > 0 && S_ISREG(st.st_mode) ? vkt_open_regular(path, NULL, why, sizeof why) : -1;
     if (fd >= 0) {
         if (read(fd, h, sizeof h) != (ssize_t)sizeof h) h[0] = 0;
         close(fd);

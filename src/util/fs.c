@@ -65,7 +65,7 @@ int vkt_check_regular_file(const char *path, char *err, size_t errlen) {
     return S_ISREG(st.st_mode) ? 0 : not_regular(path, st.st_mode, err, errlen);
 }
 
-int vkt_open_regular(const char *path, char *err, size_t errlen) {
+int vkt_open_regular(const char *path, size_t *size, char *err, size_t errlen) {
     /* stat first so that a device is never opened at all; O_NONBLOCK so that a FIFO swapped in
      * after the stat cannot block open() either (fstat then refuses it) */
     if (vkt_check_regular_file(path, err, errlen)) return -1;
@@ -87,6 +87,7 @@ int vkt_open_regular(const char *path, char *err, size_t errlen) {
     }
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    if (size) *size = (size_t)st.st_size;
     return fd;
 }
 
@@ -94,15 +95,10 @@ int vkt_read_file(const char *path, unsigned char **data, size_t *len, char *err
                      size_t errlen) {
     *data = NULL;
     *len = 0;
-    int fd = vkt_open_regular(path, err, errlen);
+    size_t size;
+    int fd = vkt_open_regular(path, &size, err, errlen);
     if (fd < 0) return 2;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-        close(fd);
-        return 2;
-    }
-    size_t size = (size_t)st.st_size, got = 0;
+    size_t got = 0;
     *data = malloc(size + 1);
     if (!*data) {
         snprintf(err, errlen, "%s: out of memory reading %zu bytes", path, size);
@@ -157,28 +153,23 @@ int vkt_map_file(const char *path, int advice, const void **data, size_t *len, c
                  size_t errlen) {
     *data = NULL;
     *len = 0;
-    int fd = vkt_open_regular(path, err, errlen);
+    size_t size;
+    int fd = vkt_open_regular(path, &size, err, errlen);
     if (fd < 0) return 2;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-        close(fd);
-        return 2;
-    }
-    if (st.st_size == 0) {
+    if (size == 0) {
         close(fd);
         return 0;
     }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     int saved = errno;
     close(fd); /* the mapping keeps the file */
     if (p == MAP_FAILED) {
         snprintf(err, errlen, "%s: cannot map: %s", path, strerror(saved));
         return 1;
     }
-    posix_madvise(p, (size_t)st.st_size, advice);
+    posix_madvise(p, size, advice);
     *data = p;
-    *len = (size_t)st.st_size;
+    *len = size;
     return 0;
 }
 

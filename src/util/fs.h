@@ -14,8 +14,9 @@ int vkt_file_exists(const char *path);
  * opening it: open() on a FIFO blocks until a writer comes. */
 int vkt_check_regular_file(const char *path, char *err, size_t errlen);
 /* open(O_RDONLY) that never blocks and never opens a device: checked as above, opened with
- * O_NONBLOCK (cleared once fstat says regular). A file descriptor, or -1 with err. */
-int vkt_open_regular(const char *path, char *err, size_t errlen);
+ * O_NONBLOCK (cleared once fstat says regular). A file descriptor (and its size in *size, when
+ * size is not NULL), or -1 with err. */
+int vkt_open_regular(const char *path, size_t *size, char *err, size_t errlen);
 
 /* Reads a whole regular file into a malloc'd buffer (one spare byte at the end). 0; or 2 with
  * err naming the file (missing, not a regular file, read error); 1 when out of memory. */
