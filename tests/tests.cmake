@@ -46,8 +46,15 @@ foreach(src ${VKT_TEST_SOURCES})
 endforeach()
 
 # CLI-level checks: exit statuses and messages of the real binary.
+# VKT_COOPMAT_BUILT tells it whether this build has the cooperative-matrix shader variants (a
+# glslang without GL_KHR_cooperative_matrix builds none), so it expects the matching refusal.
+if(VKT_SHADER_COOPMAT)
+  set(VKT_COOPMAT_BUILT 1)
+else()
+  set(VKT_COOPMAT_BUILT 0)
+endif()
 add_test(NAME cli_errors COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli_errors.sh $<TARGET_FILE:vktrain> ${CMAKE_SOURCE_DIR})
-set_tests_properties(cli_errors PROPERTIES LABELS "cpu" ENVIRONMENT "${VKT_TEST_ENV}")
+set_tests_properties(cli_errors PROPERTIES LABELS "cpu" ENVIRONMENT "VKT_COOPMAT_BUILT=${VKT_COOPMAT_BUILT};${VKT_TEST_ENV}")
 
 # The data commands end to end (prepare, train on it, sample, eval, export) and bad data input.
 add_test(NAME cli_data COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli_data.sh $<TARGET_FILE:vktrain> ${CMAKE_SOURCE_DIR})
