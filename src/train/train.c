@@ -588,6 +588,12 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
         return 0;
     }
     print_banner(r, end_step);
+    if (c->optim.warmup_steps > c->train.max_steps && vkt_dist_rank(r->dist) == 0)
+        fprintf(stderr,
+                "vktrain: note: [optim] warmup_steps = %d is more than [train] max_steps = %d: "
+                "the learning rate never finishes warming up (it reaches %.3g of lr = %g)\n",
+                c->optim.warmup_steps, c->train.max_steps,
+                (double)c->train.max_steps / c->optim.warmup_steps, c->optim.lr);
     loop_running = 1;
     double avg_step_s = 0, wait_s = 0, steps_s = 0;
     int ckpt_step = r->start_step; /* of the newest checkpoint on disk that this run knows */
