@@ -7,7 +7,7 @@
 #   VKT_TOOLS_DIR   cache directory (default $HOME/.cache/vktrain-tools)
 #   result:         $VKT_TOOLS_DIR/glslang-15/bin/glslang
 #
-# About 2 minutes on 2 cores (measured here: see README, Build). Needs apt (Debian/Ubuntu) for
+# About 2 minutes on 2 cores (measured here: see docs/backends.md, Build). Needs apt (Debian/Ubuntu) for
 # its build tools and the source package; uses sudo when not run as root.
 set -eu
 

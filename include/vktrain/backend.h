@@ -54,12 +54,12 @@ const vkt_device_info *vkt_backend_info(const vkt_backend *be);
  * A backend ignores options it does not have (returns 0). 0 = ok; otherwise err holds why
  * (an invalid value, or a request the device cannot meet). Options of the vulkan backend:
  *   "matmul"    "auto" | "fp32" | "fp32_direct" | "fp16" | "fp16_direct" | "coopmat": the GEMM
- *               tier (README, Vulkan backend)
+ *               tier (docs/backends.md, The Vulkan backend)
  *   "cache_dir" directory for its caches (pipeline cache, matmul tier timings); "" = none
  * of the opencl backend:
  *   "cache_dir" directory for its caches (program binaries, GEMM tuning); "" = none
  *   "gemm_tune" "auto" (tune CLBlast's GEMM on first use when a cache_dir is set) | "force" |
- *               "off" (README, OpenCL backend)
+ *               "off" (docs/backends.md, The OpenCL backend)
  * and of every backend (handled by backend.c, which asks the backend whether it can):
  *   "precision" "fp32" (default) | "fp16": under fp16, vkt_matmul rounds op(A) and op(B) to
  *               fp16 (round to nearest even; magnitudes that do not fit become +-inf, so an

@@ -75,7 +75,7 @@ typedef struct vkt_backend_ops {
     void (*scale)(vkt_backend *, vkt_ptr, float, size_t);
 } vkt_backend_ops;
 
-/* Test knob VKT_FAULT_INJECT=<kind>:<N> (README, Reliability): the Nth call of that kind on a
+/* Test knob VKT_FAULT_INJECT=<kind>:<N> (docs/reliability.md): the Nth call of that kind on a
  * backend fails as the driver would, through the same path a real failure takes. */
 typedef enum vkt_fault_kind {
     VKT_FAULT_NONE,

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 typedef struct vkt_spirv {
-    const char *name;     /* variant name, e.g. "matmul_f32" (see README, Build) */
+    const char *name;     /* variant name, e.g. "matmul_f32" (see docs/backends.md, Shaders) */
     const uint32_t *code; /* SPIR-V words; code[0] == 0x07230203 */
     size_t words;         /* number of 32-bit words (VkShaderModuleCreateInfo.codeSize = 4*words) */
 } vkt_spirv;
