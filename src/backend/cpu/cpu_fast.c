@@ -108,7 +108,9 @@ static inline float fast_expf(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
+    /* a NaN logit (a diverged run) must give NaN, not undefined behaviour: p is NaN already,
+     * n is made a number before the integer conversion, and the shift is unsigned */
+    uint32_t bits = (uint32_t)((int32_t)(n == n ? n : 0.0f) + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale * under;
