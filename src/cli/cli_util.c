@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "util/text.h"
 
 int cli_usage(const char *cmd, const char *fmt, ...) {
     va_list ap;
@@ -68,31 +69,12 @@ void cli_escape(const char *s, char *buf, size_t len) {
     buf[o] = 0;
 }
 
-/* Levenshtein distance of two short words (SIZE_MAX past 63 characters). */
-static size_t edit_distance(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 63 || lb > 63) return (size_t)-1;
-    size_t row[64];
-    for (size_t j = 0; j <= lb; j++) row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best) best = up + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
 
 const char *cli_nearest(const char *word, const char *const *cands) {
     const char *best = NULL;
     size_t bd = 3; /* more than 2 edits away is another word, not a typo */
     for (; *cands; cands++) {
-        size_t d = edit_distance(word, *cands);
+        size_t d = vkt_edit_distance(word, *cands);
         if (d < bd) bd = d, best = *cands;
     }
     return best;

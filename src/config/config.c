@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "util/fs.h"
+#include "util/text.h"
 
 /* ---- the table ------------------------------------------------------------------------------ */
 
@@ -361,32 +362,13 @@ static int is_section(const char *s) {
     return 0;
 }
 
-static size_t edit_distance(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 63 || lb > 63) return SIZE_MAX;
-    size_t row[64];
-    for (size_t j = 0; j <= lb; j++) row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best) best = up + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
 
 /* Typos are the usual cause of an unknown name, so name the likely intended one. */
 static const char *near(const char *name, const char *const *cands, int n) {
     const char *best = NULL;
     size_t bd = 3; /* more than 2 edits away is a different word, not a typo */
     for (int i = 0; i < n; i++) {
-        size_t d = edit_distance(name, cands[i]);
+        size_t d = vkt_edit_distance(name, cands[i]);
         if (d < bd) { bd = d; best = cands[i]; }
     }
     return best;
