@@ -239,6 +239,21 @@ static int write_ck(const char *path, const ckfile *f) {
 
 static char dir[] = "/tmp/vkt_test_ckhostile_XXXXXX";
 
+/* The same bytes as a file, through vkt_weights_read (what --resume, init_from, eval and
+ * sample call): refused with exit status 2, naming the file and the field. */
+static void expect_refused_on_disk(const char *label, const unsigned char *b, size_t len,
+                                   const char *needle) {
+    char path[256], err[1024] = "";
+    snprintf(path, sizeof path, "%s/%s.bin", dir, label);
+    write_file(path, b, len);
+    vkt_checkpoint ck;
+    int rc = vkt_weights_read(path, &ck, err, sizeof err);
+    CHECK(rc == 2 && strstr(err, path) && strstr(err, needle), "%s: read rc %d, '%s'", label,
+          rc, err);
+    vkt_checkpoint_free(&ck);
+    remove(path);
+}
+
 /* Refused in memory (vkt_checkpoint_parse) and from a file (vkt_weights_read, what init_from,
  * eval and sample use): status 2, the file named, needle in the message. */
 static void expect_bad_ck(const char *label, const ckfile *f, const char *needle) {
@@ -252,15 +267,7 @@ static void expect_bad_ck(const char *label, const ckfile *f, const char *needle
     CHECK(ck.params == NULL && ck.adam == NULL && ck.tokenizer == NULL && !ck.config_text,
           "%s: a refused checkpoint kept allocations", label);
     vkt_checkpoint_free(&ck);
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s.bin", dir, label);
-    write_file(path, b, len);
-    err[0] = 0;
-    rc = vkt_weights_read(path, &ck, err, sizeof err);
-    CHECK(rc == 2 && strstr(err, path) && strstr(err, needle), "%s: read rc %d, '%s'", label,
-          rc, err);
-    vkt_checkpoint_free(&ck);
-    remove(path);
+    expect_refused_on_disk(label, b, len, needle);
     free(b);
 }
 
@@ -501,15 +508,7 @@ static void expect_bad_llmc(const char *label, const unsigned char *b, size_t le
           "%s: rc %d, '%s' (want '%s')", label, rc, err, needle);
     CHECK(!ck.params, "%s: a refused file kept its parameters", label);
     vkt_checkpoint_free(&ck);
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s.bin", dir, label);
-    write_file(path, b, len);
-    err[0] = 0;
-    rc = vkt_weights_read(path, &ck, err, sizeof err);
-    CHECK(rc == 2 && strstr(err, path) && strstr(err, needle), "%s: read rc %d, '%s'", label,
-          rc, err);
-    vkt_checkpoint_free(&ck);
-    remove(path);
+    expect_refused_on_disk(label, b, len, needle);
 }
 
 static void test_llmc(void) {
