@@ -7,6 +7,8 @@
 #                       glslang/glslangValidator. Re-resolved at every configure while empty.
 #   VKT_SHADER_COOPMAT  (result) ON when VKT_GLSLANG compiles GL_KHR_cooperative_matrix;
 #                       variants that REQUIRE coopmat are skipped otherwise.
+#   VKT_SHADER_COOPMAT2 (result) ON when it also compiles GL_NV_cooperative_matrix2 (tensor
+#                       layouts); variants that REQUIRE coopmat2 are skipped otherwise.
 #   VKT_HAVE_SHADERS    (result) ON when the vktrain_shaders target exists.
 
 set(VKT_GLSLANG "" CACHE FILEPATH
@@ -29,11 +31,13 @@ endif()
 # Every variant targets Vulkan 1.2 (SPIR-V 1.5). That is also the lowest for the coopmat
 # variants without extra device extensions: glslang emits them with the Vulkan memory model
 # (capability VulkanMemoryModel), core in SPIR-V 1.5; under vulkan1.1 they would need
-# SPV_KHR_vulkan_memory_model, and subgroup builtins rule out vulkan1.0.
+# SPV_KHR_vulkan_memory_model, and subgroup builtins rule out vulkan1.0. GL_NV_cooperative_matrix2
+# needs SPIR-V 1.6: its variant says TARGET vulkan1.3 (and runs only on 1.3 devices).
 set(VKT_SHADER_TARGET_ENV vulkan1.2)
 
 set(VKT_GLSLANG_VERSION "")
 set(VKT_SHADER_COOPMAT OFF)
+set(VKT_SHADER_COOPMAT2 OFF)
 if(VKT_GLSLANG_EXE)
   if(NOT EXISTS "${VKT_GLSLANG_EXE}")
     message(FATAL_ERROR "VKT_GLSLANG=${VKT_GLSLANG_EXE} does not exist. "
@@ -71,8 +75,32 @@ void main() {
   if(_rc EQUAL 0)
     set(VKT_SHADER_COOPMAT ON)
   endif()
+  file(WRITE "${_probe_dir}/probe2.comp" [=[
+#version 450
+#extension GL_KHR_cooperative_matrix : require
+#extension GL_NV_cooperative_matrix2 : require
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+layout(local_size_x = 128) in;
+layout(binding = 0) buffer Buf { float y[]; };
+void main() {
+    tensorLayoutNV<2, gl_CooperativeMatrixClampModeConstantNV> t =
+        createTensorLayoutNV(2, gl_CooperativeMatrixClampModeConstantNV);
+    t = setTensorLayoutDimensionNV(t, 100, 100);
+    coopmat<float, gl_ScopeWorkgroup, 32, 32, gl_MatrixUseAccumulator> c;
+    coopMatLoadTensorNV(c, y, 0, sliceTensorLayoutNV(t, 0, 32, 0, 32));
+    coopMatStoreTensorNV(c, y, 0, sliceTensorLayoutNV(t, 32, 32, 0, 32));
+}
+]=])
+  execute_process(COMMAND "${VKT_GLSLANG_EXE}" -V --target-env vulkan1.3
+                          -o "${_probe_dir}/probe2.spv" "${_probe_dir}/probe2.comp"
+                  RESULT_VARIABLE _rc OUTPUT_QUIET ERROR_QUIET)
+  if(_rc EQUAL 0)
+    set(VKT_SHADER_COOPMAT2 ON)
+  endif()
 endif()
 set(VKT_SHADER_COOPMAT ${VKT_SHADER_COOPMAT} CACHE INTERNAL "glslang compiles GL_KHR_cooperative_matrix")
+set(VKT_SHADER_COOPMAT2 ${VKT_SHADER_COOPMAT2} CACHE INTERNAL "glslang compiles GL_NV_cooperative_matrix2")
 
 set(VKT_HAVE_SHADERS OFF)
 if(Vulkan_FOUND AND VKT_GLSLANG_EXE)
@@ -80,19 +108,24 @@ if(Vulkan_FOUND AND VKT_GLSLANG_EXE)
   file(MAKE_DIRECTORY "${CMAKE_BINARY_DIR}/shaders")
 endif()
 
-# vkt_add_shader(NAME SOURCE [DEFINES D[=V] ...] [REQUIRES coopmat|fp16 ...])
+# vkt_add_shader(NAME SOURCE [DEFINES D[=V] ...] [REQUIRES coopmat|coopmat2|fp16 ...]
+#                [TARGET vulkan1.3])
 # Compiles shaders/SOURCE.comp with the defines into ${CMAKE_BINARY_DIR}/shaders/NAME.spv and
 # embeds it under NAME. REQUIRES coopmat skips the variant when glslang lacks
-# GL_KHR_cooperative_matrix; REQUIRES fp16 only documents a device feature (every glslang we
+# GL_KHR_cooperative_matrix, REQUIRES coopmat2 when it lacks GL_NV_cooperative_matrix2; REQUIRES fp16 only documents a device feature (every glslang we
 # support compiles it; the host checks shaderFloat16 + 16-bit storage before using it).
 function(vkt_add_shader name source)
-  cmake_parse_arguments(S "" "" "DEFINES;REQUIRES" ${ARGN})
+  cmake_parse_arguments(S "" "TARGET" "DEFINES;REQUIRES" ${ARGN})
+  if(NOT S_TARGET)
+    set(S_TARGET ${VKT_SHADER_TARGET_ENV})
+  endif()
   foreach(r ${S_REQUIRES})
-    if(NOT r MATCHES "^(coopmat|fp16)$")
-      message(FATAL_ERROR "vkt_add_shader(${name}): unknown REQUIRES '${r}' (coopmat, fp16)")
+    if(NOT r MATCHES "^(coopmat|coopmat2|fp16)$")
+      message(FATAL_ERROR "vkt_add_shader(${name}): unknown REQUIRES '${r}' (coopmat, coopmat2, fp16)")
     endif()
   endforeach()
-  if("coopmat" IN_LIST S_REQUIRES AND NOT VKT_SHADER_COOPMAT)
+  if(("coopmat" IN_LIST S_REQUIRES AND NOT VKT_SHADER_COOPMAT) OR
+     ("coopmat2" IN_LIST S_REQUIRES AND NOT VKT_SHADER_COOPMAT2))
     set_property(GLOBAL APPEND PROPERTY VKT_SHADERS_SKIPPED ${name})
     return()
   endif()
@@ -108,7 +141,7 @@ function(vkt_add_shader name source)
   endif()
   add_custom_command(
     OUTPUT "${out}"
-    COMMAND "${VKT_GLSLANG_EXE}" --quiet -V --target-env ${VKT_SHADER_TARGET_ENV} ${defs}
+    COMMAND "${VKT_GLSLANG_EXE}" --quiet -V --target-env ${S_TARGET} ${defs}
             -I${CMAKE_SOURCE_DIR}/shaders --depfile "${out}.d" -o "${out}" "${in}"
     DEPENDS "${in}" "${VKT_GLSLANG_EXE}"
     DEPFILE "${out}.d"

@@ -1,53 +1,15 @@
 #version 450
-// The single GEMM of include/vktrain/backend.h (vkt_matmul), row-major and packed:
-//   C(M,N) = alpha * op(A) * op(B) + beta * C + bias
-// op(A) is (M,K): A stored (M,K), or (K,M) when trans_a. op(B) is (K,N): B stored (K,N), or
-// (N,K) when trans_b. bias (N, broadcast over rows) when flags & VKT_FLAG_BIAS. beta == 0
-// never reads C (it may hold NaNs). A, B, C and bias are fp32 buffers in every variant; the
-// fp16 ones round A and B to fp16 (to_f16, common.glsl) as they stage them into shared memory,
-// which is what precision = fp16 means, and accumulate in fp32. Variants (cmake/Shaders.cmake):
-//   (none)        matmul_f32      shared-memory tiles, register blocking
-//   USE_FP16      matmul_f16      the same with fp16 tiles (half the shared memory per tile)
-//   USE_COOPMAT   matmul_coopmat  16x16x16 KHR cooperative matrices (tensor cores)
+// The fp32 and fp16 GEMM tiers without cooperative matrices; the interface, split-K and the
+// epilogue are matmul_common.glsl's. Variants (CMakeLists.txt):
+//   (none)        matmul_f32         shared-memory tiles, register blocking, 128-bit loads
+//   USE_FP16      matmul_f16         the same with fp16 tiles (operands rounded to fp16)
 //   USE_DIRECT    matmul_f32_direct  subgroup kernel without shared memory (CPU drivers);
 //                 with USE_FP16: matmul_f16_direct
+// The cooperative-matrix tiers are matmul_coopmat.comp (KHR) and matmul_cm2.comp (NV
+// coopmat2).
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
-
-layout(set = 0, binding = 0) buffer BufC { float c[]; };
-layout(set = 0, binding = 1) readonly buffer BufA { float a[]; };
-layout(set = 0, binding = 2) readonly buffer BufB { float b[]; };
-layout(set = 0, binding = 3) readonly buffer BufBias { float bias[]; };
-
-// 40 bytes; offsets are in floats.
-layout(push_constant) uniform PushConstants {
-    uint M, N, K;
-    uint off_c, off_a, off_b, off_bias;
-    uint flags; // VKT_FLAG_TRANS_A | VKT_FLAG_TRANS_B | VKT_FLAG_BIAS
-    float alpha, beta;
-} pc;
-
-// op(A)(m,k) and op(B)(k,n) as fp32, zero outside the matrix (partial edge tiles).
-float load_a(uint m, uint k) {
-    if (m >= pc.M || k >= pc.K) return 0.0;
-    uint i = (pc.flags & VKT_FLAG_TRANS_A) != 0u ? k * pc.M + m : m * pc.K + k;
-    return a[pc.off_a + i];
-}
-float load_b(uint k, uint n) {
-    if (k >= pc.K || n >= pc.N) return 0.0;
-    uint i = (pc.flags & VKT_FLAG_TRANS_B) != 0u ? n * pc.K + k : k * pc.N + n;
-    return b[pc.off_b + i];
-}
-
-// The epilogue shared by all variants: one output element from its accumulated dot product.
-void store_c(uint m, uint n, float acc) {
-    if (m >= pc.M || n >= pc.N) return;
-    uint i = pc.off_c + m * pc.N + n;
-    float v = pc.alpha * acc;
-    if (pc.beta != 0.0) v += pc.beta * c[i];
-    if ((pc.flags & VKT_FLAG_BIAS) != 0u) v += bias[pc.off_bias + n];
-    c[i] = v;
-}
+#include "matmul_common.glsl"
 
 #ifdef USE_DIRECT
 // ---- subgroup kernel without shared memory (CPU drivers) --------------------------------
@@ -112,15 +74,20 @@ void main() {
         [[unroll]] for (uint j = 0; j < TN; j++) store_c(r0 + i, c0 + j * SG, acc[i * TN + j]);
 }
 
-#elif !defined(USE_COOPMAT)
-// ---- tiled fp32 arithmetic ---------------------------------------------------------------
-// Workgroup WG_X x WG_Y threads (spec ids 0, 1); each thread computes TM x TN outputs
-// (spec ids 2, 3), so a workgroup covers a BM x BN block of C with BM = WG_Y*TM, BN = WG_X*TN,
-// stepping through K in slices of BK (spec id 4). Thread (tx, ty) owns rows ty + i*WG_Y and
-// columns tx + j*WG_X: neighbouring threads write neighbouring columns (coalesced) and read
-// the same A value from shared memory (a broadcast). Dispatch: (ceil(N/BN), ceil(M/BM), 1).
-// Defaults: 16x16 threads, 4x4 outputs each, 64x64 block, BK 16 (fp32) or 32 (fp16): 8 KiB of
-// shared memory either way.
+#else
+// ---- tiled arithmetic ----------------------------------------------------------------------
+// Workgroup WG_X x WG_Y threads (spec ids 0, 1); each thread computes TM x TN outputs (spec
+// ids 2, 3), so a workgroup covers a BM x BN block of C with BM = WG_Y*TM, BN = WG_X*TN,
+// stepping through its K slice in tiles of BK (spec id 4). Thread (tx, ty) owns rows
+// ty + i*WG_Y and columns tx + j*WG_X: neighbouring threads write neighbouring columns
+// (coalesced) and read the same A value from shared memory (a broadcast).
+// Staging: threads read the stored matrices along their contiguous dimension, 4 elements at a
+// time (one 128-bit load when VKT_FLAG_ALIGNED), into registers; the next tile's loads are
+// issued before the current tile is multiplied, so their latency hides behind the arithmetic.
+// Shared tiles are k-major (As[k][m], Bs[k][n]) with rows padded by one element, so the
+// transposing stores of a stored-row-major A (or a transposed B) fall on different banks.
+// Dispatch: (ceil(N/BN), ceil(M/BM), splits). Host configurations (vk_matmul.c): 16x16
+// threads with 4x4 (64x64 blocks) or 8x8 (128x128) outputs each.
 layout(local_size_x = 16, local_size_y = 16, local_size_z = 1, local_size_x_id = 0, local_size_y_id = 1) in;
 layout(constant_id = 2) const uint TM = 4;
 layout(constant_id = 3) const uint TN = 4;
@@ -138,114 +105,91 @@ const uint WG_Y = gl_WorkGroupSize.y;
 const uint BM = WG_Y * TM;
 const uint BN = WG_X * TN;
 const uint NT = WG_X * WG_Y;
+const uint SM = BM + 1u, SN = BN + 1u; // padded row lengths of As and Bs
+const uint CHUNKS_A = BM * BK / 4u, CHUNKS_B = BK * BN / 4u; // vec4s per tile
+const uint RA = (CHUNKS_A + NT - 1u) / NT, RB = (CHUNKS_B + NT - 1u) / NT;
 
-shared tile_t As[BK * BM]; // As[k * BM + m]
-shared tile_t Bs[BK * BN]; // Bs[k * BN + n]
+shared tile_t As[BK * SM]; // As[k * SM + m]
+shared tile_t Bs[BK * SN]; // Bs[k * SN + n]
+
+vec4 ra[RA], rb[RB]; // the next tile, in flight
+
+// The 4-element chunk e of the A (or B) tile at k0 as stored: its row and first column.
+uvec2 chunk_a(uint e) {
+    uint w = trans_a() ? BM / 4u : BK / 4u; // chunks per stored row of the tile
+    return uvec2(e / w, (e % w) * 4u);
+}
+uvec2 chunk_b(uint e) {
+    uint w = trans_b() ? BK / 4u : BN / 4u;
+    return uvec2(e / w, (e % w) * 4u);
+}
+
+void fetch(uint k0, uint m0, uint n0, uint ke, uint tid) {
+    [[unroll]] for (uint i = 0u; i < RA; i++) {
+        uint e = tid + i * NT;
+        uvec2 rc = chunk_a(e);
+        uvec2 at = trans_a() ? uvec2(k0, m0) : uvec2(m0, k0); // the tile's stored origin
+        ra[i] = e < CHUNKS_A ? load4_a(at.x + rc.x, at.y + rc.y, a_rows(ke), a_cols(ke), a_ld())
+                             : vec4(0.0);
+    }
+    [[unroll]] for (uint i = 0u; i < RB; i++) {
+        uint e = tid + i * NT;
+        uvec2 rc = chunk_b(e);
+        uvec2 at = trans_b() ? uvec2(n0, k0) : uvec2(k0, n0);
+        rb[i] = e < CHUNKS_B ? load4_b(at.x + rc.x, at.y + rc.y, b_rows(ke), b_cols(ke), b_ld())
+                             : vec4(0.0);
+    }
+}
+
+void stage(uint tid) {
+    [[unroll]] for (uint i = 0u; i < RA; i++) {
+        uint e = tid + i * NT;
+        if (e >= CHUNKS_A) break;
+        uvec2 rc = chunk_a(e);
+        [[unroll]] for (uint j = 0u; j < 4u; j++) {
+            // stored (m, k) -> As[k][m]; stored (k, m) when transposed
+            uint idx = trans_a() ? rc.x * SM + rc.y + j : (rc.y + j) * SM + rc.x;
+            As[idx] = to_tile(ra[i][j]);
+        }
+    }
+    [[unroll]] for (uint i = 0u; i < RB; i++) {
+        uint e = tid + i * NT;
+        if (e >= CHUNKS_B) break;
+        uvec2 rc = chunk_b(e);
+        [[unroll]] for (uint j = 0u; j < 4u; j++) {
+            uint idx = trans_b() ? (rc.y + j) * SN + rc.x : rc.x * SN + rc.y + j;
+            Bs[idx] = to_tile(rb[i][j]);
+        }
+    }
+}
 
 void main() {
     const uint tx = gl_LocalInvocationID.x, ty = gl_LocalInvocationID.y;
     const uint tid = ty * WG_X + tx;
     const uint m0 = gl_WorkGroupID.y * BM, n0 = gl_WorkGroupID.x * BN;
-    const bool ta = (pc.flags & VKT_FLAG_TRANS_A) != 0u;
-    const bool tb = (pc.flags & VKT_FLAG_TRANS_B) != 0u;
+    const uint kb = k_begin(), ke = k_end();
 
     float acc[TM * TN];
-    for (uint i = 0; i < TM * TN; i++) acc[i] = 0.0;
+    [[unroll]] for (uint i = 0u; i < TM * TN; i++) acc[i] = 0.0;
 
-    for (uint k0 = 0; k0 < pc.K; k0 += BK) {
-        // Stage the slices; consecutive threads walk the stored matrix's contiguous dimension.
-        for (uint e = tid; e < BM * BK; e += NT) {
-            uint m = ta ? e % BM : e / BK;
-            uint k = ta ? e / BM : e % BK;
-            As[k * BM + m] = to_tile(load_a(m0 + m, k0 + k));
-        }
-        for (uint e = tid; e < BK * BN; e += NT) {
-            uint k = tb ? e % BK : e / BN;
-            uint n = tb ? e / BK : e % BN;
-            Bs[k * BN + n] = to_tile(load_b(k0 + k, n0 + n));
-        }
+    fetch(kb, m0, n0, ke, tid);
+    for (uint k0 = kb; k0 < ke; k0 += BK) {
+        barrier(); // the previous tile has been read
+        stage(tid);
         barrier();
-        for (uint k = 0; k < BK; k++) {
+        if (k0 + BK < ke) fetch(k0 + BK, m0, n0, ke, tid);
+        for (uint k = 0u; k < BK; k++) {
             float bv[TN];
-            for (uint j = 0; j < TN; j++) bv[j] = float(Bs[k * BN + tx + j * WG_X]);
-            for (uint i = 0; i < TM; i++) {
-                float av = float(As[k * BM + ty + i * WG_Y]);
-                for (uint j = 0; j < TN; j++) acc[i * TN + j] = fma(av, bv[j], acc[i * TN + j]);
+            [[unroll]] for (uint j = 0u; j < TN; j++) bv[j] = float(Bs[k * SN + tx + j * WG_X]);
+            [[unroll]] for (uint i = 0u; i < TM; i++) {
+                float av = float(As[k * SM + ty + i * WG_Y]);
+                [[unroll]] for (uint j = 0u; j < TN; j++)
+                    acc[i * TN + j] = fma(av, bv[j], acc[i * TN + j]);
             }
         }
-        barrier();
     }
-    for (uint i = 0; i < TM; i++)
-        for (uint j = 0; j < TN; j++)
+    [[unroll]] for (uint i = 0u; i < TM; i++)
+        [[unroll]] for (uint j = 0u; j < TN; j++)
             store_c(m0 + ty + i * WG_Y, n0 + tx + j * WG_X, acc[i * TN + j]);
-}
-
-#else
-// ---- cooperative matrices (GL_KHR_cooperative_matrix) --------------------------------------
-// A workgroup computes a 64x64 block of C = 16 tiles of 16x16. Its WG threads (spec id 0,
-// default 128) first stage 64xBK of op(A) and BKx64 of op(B) into shared memory as fp16,
-// zero-padded at the matrix edges and with the transposes resolved, so any M, N, K, offset
-// and transpose works. Subgroup s then multiplies tiles s, s + S, s + 2S, s + 3S (S = number
-// of subgroups), so the host MUST choose WG >= 4 * maxSubgroupSize (e.g. 128 for subgroups of
-// 32, 256 for 64): then every tile has an owner. The accumulators go through shared memory
-// once at the end so the common epilogue applies alpha, beta, bias and the bounds.
-// Dispatch: (ceil(N/64), ceil(M/64), 1). Shared memory: 4 + 4 + 16 = 24 KiB.
-layout(local_size_x = 128, local_size_y = 1, local_size_z = 1, local_size_x_id = 0) in;
-const uint WG = gl_WorkGroupSize.x;
-const uint BM = 64, BN = 64, BK = 32, T = 16;
-const uint TILES_N = BN / T, TILES = (BM / T) * (BN / T), TILES_PER_SG = 4;
-
-shared float16_t As[BM * BK]; // row-major (BM, BK)
-shared float16_t Bs[BK * BN]; // row-major (BK, BN)
-shared float Cs[BM * BN];     // row-major (BM, BN)
-
-void main() {
-    const uint tid = gl_LocalInvocationID.x;
-    const uint m0 = gl_WorkGroupID.y * BM, n0 = gl_WorkGroupID.x * BN;
-    const bool ta = (pc.flags & VKT_FLAG_TRANS_A) != 0u;
-    const bool tb = (pc.flags & VKT_FLAG_TRANS_B) != 0u;
-
-    coopmat<float, gl_ScopeSubgroup, T, T, gl_MatrixUseAccumulator> acc[TILES_PER_SG];
-    [[unroll]] for (uint t = 0; t < TILES_PER_SG; t++)
-        acc[t] = coopmat<float, gl_ScopeSubgroup, T, T, gl_MatrixUseAccumulator>(0.0);
-
-    for (uint k0 = 0; k0 < pc.K; k0 += BK) {
-        for (uint e = tid; e < BM * BK; e += WG) {
-            uint m = ta ? e % BM : e / BK;
-            uint k = ta ? e / BM : e % BK;
-            As[m * BK + k] = to_f16(load_a(m0 + m, k0 + k));
-        }
-        for (uint e = tid; e < BK * BN; e += WG) {
-            uint k = tb ? e % BK : e / BN;
-            uint n = tb ? e / BK : e % BN;
-            Bs[k * BN + n] = to_f16(load_b(k0 + k, n0 + n));
-        }
-        barrier();
-        // The tile index depends only on gl_SubgroupID: uniform within each subgroup, as
-        // cooperative-matrix operations of subgroup scope require.
-        [[unroll]] for (uint t = 0; t < TILES_PER_SG; t++) {
-            uint tile = gl_SubgroupID + t * gl_NumSubgroups;
-            if (tile < TILES) {
-                uint tm = (tile / TILES_N) * T, tn = (tile % TILES_N) * T;
-                [[unroll]] for (uint kk = 0; kk < BK; kk += T) {
-                    coopmat<float16_t, gl_ScopeSubgroup, T, T, gl_MatrixUseA> ma;
-                    coopmat<float16_t, gl_ScopeSubgroup, T, T, gl_MatrixUseB> mb;
-                    coopMatLoad(ma, As, tm * BK + kk, BK, gl_CooperativeMatrixLayoutRowMajor);
-                    coopMatLoad(mb, Bs, kk * BN + tn, BN, gl_CooperativeMatrixLayoutRowMajor);
-                    acc[t] = coopMatMulAdd(ma, mb, acc[t]);
-                }
-            }
-        }
-        barrier();
-    }
-    [[unroll]] for (uint t = 0; t < TILES_PER_SG; t++) {
-        uint tile = gl_SubgroupID + t * gl_NumSubgroups;
-        if (tile < TILES) {
-            uint tm = (tile / TILES_N) * T, tn = (tile % TILES_N) * T;
-            coopMatStore(acc[t], Cs, tm * BN + tn, BN, gl_CooperativeMatrixLayoutRowMajor);
-        }
-    }
-    barrier();
-    for (uint e = tid; e < BM * BN; e += WG) store_c(m0 + e / BN, n0 + e % BN, Cs[e]);
 }
 #endif

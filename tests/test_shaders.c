@@ -17,8 +17,8 @@ static int failures = 0;
         }                                                                                      \
     } while (0)
 
-/* The push-constant block of shaders/matmul.comp is 10 scalars. */
-_Static_assert(sizeof(vkt_matmul_push) == 40, "vkt_matmul_push must match matmul.comp's pc");
+/* The push-constant block of shaders/matmul_common.glsl is 11 scalars. */
+_Static_assert(sizeof(vkt_matmul_push) == 44, "vkt_matmul_push must match matmul_common.glsl's pc");
 
 static void check_entry(const vkt_spirv *s) {
     CHECK(s->name && s->name[0], "entry without a name");

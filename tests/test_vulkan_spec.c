@@ -17,7 +17,7 @@ static float ha[M * K], hb[K * N], want[M * N];
 static void dispatch(vkt_backend *be, const vkt_vk_shader *sh, vkt_buf *c_, vkt_buf *a,
                      vkt_buf *b) {
     vkt_vk_ctx *c = vkt_vk(be);
-    vkt_matmul_push pc = {.M = M, .N = N, .K = K, .alpha = 1.0f};
+    vkt_matmul_push pc = {.M = M, .N = N, .K = K, .alpha = 1.0f, .k_split = K};
     vkt_ptr p[4] = {vkt_at(c_, 0), vkt_at(a, 0), vkt_at(b, 0), VKT_NULL_PTR};
     vkt_vk_bindings bd;
     vkt_vk_bind(c, &bd, 4, p);
@@ -45,7 +45,7 @@ static void check_mismatch_aborts(vkt_backend *be, vkt_buf *c_, vkt_buf *a, vkt_
     fflush(stderr);
     pid_t pid = fork();
     if (pid == 0) {
-        vkt_vk_shader sh = {"matmul_f32", {8, 8, 1}, 0, {{0, 0}}}; /* shader: 16x16 */
+        vkt_vk_shader sh = {"matmul_f32", {8, 8, 1}, 0, {{0, 0}}, 0}; /* shader: 16x16 */
         dispatch(be, &sh, c_, a, b); /* the registry rejects it before any Vulkan call */
         _exit(0);
     }
@@ -80,28 +80,60 @@ int main(void) {
     vkt_upload(be, vkt_at(b, 0), hb, sizeof hb);
 
     vkt_vk_ctx *c = vkt_vk(be);
-    vkt_vk_shader def = vkt_vk_matmul_variant(c, "matmul_f32");
-    CHECK(def.nspec == 0 && def.local[0] == 16 && def.local[1] == 16 && def.local[2] == 1,
-          "matmul_f32: %d constants, workgroup %ux%u", def.nspec, def.local[0], def.local[1]);
+    vkt_vk_shader def = {"matmul_f32", {16, 16, 1}, 0, {{0, 0}}, 0};
     check_spec(be, "matmul_f32 default (16x16, 4x4)", def, c_, a, b);
     /* the same 64x64 block from other shapes of threads and tiles (given out of order) */
-    vkt_vk_shader s8 = {"matmul_f32", {8, 8, 1}, 4, {{3, 8}, {0, 8}, {2, 8}, {1, 8}}};
+    vkt_vk_shader s8 = {"matmul_f32", {8, 8, 1}, 4, {{3, 8}, {0, 8}, {2, 8}, {1, 8}}, 0};
     check_spec(be, "matmul_f32 8x8 threads, 8x8 each", s8, c_, a, b);
-    vkt_vk_shader s32 = {"matmul_f32", {32, 8, 1}, 5, {{0, 32}, {1, 8}, {2, 8}, {3, 2}, {4, 8}}};
+    vkt_vk_shader s32 = {"matmul_f32", {32, 8, 1}, 5, {{0, 32}, {1, 8}, {2, 8}, {3, 2}, {4, 8}},
+                         0};
     check_spec(be, "matmul_f32 32x8 threads, 8x2 each, BK 8", s32, c_, a, b);
-    vkt_vk_shader s8b = {"matmul_f32", {8, 8, 1}, 4, {{0, 8}, {1, 8}, {2, 8}, {3, 8}}};
+    vkt_vk_shader s8b = {"matmul_f32", {8, 8, 1}, 4, {{0, 8}, {1, 8}, {2, 8}, {3, 8}}, 0};
     check_spec(be, "matmul_f32 8x8 again, in another order", s8b, c_, a, b);
     CHECK(vkt_vk_pipelines_count(c) == 3, "%d pipelines for 3 sets of constants",
           vkt_vk_pipelines_count(c));
 
-    /* the coopmat variants hold 4 subgroups, 128 threads at least (runs where available) */
-    uint32_t sg = c->phys->subgroup_size, wg = 4 * sg > 128 ? 4 * sg : 128;
-    vkt_vk_shader cm = vkt_vk_matmul_variant(c, "matmul_coopmat");
-    CHECK(cm.nspec == 1 && cm.spec[0].id == 0 && cm.spec[0].value == wg && cm.local[0] == wg &&
-              cm.local[1] == 1 && cm.local[2] == 1,
-          "coopmat: subgroup %u: %d constants, constant 0 = %u, workgroup %u", sg, cm.nspec,
-          cm.spec[0].value, cm.local[0]);
-    printf("  coopmat workgroup for subgroups of %u: %u\n", sg, cm.local[0]);
+    /* the planner: a small shape gets a block no larger than it needs; the fp32 tier's
+     * workgroup is 16x16 whatever the block */
+    vkt_vk_gemm_plan p;
+    CHECK(vkt_vk_matmul_plan_tier(be, vkt_vk_matmul_tier_index("fp32"), M, N, K, &p) == 0 &&
+              p.sh.local[0] == 16 && p.sh.local[1] == 16 && p.bm == 32 && p.bn == 32 &&
+              p.splits == 1 && p.k_split == K,
+          "fp32 plan for %dx%dx%d: workgroup %ux%u, block %ux%u, %u splits of %u", M, N, K,
+          p.sh.local[0], p.sh.local[1], p.bm, p.bn, p.splits, p.k_split);
+    /* a weight-gradient shape (K = B*T) is split along K into whole 32-deep tiles */
+    CHECK(vkt_vk_matmul_plan_tier(be, vkt_vk_matmul_tier_index("fp32"), 768, 768, 16384, &p) ==
+                  0 &&
+              p.splits > 1 && p.k_split % 32 == 0 && p.k_split * p.splits >= 16384 &&
+              p.k_split * (p.splits - 1) < 16384,
+          "fp32 plan for 768x768x16384: %u splits of %u", p.splits, p.k_split);
+    printf("  fp32 768x768x16384: block %ux%u, %u K slices of %u\n", p.bm, p.bn, p.splits,
+           p.k_split);
+
+    /* the coopmat tier's fragments are one of the device's own configurations, its workgroup
+     * 4 subgroups of the device's size, required of the pipeline (where available) */
+    int cm = vkt_vk_matmul_tier_index("coopmat");
+    char why[512];
+    if (vkt_backend_set_option(be, "precision", "fp16", why, sizeof why) == 0 &&
+        vkt_backend_set_option(be, "matmul", "coopmat", why, sizeof why) == 0) {
+        CHECK(vkt_vk_matmul_plan_tier(be, cm, 1024, 1024, 1024, &p) == 0, "coopmat plan");
+        uint32_t sg = c->phys->subgroup_size;
+        int known = 0;
+        for (int i = 0; i < c->phys->n_mma; i++)
+            known |= c->phys->mma[i].m == p.sh.spec[6].value &&
+                     c->phys->mma[i].n == p.sh.spec[7].value &&
+                     c->phys->mma[i].k == p.sh.spec[8].value;
+        CHECK(p.sh.nspec == 9 && p.sh.local[0] == 4 * sg && p.sh.subgroup == sg && known,
+              "coopmat: %d constants, workgroup %u for subgroups of %u, fragment %ux%ux%u "
+              "(one of the device's: %s)", p.sh.nspec, p.sh.local[0], sg, p.sh.spec[6].value,
+              p.sh.spec[7].value, p.sh.spec[8].value, known ? "yes" : "no");
+        printf("  coopmat: fragment %ux%ux%u, block %ux%u, workgroup %u\n", p.sh.spec[6].value,
+               p.sh.spec[7].value, p.sh.spec[8].value, p.bm, p.bn, p.sh.local[0]);
+    } else {
+        printf("  coopmat not available: %s\n", why);
+    }
+    vkt_backend_set_option(be, "matmul", "auto", why, sizeof why);
+    vkt_backend_set_option(be, "precision", "fp32", why, sizeof why);
 
     check_mismatch_aborts(be, c_, a, b);
     vkt_free(be, a);

@@ -36,9 +36,11 @@ typedef struct vkt_matmul_push {
     uint32_t off_c, off_a, off_b, off_bias;
     uint32_t flags; /* VKT_MATMUL_TRANS_A | VKT_MATMUL_TRANS_B | VKT_MATMUL_BIAS */
     float alpha, beta;
+    uint32_t k_split; /* K per workgroup z (split-K); K when not split */
 } vkt_matmul_push;
 #define VKT_MATMUL_TRANS_A 1u
 #define VKT_MATMUL_TRANS_B 2u
 #define VKT_MATMUL_BIAS 4u
+#define VKT_MATMUL_ALIGNED 8u /* A, B, C rows 16-byte aligned (shaders/matmul_common.glsl) */
 
 #endif

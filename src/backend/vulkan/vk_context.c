@@ -73,9 +73,10 @@ int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen) {
     c->queue_family = (uint32_t)fam;
     c->prof_valid_bits = qf[fam].timestampValidBits;
 
-    /* optional features: fp16 arithmetic (a 1.2 core structure), and for
-     * cooperative matrices the memory model plus the KHR extension */
-    const char *exts[2];
+    /* optional features: fp16 arithmetic (a 1.2 core structure); for cooperative matrices
+     * the memory model plus the KHR extension, and VK_NV_cooperative_matrix2 on top; subgroup
+     * size control, so that kernels laid out for one subgroup size get it */
+    const char *exts[4];
     uint32_t next = 0;
     VkPhysicalDeviceShaderFloat16Int8Features f16 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
@@ -84,13 +85,26 @@ int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen) {
     VkPhysicalDeviceVulkanMemoryModelFeatures mm = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES};
     vkt_coopmat_features cm = {.sType = VKT_STRUCTURE_TYPE_COOPMAT_FEATURES};
+    VkPhysicalDeviceCooperativeMatrix2FeaturesNV cm2 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_2_FEATURES_NV};
+    VkPhysicalDeviceSubgroupSizeControlFeatures ssc = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES};
     void *chain = NULL;
     int v12 = phys->api_version >= VK_API_VERSION_1_2 && vk->vkGetPhysicalDeviceFeatures2;
     if (v12) {
         VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
         f16.pNext = &s16;
         s16.pNext = &mm;
-        if (phys->info.coopmat) mm.pNext = &cm;
+        void **tail = &mm.pNext;
+        if (phys->info.coopmat) {
+            *tail = &cm;
+            tail = &cm.pNext;
+        }
+        if (phys->cm2) {
+            *tail = &cm2;
+            tail = &cm2.pNext;
+        }
+        if (phys->size_control) *tail = &ssc;
         f2.pNext = &f16;
         vk->vkGetPhysicalDeviceFeatures2(phys->pd, &f2);
         /* keep only what we use */
@@ -116,8 +130,34 @@ int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen) {
         if (phys->info.coopmat && coop && model) {
             exts[next++] = VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME;
             c->coopmat_on = 1;
-        } else {
-            mm.pNext = NULL;
+        }
+        /* coopmat2: the features vk_device.c checked; reductions and block loads unused */
+        cm2.cooperativeMatrixReductions = cm2.cooperativeMatrixBlockLoads = VK_FALSE;
+        if (c->coopmat_on && phys->cm2) {
+            exts[next++] = VK_NV_COOPERATIVE_MATRIX_2_EXTENSION_NAME;
+            c->cm2_on = 1;
+        }
+        if (phys->size_control) {
+            if (phys->api_version < VK_API_VERSION_1_3)
+                exts[next++] = VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME;
+            c->size_control = ssc.subgroupSizeControl && ssc.computeFullSubgroups;
+        }
+        /* the chain as enabled: f16 -> s16 -> mm [-> cm] [-> cm2] [-> ssc] */
+        tail = &mm.pNext;
+        *tail = NULL;
+        if (c->coopmat_on) {
+            *tail = &cm;
+            tail = &cm.pNext;
+            *tail = NULL;
+        }
+        if (c->cm2_on) {
+            *tail = &cm2;
+            tail = &cm2.pNext;
+            *tail = NULL;
+        }
+        if (c->size_control) {
+            *tail = &ssc;
+            ssc.pNext = NULL;
         }
         chain = &f16;
     }

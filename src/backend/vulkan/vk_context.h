@@ -63,6 +63,8 @@ typedef struct vkt_vk_ctx {
     int shader_f16; /* shaderFloat16 enabled: the fp16 matmul tiers may run */
     int subgroup_ballot; /* subgroupBroadcast in compute: the direct matmul tiers may run */
     int coopmat_on; /* VK_KHR_cooperative_matrix and the memory model enabled */
+    int cm2_on;     /* VK_NV_cooperative_matrix2 enabled (the coopmat2 tier) */
+    int size_control; /* pipelines may require a subgroup size (full subgroups) */
     int precision_f16; /* option precision = fp16: only tiers that round to fp16 are auto */
     uint64_t submits, dispatches; /* printed at shutdown under VKT_VULKAN_STATS=1 */
     VkDeviceSize max_range; /* bytes one descriptor may cover (maxStorageBufferRange, or
@@ -94,6 +96,8 @@ typedef struct vkt_vk_ctx {
     int matmul_request;     /* VKT_VK_TIER_AUTO (0) or 1 + a tier index */
     int matmul_reported;    /* the choice has been printed */
     struct vkt_vk_tier_class *tier_classes; /* decided shape classes (auto) */
+    uint32_t verified, rejected; /* tiers (bits) whose probe matched the fp32 tier, or not */
+    vkt_buf *splitk;             /* split-K partial products; grows */
     /* profiling (vk_profile.c): timestamp pairs around each command of a submission */
     uint32_t prof_valid_bits; /* the queue family's timestampValidBits; 0 = no timestamps */
     uint64_t prof_mask;       /* of those bits */
@@ -153,18 +157,25 @@ size_t vkt_vk_visible(vkt_vk_ctx *c, vkt_ptr p);
  * constants (a pipeline per distinct set), and the workgroup size the caller computed its
  * grid for, which the registry checks against the shader's (read from its SPIR-V with the
  * constants applied) and the device's limits. */
-#define VKT_VK_MAX_SPEC 8
+#define VKT_VK_MAX_SPEC 12
 typedef struct vkt_vk_shader {
     const char *name;
     uint32_t local[3];
     int nspec;
     vkt_spec_const spec[VKT_VK_MAX_SPEC];
+    /* nonzero: the kernel is laid out for subgroups of exactly this many invocations, all
+     * full; the pipeline requires it (subgroup size control) or it must be the only size the
+     * device has (vkt_vk_subgroup_fixed) */
+    uint32_t subgroup;
 } vkt_vk_shader;
 /* A shader without specialization, run in workgroups of (x, 1, 1). */
 static inline vkt_vk_shader vkt_vk_shader_1d(const char *name, uint32_t x) {
-    vkt_vk_shader s = {name, {x, 1, 1}, 0, {{0, 0}}};
+    vkt_vk_shader s = {name, {x, 1, 1}, 0, {{0, 0}}, 0};
     return s;
 }
+/* Whether a pipeline can get subgroups of exactly `size` full invocations on this device:
+ * by requiring it (subgroup size control), or because it is the device's only size. */
+int vkt_vk_subgroup_fixed(const vkt_vk_ctx *c, uint32_t size);
 void vkt_vk_dispatch(vkt_vk_ctx *c, const vkt_vk_shader *sh, const vkt_vk_bindings *b,
                      const void *push, uint32_t push_size, uint32_t gx, uint32_t gy,
                      uint32_t gz);
@@ -179,14 +190,28 @@ void vkt_vk_prof_shutdown(vkt_vk_ctx *c);
 int vkt_vk_op_profile_enable(vkt_backend *be, int on);
 int vkt_vk_op_profile_read(vkt_backend *be, vkt_profile_entry *out, int max);
 
-/* vk_matmul.c: GEMM tiers ("fp32", "fp16", "coopmat"), precision, the caches under cache_dir */
-#define VKT_VK_TIER_AUTO 0 /* matmul_request: 0 = auto, else 1 + tier index */
+/* vk_matmul.c: GEMM tiers ("fp32", "fp16", "coopmat", "coopmat2", the direct ones), how a
+ * matmul is dispatched, precision, the caches under cache_dir */
+#define VKT_VK_TIER_AUTO 0 /* matmul_request: 0 = auto, else 1 + a tier index */
 int vkt_vk_set_option(vkt_backend *be, const char *key, const char *value, char *err,
                       size_t errlen);
-/* The shader variant for a matmul of this shape (decides, times and caches under auto). */
-const char *vkt_vk_matmul_shader(vkt_backend *be, int M, int N, int K);
-/* How to dispatch matmul variant `shader`: its specialization and workgroup size. */
-vkt_vk_shader vkt_vk_matmul_variant(vkt_vk_ctx *c, const char *shader);
+/* A tier's index by name, -1 when there is none. */
+int vkt_vk_matmul_tier_index(const char *name);
+/* The tier for a matmul of this shape (decides, checks, times and caches under auto). */
+int vkt_vk_matmul_tier(vkt_backend *be, int M, int N, int K);
+/* How one matmul runs with tier t: the variant and its specialization, the block of C each
+ * workgroup covers, and the K split (splits workgroups along z, k_split deep each; 1 and K
+ * when not split). -1 when no block of the tier fits the device. */
+typedef struct vkt_vk_gemm_plan {
+    vkt_vk_shader sh;
+    uint32_t bm, bn, splits, k_split;
+} vkt_vk_gemm_plan;
+int vkt_vk_matmul_plan_tier(vkt_backend *be, int t, int M, int N, int K, vkt_vk_gemm_plan *p);
+/* Records C = alpha op(A) op(B) + beta C + bias with tier t (-1: vkt_vk_matmul_tier's
+ * choice), split-K and its reduction included; every tensor within one descriptor's range. */
+void vkt_vk_matmul_record(vkt_backend *be, int t, vkt_ptr c, vkt_ptr a, vkt_ptr b, vkt_ptr bias,
+                          int M, int N, int K, int trans_a, int trans_b, float alpha,
+                          float beta);
 /* At shutdown, before the pipelines go: frees the tier state, saves the pipeline cache. */
 void vkt_vk_matmul_shutdown(vkt_vk_ctx *c);
 

@@ -257,6 +257,62 @@ static uint32_t query_coopmat(VkPhysicalDevice pd, const VkExtensionProperties *
     return total;
 }
 
+/* VK_NV_cooperative_matrix2: usable by the coopmat2 tier when every feature it uses is there
+ * and a workgroup-scope flexible-dimension configuration multiplies f16 by f16 into f32.
+ * desc says what was found, or what is missing. */
+static void query_cm2(vkt_vk_physdev *d, VkPhysicalDevice pd,
+                      const VkPhysicalDeviceCooperativeMatrix2FeaturesNV *f,
+                      const VkPhysicalDeviceCooperativeMatrix2PropertiesNV *p, char *desc,
+                      size_t len) {
+    d->cm2 = 0;
+    if (!f) return;
+    const char *missing = !f->cooperativeMatrixWorkgroupScope        ? "workgroup scope"
+                          : !f->cooperativeMatrixFlexibleDimensions  ? "flexible dimensions"
+                          : !f->cooperativeMatrixConversions         ? "conversions"
+                          : !f->cooperativeMatrixPerElementOperations ? "per-element operations"
+                          : !f->cooperativeMatrixTensorAddressing    ? "tensor addressing"
+                          : NULL;
+    if (missing) {
+        snprintf(desc, len, "lacks the feature %s", missing);
+        return;
+    }
+    uint32_t n = 0;
+    VkCooperativeMatrixFlexibleDimensionsPropertiesNV *fp = NULL;
+    if (!vk->vkGetPhysicalDeviceCooperativeMatrixFlexibleDimensionsPropertiesNV ||
+        vk->vkGetPhysicalDeviceCooperativeMatrixFlexibleDimensionsPropertiesNV(pd, &n, NULL) !=
+            VK_SUCCESS ||
+        !n || !(fp = calloc(n, sizeof *fp))) {
+        snprintf(desc, len, "no flexible-dimension configuration");
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        fp[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_FLEXIBLE_DIMENSIONS_PROPERTIES_NV;
+    if (vk->vkGetPhysicalDeviceCooperativeMatrixFlexibleDimensionsPropertiesNV(pd, &n, fp) < 0)
+        n = 0;
+    for (uint32_t i = 0; i < n && !d->cm2; i++) {
+        const VkCooperativeMatrixFlexibleDimensionsPropertiesNV *c = &fp[i];
+        if (c->AType != 0 || c->BType != 0 || c->CType != 1 || c->ResultType != 1 ||
+            c->saturatingAccumulation || (uint32_t)c->scope != 2 /* workgroup */ ||
+            !c->workgroupInvocations || !c->MGranularity || !c->NGranularity ||
+            !c->KGranularity)
+            continue;
+        d->cm2 = 1;
+        d->cm2_wg = c->workgroupInvocations;
+        d->cm2_gm = c->MGranularity;
+        d->cm2_gn = c->NGranularity;
+        d->cm2_gk = c->KGranularity;
+    }
+    free(fp);
+    d->cm2_max_dim = p->cooperativeMatrixFlexibleDimensionsMaxDimension;
+    d->cm2_reserved_shmem = p->cooperativeMatrixWorkgroupScopeReservedSharedMemory;
+    if (d->cm2)
+        snprintf(desc, len, "workgroup scope f16*f16+f32, %u invocations, granularity "
+                 "%ux%ux%u, dimensions up to %u", d->cm2_wg, d->cm2_gm, d->cm2_gn, d->cm2_gk,
+                 d->cm2_max_dim);
+    else
+        snprintf(desc, len, "no workgroup-scope f16*f16+f32 configuration among %u", n);
+}
+
 static void describe(vkt_vk_physdev *d, VkPhysicalDevice pd) {
     vkt_device_info *info = &d->info;
     d->pd = pd;
@@ -283,7 +339,14 @@ static void describe(vkt_vk_physdev *d, VkPhysicalDevice pd) {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
     VkPhysicalDeviceMaintenance3Properties m3 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES};
+    VkPhysicalDeviceSubgroupSizeControlProperties ssc = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES};
+    VkPhysicalDeviceCooperativeMatrix2PropertiesNV cm2p = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_2_PROPERTIES_NV};
     VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+    int has_ssc = q2 && (api >= VK_API_VERSION_1_3 ||
+                         has_ext(ext, next, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME));
+    int has_cm2 = q2 && v12 && has_ext(ext, next, VK_NV_COOPERATIVE_MATRIX_2_EXTENSION_NAME);
     int has_sub = q2 && v11;
     int has_drv = q2 && (v12 || has_ext(ext, next, VK_KHR_DRIVER_PROPERTIES_EXTENSION_NAME));
     int has_m3 = q2 && (v11 || has_ext(ext, next, VK_KHR_MAINTENANCE_3_EXTENSION_NAME));
@@ -291,6 +354,8 @@ static void describe(vkt_vk_physdev *d, VkPhysicalDevice pd) {
     if (has_sub) CHAIN(tail, sub);
     if (has_drv) CHAIN(tail, drv);
     if (has_m3) CHAIN(tail, m3);
+    if (has_ssc) CHAIN(tail, ssc);
+    if (has_cm2) CHAIN(tail, cm2p);
     if (q2) vk->vkGetPhysicalDeviceProperties2(pd, &p2);
 
     VkPhysicalDeviceShaderFloat16Int8Features f16 = {
@@ -300,9 +365,15 @@ static void describe(vkt_vk_physdev *d, VkPhysicalDevice pd) {
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
     int has_f16 = q2 && (v12 || has_ext(ext, next, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME));
     int has_s16 = q2 && (v11 || has_ext(ext, next, VK_KHR_16BIT_STORAGE_EXTENSION_NAME));
+    VkPhysicalDeviceSubgroupSizeControlFeatures sscf = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES};
+    VkPhysicalDeviceCooperativeMatrix2FeaturesNV cm2f = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_2_FEATURES_NV};
     tail = &f2.pNext;
     if (has_f16) CHAIN(tail, f16);
     if (has_s16) CHAIN(tail, s16);
+    if (has_ssc) CHAIN(tail, sscf);
+    if (has_cm2) CHAIN(tail, cm2f);
     if (q2) vk->vkGetPhysicalDeviceFeatures2(pd, &f2);
 
     VkPhysicalDeviceMemoryProperties mp;
@@ -310,6 +381,17 @@ static void describe(vkt_vk_physdev *d, VkPhysicalDevice pd) {
 
     coopmat_cfg *cm = NULL;
     uint32_t ncm = query_coopmat(pd, ext, next, &cm);
+    d->n_mma = 0;
+    for (uint32_t i = 0; i < ncm && d->n_mma < VKT_VK_MAX_MMA; i++)
+        if (!strcmp(cm[i].ext, "KHR") && cm[i].scope == 3 /* subgroup */ && cm[i].a == 0 &&
+            cm[i].b == 0 && cm[i].c == 1 && cm[i].result == 1 && !cm[i].saturating)
+            d->mma[d->n_mma++] = (vkt_vk_mma_shape){cm[i].m, cm[i].n, cm[i].k};
+    d->size_control = has_ssc && sscf.subgroupSizeControl && sscf.computeFullSubgroups &&
+                      (ssc.requiredSubgroupSizeStages & VK_SHADER_STAGE_COMPUTE_BIT);
+    d->min_subgroup = has_ssc ? ssc.minSubgroupSize : 0;
+    d->max_subgroup = has_ssc ? ssc.maxSubgroupSize : 0;
+    char cm2_desc[200] = "";
+    query_cm2(d, pd, has_cm2 ? &cm2f : NULL, &cm2p, cm2_desc, sizeof cm2_desc);
 
     /* the row of --list-devices */
     char vbuf[16], dver[32];
@@ -413,6 +495,12 @@ static void describe(vkt_vk_physdev *d, VkPhysicalDevice pd) {
         }
         if (bl) line(&t, "%s", buf);
     }
+    if (has_cm2)
+        line(&t, "cooperative matrix 2 (NV): %s", cm2_desc);
+    if (has_ssc)
+        line(&t, "subgroup size control: sizes %u..%u%s", d->min_subgroup, d->max_subgroup,
+             d->size_control ? ", required sizes with full subgroups in compute shaders"
+                             : " (not usable for compute: the tiers that need a size refuse)");
     line(&t, "peak fp32 estimate: rough, from the device type (%s)",
          p.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU
              ? "CPU: lavapipe-class shaders reach a few GFLOP/s"

@@ -6,12 +6,32 @@
 #include "backend/backend_impl.h"
 #include "backend/vulkan/vk_loader.h"
 
+/* A cooperative-matrix shape (rows, columns, depth) the fp16 tiers can use. */
+typedef struct vkt_vk_mma_shape {
+    uint32_t m, n, k;
+} vkt_vk_mma_shape;
+#define VKT_VK_MAX_MMA 8
+
 typedef struct vkt_vk_physdev {
     VkPhysicalDevice pd;
     uint32_t api_version; /* min(device, instance): what may be used on it */
     uint64_t max_alloc;   /* maxMemoryAllocationSize, 0 when unknown (no maintenance3) */
     uint32_t subgroup_size; /* of compute shaders; 0 when unknown (Vulkan 1.0) */
     int subgroup_ballot;    /* compute shaders have subgroupBroadcast (basic + ballot) */
+    /* subgroup size control (core 1.3, or VK_EXT_subgroup_size_control): a pipeline may
+     * require a size in [min_subgroup, max_subgroup] with full subgroups */
+    uint32_t min_subgroup, max_subgroup;
+    int size_control; /* subgroupSizeControl + computeFullSubgroups, for compute shaders */
+    /* VK_KHR_cooperative_matrix: the subgroup-scope f16*f16+f32 shapes, as the device lists
+     * them (the coopmat tier picks one; vk_matmul.c) */
+    int n_mma;
+    vkt_vk_mma_shape mma[VKT_VK_MAX_MMA];
+    /* VK_NV_cooperative_matrix2 with every feature the coopmat2 tier uses (workgroup scope,
+     * flexible dimensions, conversions, per-element operations, tensor addressing), and its
+     * f16*f16+f32 workgroup-scope configuration: block sizes are multiples of the
+     * granularities, the workgroup has cm2_wg invocations */
+    int cm2;
+    uint32_t cm2_wg, cm2_gm, cm2_gn, cm2_gk, cm2_max_dim, cm2_reserved_shmem;
     vkt_device_info info;
 } vkt_vk_physdev;
 

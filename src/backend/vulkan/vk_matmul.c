@@ -1,17 +1,26 @@
-/* GEMM tiers of the vulkan backend, the precision option, and the backend's on-disk caches.
+/* GEMM tiers of the vulkan backend, how each dispatch is planned, the precision option, and
+ * the backend's on-disk caches.
  *
- * A tier is a matmul shader variant with the same interface (vkt_matmul_push, bindings C, A, B,
- * bias, all fp32 buffers; 64x64 outputs per workgroup). Two kinds of numerics:
- *   fp32     "fp32" (matmul_f32)
- *   fp16     "fp16" (matmul_f16: fp16 shared-memory tiles) and "coopmat" (matmul_coopmat:
- *            cooperative matrices): A and B rounded to fp16, fp32 accumulation. That is what
- *            precision = fp16 means, so these tiers run only under it (the trainer then scales
- *            the loss so that small gradients survive the rounding).
+ * A tier is a family of matmul shader variants with one interface (shaders/matmul_common.glsl:
+ * vkt_matmul_push, bindings C, A, B, bias, all fp32 buffers). Two kinds of numerics:
+ *   fp32     "fp32" (matmul_f32), "fp32_direct"
+ *   fp16     "fp16" (matmul_f16: fp16 shared-memory tiles), "fp16_direct", "coopmat"
+ *            (matmul_coopmat: KHR cooperative matrices) and "coopmat2" (matmul_coopmat2:
+ *            NV cooperative matrix 2): A and B rounded to fp16, fp32 accumulation. That is
+ *            what precision = fp16 means, so these tiers run only under it (the trainer then
+ *            scales the loss so that small gradients survive the rounding).
+ * Each dispatch is planned (vkt_vk_matmul_plan): the tier's block size from a small table
+ * keyed by the shape and checked against the device's limits (shared memory, workgroup
+ * size), the cooperative-matrix fragment shape from the device's own configurations, and a
+ * K split for shapes whose blocks alone would leave the GPU idle (the weight gradients,
+ * K = B*T), all passed as specialization constants.
  * `auto` picks among the tiers of the run's precision; under fp16 that is a timing of every
- * available fp16 tier per shape class, cached per (device, driver version, shape class) in
- * cache_dir/matmul-tiers.ini; with one eligible tier nothing is timed
- * (VKT_MATMUL_TIERS_FORCE_TIMING=1 times it anyway, to test the cache). An explicit
- * matmul = fp32 under precision = fp16 is allowed (exact GEMMs, everything else unchanged).
+ * available tier per shape class on the device's clock, each candidate first checked against
+ * the fp32 tier on a probe (a tier this driver computes wrongly is dropped with a warning),
+ * cached per (device, driver version, shape class) in cache_dir/matmul-tiers.ini; with one
+ * eligible tier nothing is timed (VKT_MATMUL_TIERS_FORCE_TIMING=1 times it anyway, to test
+ * the cache). An explicit matmul = fp32 under precision = fp16 is allowed (exact GEMMs,
+ * everything else unchanged).
  * The VkPipelineCache is saved to cache_dir/vulkan-pipelines-<vendor>-<device>-<driver>.bin at
  * shutdown and loaded when cache_dir is set, if its header matches the device. */
 #include <math.h>
@@ -23,20 +32,24 @@
 #include "util/fs.h"
 #include "util/kvlines.h"
 
+typedef enum { K_TILED, K_DIRECT, K_COOPMAT, K_COOPMAT2 } kernel_kind;
+
 typedef struct tier_def {
     const char *name, *shader;
-    int fp16; /* rounds A and B to fp16: a tier of precision = fp16 */
+    int fp16;         /* rounds A and B to fp16: a tier of precision = fp16 */
+    kernel_kind kind;
 } tier_def;
 
 static const tier_def tiers[] = {
-    {"fp32", "matmul_f32", 0},
-    {"fp16", "matmul_f16", 1},
-    {"coopmat", "matmul_coopmat", 1},
-    {"fp32_direct", "matmul_f32_direct", 0},
-    {"fp16_direct", "matmul_f16_direct", 1},
+    {"fp32", "matmul_f32", 0, K_TILED},
+    {"fp16", "matmul_f16", 1, K_TILED},
+    {"coopmat", "matmul_coopmat", 1, K_COOPMAT},
+    {"fp32_direct", "matmul_f32_direct", 0, K_DIRECT},
+    {"fp16_direct", "matmul_f16_direct", 1, K_DIRECT},
+    {"coopmat2", "matmul_coopmat2", 1, K_COOPMAT2},
 };
 #define NTIERS ((int)(sizeof tiers / sizeof tiers[0]))
-enum { TIER_FP32, TIER_FP16, TIER_COOPMAT, TIER_FP32_DIRECT, TIER_FP16_DIRECT };
+enum { TIER_FP32, TIER_FP16, TIER_COOPMAT, TIER_FP32_DIRECT, TIER_FP16_DIRECT, TIER_COOPMAT2 };
 
 struct vkt_vk_tier_class {
     char cls[32];
@@ -44,20 +57,224 @@ struct vkt_vk_tier_class {
     struct vkt_vk_tier_class *next;
 };
 
-/* The coopmat variants' workgroup: subgroup s multiplies tiles s, s + S, s + 2S, s + 3S of
- * the 16 (S subgroups), so it must hold at least 4 subgroups; 128 at least, the shader's
- * default. Our SPIR-V 1.5 modules, created without ALLOW_VARYING_SUBGROUP_SIZE, run with
- * subgroups of exactly subgroupSize lanes. */
-static uint32_t coopmat_wg(vkt_vk_ctx *c) {
-    uint32_t four = 4 * c->phys->subgroup_size;
-    return four > 128 ? four : 128;
+/* Enough workgroups to fill a large GPU (an H200 has 132 SMs, each running several blocks):
+ * below this a shape gets smaller blocks, or a K split. */
+#define TARGET_WORKGROUPS 256u
+/* A K split leaves each slice at least this deep, and splits at most MAX_SPLITS ways. */
+#define MIN_SPLIT_K 1024u
+#define MAX_SPLITS 8u
+
+/* Block sizes, largest first; the planner takes the first that fills the GPU. */
+typedef enum { BLOCK_LARGE, BLOCK_MEDIUM, BLOCK_SMALL, NBLOCKS } block_size;
+static const char *const block_names[NBLOCKS] = {"large", "medium", "small"};
+
+/* VKT_MATMUL_BLOCK=large|medium|small and VKT_MATMUL_SPLIT_K=N force a block size and a
+ * split (tests cover every configuration on small shapes; benchmarks compare them). */
+static int forced_block(void) {
+    const char *e = getenv("VKT_MATMUL_BLOCK");
+    for (int b = 0; e && b < NBLOCKS; b++)
+        if (!strcmp(e, block_names[b])) return b;
+    return -1;
+}
+static int forced_splits(void) {
+    const char *e = getenv("VKT_MATMUL_SPLIT_K");
+    int n = e ? atoi(e) : 0;
+    return n >= 1 && n <= 64 ? n : 0;
 }
 
-/* The direct variants' specialization (shaders/matmul.comp, USE_DIRECT): a subgroup owns 8
- * rows and SG*TN columns of the 64x64 block, so TN = min(2, 64/SG) and the workgroup holds
- * (64/8) * 64/(SG*TN) subgroups = 512/TN invocations. */
-static uint32_t direct_tn(vkt_vk_ctx *c) {
-    return c->phys->subgroup_size >= 64 ? 1 : 2;
+/* ---- the cooperative-matrix shape (KHR) ---- */
+
+/* The device's f16*f16+f32 subgroup configuration the coopmat tier uses: the largest (the
+ * most work per instruction), its K a divisor of the 32-deep K tile or 32 a multiple of it,
+ * rows and columns at most 32. NULL when there is none. */
+static const vkt_vk_mma_shape *mma_shape(const vkt_vk_ctx *c) {
+    const vkt_vk_mma_shape *best = NULL;
+    for (int i = 0; i < c->phys->n_mma; i++) {
+        const vkt_vk_mma_shape *s = &c->phys->mma[i];
+        if (s->m < 1 || s->n < 1 || s->k < 1 || s->m > 32 || s->n > 32 || s->k > 64 ||
+            (32 % s->k && s->k % 32) || s->m % 4 || s->n % 4 || s->k % 4)
+            continue;
+        if (!best || s->m * s->n * s->k > best->m * best->n * best->k) best = s;
+    }
+    return best;
+}
+
+/* ---- planning one dispatch ---- */
+
+/* Shared memory of a tiled block: two k-major tiles with one element of padding per row. */
+static uint32_t tiled_shared(uint32_t bm, uint32_t bn, uint32_t bk, uint32_t elem) {
+    return bk * (bm + 1) * elem + bk * (bn + 1) * elem;
+}
+
+static int plan_tiled(const vkt_vk_ctx *c, int fp16, int b, vkt_vk_shader *sh, uint32_t *bm,
+                      uint32_t *bn) {
+    static const uint32_t outs[NBLOCKS] = {8, 4, 2}; /* per thread: 128, 64, 32 wide blocks */
+    uint32_t t = outs[b], bk = fp16 ? 32 : 16;
+    *bm = *bn = 16 * t;
+    if (tiled_shared(*bm, *bn, bk, fp16 ? 2 : 4) > c->props.limits.maxComputeSharedMemorySize ||
+        256 > c->props.limits.maxComputeWorkGroupInvocations)
+        return 0;
+    sh->local[0] = sh->local[1] = 16;
+    sh->local[2] = 1;
+    sh->nspec = 5;
+    sh->spec[0] = (vkt_spec_const){0, 16};
+    sh->spec[1] = (vkt_spec_const){1, 16};
+    sh->spec[2] = (vkt_spec_const){2, t};
+    sh->spec[3] = (vkt_spec_const){3, t};
+    sh->spec[4] = (vkt_spec_const){4, bk};
+    return 1;
+}
+
+/* The direct variants (shaders/matmul.comp, USE_DIRECT): a subgroup owns 8 rows and SG*TN
+ * columns of the 64x64 block, so TN = min(2, 64/SG) and the workgroup holds
+ * (64/8) * 64/(SG*TN) subgroups = 512/TN invocations, of exactly SG lanes each. */
+static uint32_t direct_tn(const vkt_vk_ctx *c) { return c->phys->subgroup_size >= 64 ? 1 : 2; }
+
+static void plan_direct(const vkt_vk_ctx *c, vkt_vk_shader *sh, uint32_t *bm, uint32_t *bn) {
+    uint32_t tn = direct_tn(c);
+    sh->local[0] = 512 / tn;
+    sh->local[1] = sh->local[2] = 1;
+    sh->nspec = 3;
+    sh->spec[0] = (vkt_spec_const){0, sh->local[0]};
+    sh->spec[1] = (vkt_spec_const){1, c->phys->subgroup_size};
+    sh->spec[2] = (vkt_spec_const){2, tn};
+    sh->subgroup = c->phys->subgroup_size;
+    *bm = *bn = 64;
+}
+
+/* KHR coopmat: 2 x 2 warps, each FM x FN fragments of the device's shape (4, 2 or 1 per side,
+ * a warp tile at most 64 wide), a K tile of 32 (or one fragment deep), one subgroup size
+ * (the device's default) required of the pipeline. */
+static int plan_coopmat(const vkt_vk_ctx *c, int b, vkt_vk_shader *sh, uint32_t *bm,
+                        uint32_t *bn) {
+    const vkt_vk_mma_shape *s = mma_shape(c);
+    uint32_t sg = c->phys->subgroup_size;
+    if (!s || !sg) return 0;
+    static const uint32_t frags[NBLOCKS] = {4, 2, 1};
+    uint32_t fm = frags[b], fn = frags[b];
+    while (fm > 1 && fm * s->m > 64) fm /= 2;
+    while (fn > 1 && fn * s->n > 64) fn /= 2;
+    uint32_t wm = fm * s->m, wn = fn * s->n, bk = s->k > 32 ? s->k : 32;
+    *bm = 2 * wm;
+    *bn = 2 * wn;
+    uint32_t wg = 4 * sg;
+    uint32_t pad = 8, sha = *bm * (bk + pad) > bk * (*bm + pad) ? *bm * (bk + pad) : bk * (*bm + pad);
+    uint32_t shb = *bn * (bk + pad) > bk * (*bn + pad) ? *bn * (bk + pad) : bk * (*bn + pad);
+    uint32_t shared = (sha + shb) * 2 + 4 * s->m * s->n * 4;
+    if (shared > c->props.limits.maxComputeSharedMemorySize ||
+        wg > c->props.limits.maxComputeWorkGroupInvocations ||
+        wg > c->props.limits.maxComputeWorkGroupSize[0])
+        return 0;
+    sh->local[0] = wg;
+    sh->local[1] = sh->local[2] = 1;
+    sh->nspec = 9;
+    const uint32_t v[9] = {wg, *bm, *bn, bk, wm, wn, s->m, s->n, s->k};
+    for (int i = 0; i < 9; i++) sh->spec[i] = (vkt_spec_const){(uint32_t)i, v[i]};
+    sh->subgroup = sg;
+    return 1;
+}
+
+/* NV coopmat2: one workgroup-scope accumulator of 128, 64 or 32 squared (multiples of the
+ * configuration's granularities, within its largest dimension), K tiles of 32 (or the
+ * granularity), the configuration's workgroup size. */
+static int plan_coopmat2(const vkt_vk_ctx *c, int b, vkt_vk_shader *sh, uint32_t *bm,
+                         uint32_t *bn) {
+    const vkt_vk_physdev *d = c->phys;
+    static const uint32_t sizes[NBLOCKS] = {128, 64, 32};
+    uint32_t m = sizes[b], n = sizes[b], k = 32;
+    m = (m + d->cm2_gm - 1) / d->cm2_gm * d->cm2_gm;
+    n = (n + d->cm2_gn - 1) / d->cm2_gn * d->cm2_gn;
+    k = (k + d->cm2_gk - 1) / d->cm2_gk * d->cm2_gk;
+    if ((d->cm2_max_dim && (m > d->cm2_max_dim || n > d->cm2_max_dim || k > d->cm2_max_dim)) ||
+        d->cm2_wg > c->props.limits.maxComputeWorkGroupInvocations ||
+        d->cm2_wg > c->props.limits.maxComputeWorkGroupSize[0])
+        return 0;
+    *bm = m;
+    *bn = n;
+    sh->local[0] = d->cm2_wg;
+    sh->local[1] = sh->local[2] = 1;
+    sh->nspec = 4;
+    const uint32_t v[4] = {d->cm2_wg, m, n, k};
+    for (int i = 0; i < 4; i++) sh->spec[i] = (vkt_spec_const){(uint32_t)i, v[i]};
+    return 1;
+}
+
+static int plan_block(const vkt_vk_ctx *c, int t, int b, vkt_vk_shader *sh, uint32_t *bm,
+                      uint32_t *bn) {
+    memset(sh, 0, sizeof *sh);
+    sh->name = tiers[t].shader;
+    switch (tiers[t].kind) {
+    case K_TILED: return plan_tiled(c, tiers[t].fp16, b, sh, bm, bn);
+    case K_DIRECT:
+        if (b != BLOCK_MEDIUM) return 0; /* one block: 64x64 */
+        plan_direct(c, sh, bm, bn);
+        return 1;
+    case K_COOPMAT: return plan_coopmat(c, b, sh, bm, bn);
+    case K_COOPMAT2: return plan_coopmat2(c, b, sh, bm, bn);
+    }
+    return 0;
+}
+
+static uint32_t blocks_of(int M, int N, uint32_t bm, uint32_t bn) {
+    return ((uint32_t)M + bm - 1) / bm * (((uint32_t)N + bn - 1) / bn);
+}
+
+/* The K split that brings `blocks` workgroups up to the target, keeping every slice at least
+ * MIN_SPLIT_K deep and the partial products within one descriptor's range. */
+static uint32_t split_for(const vkt_vk_ctx *c, int M, int N, int K, uint32_t blocks) {
+    if (blocks >= TARGET_WORKGROUPS || (uint32_t)K < 2 * MIN_SPLIT_K) return 1;
+    uint32_t s = (TARGET_WORKGROUPS + blocks - 1) / blocks;
+    if (s > MAX_SPLITS) s = MAX_SPLITS;
+    if (s > (uint32_t)K / MIN_SPLIT_K) s = (uint32_t)K / MIN_SPLIT_K;
+    while (s > 1 && (VkDeviceSize)M * N * s * 4 > c->max_range) s--;
+    return s;
+}
+
+int vkt_vk_matmul_plan_tier(vkt_backend *be, int t, int M, int N, int K, vkt_vk_gemm_plan *p) {
+    vkt_vk_ctx *c = vkt_vk(be);
+    int fb = forced_block(), fs = forced_splits();
+    int found = 0;
+    for (int b = 0; b < NBLOCKS; b++) {
+        vkt_vk_shader sh;
+        uint32_t bm, bn;
+        if ((fb >= 0 && b != fb && tiers[t].kind != K_DIRECT) || !plan_block(c, t, b, &sh, &bm, &bn))
+            continue;
+        uint32_t blocks = blocks_of(M, N, bm, bn);
+        uint32_t s = tiers[t].kind == K_DIRECT ? 1 : split_for(c, M, N, K, blocks);
+        p->sh = sh;
+        p->bm = bm;
+        p->bn = bn;
+        p->splits = s;
+        found = 1;
+        if (fb >= 0 || blocks * s >= TARGET_WORKGROUPS) break; /* else try a smaller block */
+    }
+    if (!found) return -1;
+    if (fs && tiers[t].kind != K_DIRECT) p->splits = (uint32_t)fs;
+    /* every slice a whole number of K tiles, none empty */
+    if (p->splits > 1) {
+        uint32_t kt = 32;
+        uint32_t per = ((uint32_t)K + p->splits - 1) / p->splits;
+        per = (per + kt - 1) / kt * kt;
+        p->k_split = per;
+        p->splits = ((uint32_t)K + per - 1) / per;
+    }
+    if (p->splits <= 1) {
+        p->splits = 1;
+        p->k_split = (uint32_t)K;
+    }
+    return 0;
+}
+
+/* Whether the device can get subgroups of exactly its default size for a kernel laid out
+ * for them (the direct and coopmat tiers). */
+static int subgroup_ok(vkt_vk_ctx *c, char *why, size_t len, const char *what) {
+    uint32_t sg = c->phys->subgroup_size;
+    if (sg && vkt_vk_subgroup_fixed(c, sg)) return 1;
+    snprintf(why, len, "%s are laid out for subgroups of one size, which this device can "
+             "neither guarantee nor be asked for (subgroup size %u, sizes %u..%u, subgroup "
+             "size control %s)", what, sg, c->phys->min_subgroup, c->phys->max_subgroup,
+             c->phys->size_control ? "yes" : "no");
+    return 0;
 }
 
 static int direct_ok(vkt_vk_ctx *c, char *why, size_t len) {
@@ -72,6 +289,47 @@ static int direct_ok(vkt_vk_ctx *c, char *why, size_t len) {
                  c->props.limits.maxComputeWorkGroupInvocations);
         return 0;
     }
+    return subgroup_ok(c, why, len, "the direct tiers");
+}
+
+static int coopmat_ok(vkt_vk_ctx *c, char *why, size_t len) {
+    const vkt_device_info *info = &c->phys->info;
+    if (!c->coopmat_on || !mma_shape(c)) {
+        snprintf(why, len, "no cooperative matrix: needs VK_KHR_cooperative_matrix with a "
+                 "subgroup-scope f16*f16+f32 configuration (rows and columns a multiple of 4 "
+                 "up to 32) and vulkanMemoryModel (device has: %s)",
+                 info->coopmat_shapes[0] ? info->coopmat_shapes : "none");
+        return 0;
+    }
+    if (!subgroup_ok(c, why, len, "the cooperative-matrix warp tiles")) return 0;
+    vkt_vk_shader sh;
+    uint32_t bm, bn;
+    if (!plan_coopmat(c, BLOCK_SMALL, &sh, &bm, &bn)) {
+        snprintf(why, len, "the cooperative matrix tier's smallest block does not fit the "
+                 "device's limits (workgroup of 4 subgroups of %u; %u invocations, %u bytes of "
+                 "shared memory)", c->phys->subgroup_size,
+                 c->props.limits.maxComputeWorkGroupInvocations,
+                 c->props.limits.maxComputeSharedMemorySize);
+        return 0;
+    }
+    return 1;
+}
+
+static int coopmat2_ok(vkt_vk_ctx *c, char *why, size_t len) {
+    if (!c->cm2_on || c->phys->api_version < VK_API_VERSION_1_3) {
+        snprintf(why, len, "needs VK_NV_cooperative_matrix2 (workgroup scope, flexible "
+                 "dimensions, conversions, per-element operations, tensor addressing, an "
+                 "f16*f16+f32 workgroup configuration) on a Vulkan 1.3 device");
+        return 0;
+    }
+    vkt_vk_shader sh;
+    uint32_t bm, bn;
+    if (!plan_coopmat2(c, BLOCK_SMALL, &sh, &bm, &bn)) {
+        snprintf(why, len, "the coopmat2 configuration (workgroup %u, granularity %ux%ux%u) "
+                 "does not fit the device's limits", c->phys->cm2_wg, c->phys->cm2_gm,
+                 c->phys->cm2_gn, c->phys->cm2_gk);
+        return 0;
+    }
     return 1;
 }
 
@@ -79,34 +337,19 @@ static int direct_ok(vkt_vk_ctx *c, char *why, size_t len) {
 static int tier_available(vkt_vk_ctx *c, int t, char *why, size_t len) {
     if (!vkt_spirv_find(tiers[t].shader)) {
         snprintf(why, len, "shader variant %s is not built into this binary (glslang without "
-                 "GL_KHR_cooperative_matrix)", tiers[t].shader);
+                 "%s)", tiers[t].shader,
+                 t == TIER_COOPMAT2 ? "GL_NV_cooperative_matrix2" : "GL_KHR_cooperative_matrix");
         return 0;
     }
-    if ((t == TIER_FP32_DIRECT || t == TIER_FP16_DIRECT) && !direct_ok(c, why, len)) return 0;
-    if (t == TIER_FP32 || t == TIER_FP32_DIRECT) return 1;
+    if (tiers[t].kind == K_DIRECT && !direct_ok(c, why, len)) return 0;
+    if (!tiers[t].fp16) return 1;
     if (!c->shader_f16) {
         snprintf(why, len, "the device lacks shaderFloat16 (VkPhysicalDeviceShaderFloat16Int8"
                  "Features), which fp16 tiles need");
         return 0;
     }
-    if (t == TIER_FP16 || t == TIER_FP16_DIRECT) return 1;
-    const vkt_device_info *info = &c->phys->info;
-    if (!c->coopmat_on ||
-        !strstr(info->coopmat_shapes, "16x16x16 f16*f16+f32 (KHR, subgroup)")) {
-        snprintf(why, len, "no cooperative matrix: needs VK_KHR_cooperative_matrix with a "
-                 "16x16x16 f16*f16+f32 subgroup configuration and vulkanMemoryModel (device "
-                 "has: %s)", info->coopmat_shapes[0] ? info->coopmat_shapes : "none");
-        return 0;
-    }
-    /* the workgroup is specialized to hold 4 subgroups (vkt_vk_matmul_variant) */
-    uint32_t wg = coopmat_wg(c);
-    if (!c->phys->subgroup_size || wg > c->props.limits.maxComputeWorkGroupInvocations ||
-        wg > c->props.limits.maxComputeWorkGroupSize[0]) {
-        snprintf(why, len, "the cooperative matrix tier needs a workgroup of 4 subgroups "
-                 "(subgroup size %u; device limit %u invocations)", c->phys->subgroup_size,
-                 c->props.limits.maxComputeWorkGroupInvocations);
-        return 0;
-    }
+    if (tiers[t].kind == K_COOPMAT) return coopmat_ok(c, why, len);
+    if (tiers[t].kind == K_COOPMAT2) return coopmat2_ok(c, why, len);
     return 1;
 }
 
@@ -118,31 +361,10 @@ static void free_classes(vkt_vk_ctx *c) {
     c->tier_classes = NULL;
 }
 
-vkt_vk_shader vkt_vk_matmul_variant(vkt_vk_ctx *c, const char *shader) {
-    vkt_vk_shader sh = {shader, {16, 16, 1}, 0, {{0, 0}}}; /* the tiled default: 16x16 */
-    if (strstr(shader, "coopmat")) { /* local_size_x_id = 0 */
-        sh.local[0] = coopmat_wg(c);
-        sh.local[1] = 1;
-        sh.nspec = 1;
-        sh.spec[0] = (vkt_spec_const){0, sh.local[0]};
-    }
-    if (strstr(shader, "direct")) {
-        const char *e = getenv("XWG");
-        sh.local[0] = e ? (uint32_t)atoi(e) : 256;
-        sh.local[1] = 1;
-        sh.nspec = 1;
-        sh.spec[0] = (vkt_spec_const){0, sh.local[0]};
-    }
-    if (strstr(shader, "direct")) { /* ids 0: workgroup, 1: SG, 2: TN (direct_ok) */
-        uint32_t tn = direct_tn(c);
-        sh.local[0] = 512 / tn;
-        sh.local[1] = 1;
-        sh.nspec = 3;
-        sh.spec[0] = (vkt_spec_const){0, sh.local[0]};
-        sh.spec[1] = (vkt_spec_const){1, c->phys->subgroup_size};
-        sh.spec[2] = (vkt_spec_const){2, tn};
-    }
-    return sh;
+int vkt_vk_matmul_tier_index(const char *name) {
+    for (int t = 0; t < NTIERS; t++)
+        if (!strcmp(tiers[t].name, name)) return t;
+    return -1;
 }
 
 /* mkdir -p for the cache dir; 0 when it exists afterwards. */
@@ -325,15 +547,160 @@ static void cache_store(vkt_vk_ctx *c, const char *cls, int tier, const char *ti
                     key, v); /* a cache: failure is fine */
 }
 
+/* ---- recording one matmul ---- */
+
+/* The split-K partial products: scratch that grows to the largest split so far. NULL when
+ * the device has no memory for it (the caller then does not split). */
+static vkt_buf *splitk_scratch(vkt_vk_ctx *c, size_t bytes) {
+    if (c->splitk && c->splitk->size >= bytes) return c->splitk;
+    char err[256];
+    vkt_buf *n = vkt_vk_alloc(c, bytes, err, sizeof err);
+    if (!n) return NULL;
+    if (c->splitk) vkt_vk_free(c, c->splitk); /* deferred while queued work may use it */
+    c->splitk = n;
+    return n;
+}
+
+static int aligned16(vkt_ptr p) { return ((p.buf->off + p.off) & 15) == 0; }
+
+void vkt_vk_matmul_record(vkt_backend *be, int t, vkt_ptr c_, vkt_ptr a, vkt_ptr b,
+                          vkt_ptr bias, int M, int N, int K, int trans_a, int trans_b,
+                          float alpha, float beta) {
+    vkt_vk_ctx *c = vkt_vk(be);
+    if (vkt_vk_failed(c)) return;
+    if (t < 0) t = vkt_vk_matmul_tier(be, M, N, K);
+    vkt_vk_gemm_plan p;
+    if (vkt_vk_matmul_plan_tier(be, t, M, N, K, &p)) {
+        vkt_backend_failf(be, "matmul tier %s: no block size fits this device's limits "
+                          "(shared memory %u bytes, %u invocations). HINT: matmul = fp32",
+                          tiers[t].name, c->props.limits.maxComputeSharedMemorySize,
+                          c->props.limits.maxComputeWorkGroupInvocations);
+        return;
+    }
+    vkt_buf *part = p.splits > 1 ? splitk_scratch(c, (size_t)M * N * p.splits * 4) : NULL;
+    if (p.splits > 1 && !part) { /* no room for the partials: one pass over K instead */
+        p.splits = 1;
+        p.k_split = (uint32_t)K;
+    }
+    vkt_ptr out = part ? vkt_at(part, 0) : c_;
+    vkt_matmul_push pc = {
+        .M = (uint32_t)M, .N = (uint32_t)N, .K = (uint32_t)K,
+        .flags = (trans_a ? VKT_MATMUL_TRANS_A : 0u) | (trans_b ? VKT_MATMUL_TRANS_B : 0u) |
+                 (bias.buf && !part ? VKT_MATMUL_BIAS : 0u),
+        .alpha = part ? 1.0f : alpha, .beta = part ? 0.0f : beta,
+        .k_split = p.k_split,
+    };
+    /* 16-byte aligned rows everywhere: 128-bit loads, cooperative-matrix stores */
+    if (aligned16(out) && aligned16(a) && aligned16(b) && N % 4 == 0 &&
+        (trans_a ? M : K) % 4 == 0 && (trans_b ? K : N) % 4 == 0)
+        pc.flags |= VKT_MATMUL_ALIGNED;
+    vkt_ptr ptr[4] = {out, a, b, part ? VKT_NULL_PTR : bias};
+    vkt_vk_bindings bd;
+    vkt_vk_bind(c, &bd, 4, ptr);
+    pc.off_c = bd.elem_off[0];
+    pc.off_a = bd.elem_off[1];
+    pc.off_b = bd.elem_off[2];
+    pc.off_bias = bd.elem_off[3];
+    vkt_vk_dispatch(c, &p.sh, &bd, &pc, sizeof pc, ((uint32_t)N + p.bn - 1) / p.bn,
+                    ((uint32_t)M + p.bm - 1) / p.bm, p.splits);
+    if (!part) return;
+    /* the slices, summed in order, with alpha, beta and the bias */
+    struct {
+        uint32_t mn, n, splits, off_c, off_p, off_bias, flags;
+        float alpha, beta;
+    } rp = {(uint32_t)((size_t)M * N), (uint32_t)N, p.splits, 0, 0, 0,
+            bias.buf ? VKT_MATMUL_BIAS : 0u, alpha, beta};
+    vkt_ptr rptr[3] = {c_, vkt_at(part, 0), bias};
+    vkt_vk_bind(c, &bd, 3, rptr);
+    rp.off_c = bd.elem_off[0];
+    rp.off_p = bd.elem_off[1];
+    rp.off_bias = bd.elem_off[2];
+    size_t groups = ((size_t)M * N + 255) / 256;
+    uint32_t gx = groups < 65535 ? (uint32_t)groups : 65535u;
+    uint32_t gy = (uint32_t)((groups + gx - 1) / gx);
+    vkt_vk_shader rs = vkt_vk_shader_1d("matmul_splitk_reduce", 256);
+    vkt_vk_dispatch(c, &rs, &bd, &rp, sizeof rp, gx, gy, 1);
+}
+
+/* ---- auto: checking, timing, the tier cache ---- */
+
+/* Deterministic probe values in [-1, 1). */
+static void probe_fill(float *x, size_t n, uint32_t seed) {
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (float)(seed >> 8) / 8388608.0f - 1.0f;
+    }
+}
+
+/* Whether tier t computes a probe GEMM (odd sizes: edges in every dimension, both
+ * transposes of B, bias and accumulation) like the fp32 tier, within fp16 tolerance. A
+ * driver's cooperative-matrix bug shows here rather than as a diverging run. */
+static int tier_verified(vkt_backend *be, int t, char *why, size_t len) {
+    vkt_vk_ctx *c = vkt_vk(be);
+    if (c->verified & (1u << t)) return 1;
+    if (c->rejected & (1u << t)) return 0;
+    enum { PM = 75, PN = 69, PK = 83 };
+    float *ha = malloc(sizeof(float) * PM * PK), *hb = malloc(sizeof(float) * PK * PN),
+          *h0 = malloc(sizeof(float) * PM * PN), *ref = malloc(sizeof(float) * PM * PN),
+          *got = malloc(sizeof(float) * PM * PN), hbias[PN];
+    char err[256];
+    vkt_buf *da = vkt_vk_alloc(c, sizeof(float) * PM * PK, err, sizeof err);
+    vkt_buf *db = vkt_vk_alloc(c, sizeof(float) * PK * PN, err, sizeof err);
+    vkt_buf *dc = vkt_vk_alloc(c, sizeof(float) * PM * PN, err, sizeof err);
+    vkt_buf *dbias = vkt_vk_alloc(c, sizeof hbias, err, sizeof err);
+    int ok = 1;
+    double worst = 0;
+    if (ha && hb && h0 && ref && got && da && db && dc && dbias) {
+        probe_fill(ha, (size_t)PM * PK, 1), probe_fill(hb, (size_t)PK * PN, 2);
+        probe_fill(h0, (size_t)PM * PN, 3), probe_fill(hbias, PN, 4);
+        vkt_vk_upload(c, vkt_at(da, 0), ha, sizeof(float) * PM * PK);
+        vkt_vk_upload(c, vkt_at(db, 0), hb, sizeof(float) * PK * PN);
+        vkt_vk_upload(c, vkt_at(dbias, 0), hbias, sizeof hbias);
+        for (int tb = 0; tb < 2 && ok; tb++) {
+            float *dst[2] = {ref, got};
+            int tier[2] = {TIER_FP32, t};
+            for (int i = 0; i < 2; i++) {
+                vkt_vk_upload(c, vkt_at(dc, 0), h0, sizeof(float) * PM * PN);
+                vkt_vk_matmul_record(be, tier[i], vkt_at(dc, 0), vkt_at(da, 0), vkt_at(db, 0),
+                                     vkt_at(dbias, 0), PM, PN, PK, 0, tb, 1.0f, 1.0f);
+                vkt_vk_download(c, dst[i], vkt_at(dc, 0), sizeof(float) * PM * PN);
+            }
+            if (vkt_vk_failed(c)) break;
+            /* fp16 operands: relative error of a sum of 83 products of values below 1 */
+            for (int i = 0; i < PM * PN && ok; i++) {
+                double d = fabs((double)got[i] - ref[i]);
+                if (d > worst) worst = d;
+                if (!(d <= 0.05 + 0.02 * fabs(ref[i]))) {
+                    snprintf(why, len, "a %dx%dx%d probe (B %s) differs from the fp32 tier at "
+                             "element %d: %g instead of %g", PM, PN, PK,
+                             tb ? "transposed" : "as stored", i, got[i], ref[i]);
+                    ok = 0;
+                }
+            }
+        }
+    } else {
+        snprintf(why, len, "no memory for the probe");
+        ok = 0;
+    }
+    free(ha), free(hb), free(h0), free(ref), free(got);
+    vkt_vk_free(c, da), vkt_vk_free(c, db), vkt_vk_free(c, dc), vkt_vk_free(c, dbias);
+    if (vkt_vk_failed(c)) return 0;
+    c->verified |= ok ? 1u << t : 0;
+    c->rejected |= ok ? 0 : 1u << t;
+    return ok;
+}
+
 static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-/* Milliseconds of one M x N x K matmul with shader `sh`, on scratch buffers (queued work is
- * flushed first: this runs once per shape class). */
-static double time_tier(vkt_backend *be, const char *sh, int M, int N, int K) {
+/* Milliseconds of one M x N x K matmul with tier t on scratch buffers: the best of 3 timed
+ * repetitions after a warm-up (which compiles the pipeline), each bracketed by device
+ * timestamps where the queue has them (the wall clock around submit and wait otherwise).
+ * Queued work is flushed first: this runs once per shape class. */
+static double time_tier(vkt_backend *be, int t, int M, int N, int K) {
     vkt_vk_ctx *c = vkt_vk(be);
     size_t lim = (size_t)(c->max_range - 256) / 4;
     while ((size_t)M * K > lim || (size_t)M * N > lim) M = M / 2 > 0 ? M / 2 : 1;
@@ -345,34 +712,48 @@ static double time_tier(vkt_backend *be, const char *sh, int M, int N, int K) {
     vkt_buf *a = vkt_vk_alloc(c, (size_t)M * K * 4, err, sizeof err);
     vkt_buf *b = vkt_vk_alloc(c, (size_t)K * N * 4, err, sizeof err);
     vkt_buf *cc = vkt_vk_alloc(c, (size_t)M * N * 4, err, sizeof err);
+    VkQueryPool qp = VK_NULL_HANDLE;
+    if (c->prof_valid_bits) {
+        VkQueryPoolCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+                                    .queryType = VK_QUERY_TYPE_TIMESTAMP,
+                                    .queryCount = 2};
+        if (c->d.vkCreateQueryPool(c->dev, &qi, NULL, &qp) != VK_SUCCESS) qp = VK_NULL_HANDLE;
+    }
     double best = -1;
-    VkCommandBuffer cmd = VK_NULL_HANDLE;
     if (a && b && cc) {
         vkt_vk_flush(c);
-        cmd = vkt_vk_cmd(c);
-    }
-    if (cmd) { /* NULL: the device has failed; the caller's dispatch will be a no-op */
-        c->d.vkCmdFillBuffer(cmd, vkt_vk_buffer_of(c, a), a->off, a->size, 0);
-        c->d.vkCmdFillBuffer(cmd, vkt_vk_buffer_of(c, b), b->off, b->size, 0);
-        vkt_vk_barrier(c);
-        for (int rep = 0; rep < 4; rep++) { /* the first compiles and warms up */
-            vkt_matmul_push pc = {.M = (uint32_t)M, .N = (uint32_t)N, .K = (uint32_t)K,
-                                  .alpha = 1.0f};
-            vkt_ptr p[4] = {vkt_at(cc, 0), vkt_at(a, 0), vkt_at(b, 0), VKT_NULL_PTR};
-            vkt_vk_bindings bd;
-            vkt_vk_bind(c, &bd, 4, p);
-            pc.off_c = bd.elem_off[0];
-            pc.off_a = bd.elem_off[1];
-            pc.off_b = bd.elem_off[2];
+        VkCommandBuffer cmd = vkt_vk_cmd(c);
+        if (cmd) {
+            c->d.vkCmdFillBuffer(cmd, vkt_vk_buffer_of(c, a), a->off, a->size, 0);
+            c->d.vkCmdFillBuffer(cmd, vkt_vk_buffer_of(c, b), b->off, b->size, 0);
+            vkt_vk_barrier(c);
+        }
+        for (int rep = 0; rep < 4 && !vkt_vk_failed(c); rep++) {
+            cmd = vkt_vk_cmd(c);
+            if (!cmd) break;
+            if (qp) {
+                c->d.vkCmdResetQueryPool(cmd, qp, 0, 2);
+                c->d.vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, qp, 0);
+            }
             double t0 = now_ms();
-            vkt_vk_shader v = vkt_vk_matmul_variant(c, sh);
-            vkt_vk_dispatch(c, &v, &bd, &pc, sizeof pc, (uint32_t)(N + 63) / 64,
-                            (uint32_t)(M + 63) / 64, 1);
+            vkt_vk_matmul_record(be, t, vkt_at(cc, 0), vkt_at(a, 0), vkt_at(b, 0),
+                                 VKT_NULL_PTR, M, N, K, 0, 0, 1.0f, 0.0f);
+            cmd = vkt_vk_cmd(c);
+            if (qp && cmd)
+                c->d.vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, qp, 1);
             vkt_vk_flush(c);
-            double t = now_ms() - t0;
-            if (rep > 0 && (best < 0 || t < best)) best = t;
+            double ms = now_ms() - t0;
+            uint64_t ts[2];
+            if (qp && c->d.vkGetQueryPoolResults(c->dev, qp, 0, 2, sizeof ts, ts, sizeof ts[0],
+                                                 VK_QUERY_RESULT_64_BIT) == VK_SUCCESS) {
+                uint64_t mask = c->prof_valid_bits >= 64 ? ~0ull
+                                                         : (1ull << c->prof_valid_bits) - 1;
+                ms = (double)((ts[1] - ts[0]) & mask) * c->props.limits.timestampPeriod / 1e6;
+            }
+            if (rep > 0 && (best < 0 || ms < best)) best = ms;
         }
     }
+    if (qp) c->d.vkDestroyQueryPool(c->dev, qp, NULL);
     if (a) vkt_vk_free(c, a);
     if (b) vkt_vk_free(c, b);
     if (cc) vkt_vk_free(c, cc);
@@ -400,45 +781,58 @@ static int decide(vkt_backend *be, int M, int N, int K, const char *cls) {
     char path[4200];
     tiers_path(c, path, sizeof path);
     int t = cache_lookup(c, cls);
-    if (t >= 0) {
+    if (t >= 0 && tier_available(c, t, why, sizeof why)) {
         fprintf(stderr, "vulkan:%d: matmul tier %s for %s (cached in %s)\n", be->device,
                 tiers[t].name, cls, path);
         return t;
     }
-    char times[256] = "";
+    char times[320] = "";
     size_t used = 0;
-    int best = elig[0];
+    int best = -1;
     double best_ms = -1;
     for (int i = 0; i < ne; i++) {
-        double ms = time_tier(be, tiers[elig[i]].shader, M, N, K);
+        int ti = elig[i];
+        if (ti != TIER_FP32 && !tier_verified(be, ti, why, sizeof why)) {
+            if (!vkt_vk_failed(c))
+                fprintf(stderr, "vulkan:%d: WARNING: matmul tier %s dropped: %s\n", be->device,
+                        tiers[ti].name, why);
+            continue;
+        }
+        double ms = time_tier(be, ti, M, N, K);
         used += (size_t)snprintf(times + used, sizeof times - used, "%s%s %.3g ms",
-                                 i ? ", " : "", tiers[elig[i]].name, ms);
+                                 used ? ", " : "", tiers[ti].name, ms);
         if (ms >= 0 && (best_ms < 0 || ms < best_ms)) {
             best_ms = ms;
-            best = elig[i];
+            best = ti;
         }
         if (used >= sizeof times) used = sizeof times - 1;
     }
+    if (best < 0) { /* every candidate was dropped: the exact tier, which is always there */
+        fprintf(stderr, "vulkan:%d: matmul tier fp32 for %s (no other tier passed its check)\n",
+                be->device, cls);
+        return TIER_FP32;
+    }
     cache_store(c, cls, best, times);
-    fprintf(stderr, "vulkan:%d: matmul tier %s for %s (timed: %s%s%s)\n", be->device,
-            tiers[best].name, cls, times, c->cache_dir[0] ? "; saved in " : "",
+    fprintf(stderr, "vulkan:%d: matmul tier %s for %s (timed: %s, %s%s%s)\n", be->device,
+            tiers[best].name, cls, times, c->prof_valid_bits ? "device clock" : "host clock",
+            c->cache_dir[0] ? "; saved in " : "",
             c->cache_dir[0] ? path : "");
     return best;
 }
 
-const char *vkt_vk_matmul_shader(vkt_backend *be, int M, int N, int K) {
+int vkt_vk_matmul_tier(vkt_backend *be, int M, int N, int K) {
     vkt_vk_ctx *c = vkt_vk(be);
     if (c->matmul_request != VKT_VK_TIER_AUTO) {
         if (!c->matmul_reported)
             fprintf(stderr, "vulkan:%d: matmul tier %s (set by matmul = %s)\n", be->device,
                     tiers[c->matmul_request - 1].name, tiers[c->matmul_request - 1].name);
         c->matmul_reported = 1;
-        return tiers[c->matmul_request - 1].shader;
+        return c->matmul_request - 1;
     }
     char cls[32];
     shape_class(c, M, N, K, cls, sizeof cls);
     for (struct vkt_vk_tier_class *k = c->tier_classes; k; k = k->next)
-        if (!strcmp(k->cls, cls)) return tiers[k->tier].shader;
+        if (!strcmp(k->cls, cls)) return k->tier;
     int t = decide(be, M, N, K, cls);
     struct vkt_vk_tier_class *k = calloc(1, sizeof *k);
     VKT_VK_ASSERT(k != NULL);
@@ -446,10 +840,12 @@ const char *vkt_vk_matmul_shader(vkt_backend *be, int M, int N, int K) {
     k->tier = t;
     k->next = c->tier_classes;
     c->tier_classes = k;
-    return tiers[t].shader;
+    return t;
 }
 
 void vkt_vk_matmul_shutdown(vkt_vk_ctx *c) {
     free_classes(c);
+    if (c->splitk) vkt_vk_free(c, c->splitk);
+    c->splitk = NULL;
     pipeline_cache_save(c);
 }

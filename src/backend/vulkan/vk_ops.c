@@ -187,27 +187,10 @@ void vkt_vk_op_layernorm_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight
     run(be, name, 8, p, &pc, sizeof pc, pc.o, (size_t)C, 64);
 }
 
-/* One dispatch of the tier's matmul variant (vk_matmul.c; 64x64 outputs per workgroup in
- * every variant, whatever its specialization). */
+/* One matmul of tensors within the descriptor range (vk_matmul.c plans and records it). */
 static void matmul_once(vkt_backend *be, vkt_ptr c_, vkt_ptr a, vkt_ptr b, vkt_ptr bias, int M,
                         int N, int K, int trans_a, int trans_b, float alpha, float beta) {
-    vkt_vk_ctx *c = vkt_vk(be);
-    vkt_matmul_push pc = {
-        .M = (uint32_t)M, .N = (uint32_t)N, .K = (uint32_t)K,
-        .flags = (trans_a ? VKT_MATMUL_TRANS_A : 0u) | (trans_b ? VKT_MATMUL_TRANS_B : 0u) |
-                 (bias.buf ? VKT_MATMUL_BIAS : 0u),
-        .alpha = alpha, .beta = beta,
-    };
-    vkt_ptr p[4] = {c_, a, b, bias};
-    vkt_vk_bindings bd;
-    vkt_vk_bind(c, &bd, 4, p);
-    pc.off_c = bd.elem_off[0];
-    pc.off_a = bd.elem_off[1];
-    pc.off_b = bd.elem_off[2];
-    pc.off_bias = bd.elem_off[3];
-    vkt_vk_shader sh = vkt_vk_matmul_variant(c, vkt_vk_matmul_shader(be, M, N, K));
-    vkt_vk_dispatch(c, &sh, &bd, &pc, sizeof pc, (uint32_t)(N + 63) / 64,
-                    (uint32_t)(M + 63) / 64, 1);
+    vkt_vk_matmul_record(be, -1, c_, a, b, bias, M, N, K, trans_a, trans_b, alpha, beta);
 }
 
 void vkt_vk_op_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a, vkt_ptr b, vkt_ptr bias, int M,
@@ -266,7 +249,7 @@ static void run_attention(vkt_backend *be, const char *name, int nb, const vkt_p
     vkt_vk_bindings bd;
     vkt_vk_bind(c, &bd, nb, ptrs);
     memcpy(pc->o, bd.elem_off, (size_t)nb * sizeof pc->o[0]);
-    vkt_vk_shader sh = {name, {64, 1, 1}, 1, {{0, pc->C / pc->NH}}};
+    vkt_vk_shader sh = {name, {64, 1, 1}, 1, {{0, pc->C / pc->NH}}, 0};
     vkt_vk_dispatch(c, &sh, &bd, pc, sizeof *pc, (pc->T + 63) / 64, pc->B * pc->NH, 1);
 }
 

@@ -14,6 +14,7 @@ struct vkt_vk_pipeline {
     int nspec;
     vkt_spec_const spec[VKT_VK_MAX_SPEC]; /* sorted by id: part of the key */
     uint32_t nbind, push_size, local[3];
+    uint32_t subgroup; /* a required subgroup size, 0 = the driver's choice */
     VkShaderModule module;
     VkDescriptorSetLayout dsl;
     VkPipelineLayout layout;
@@ -93,9 +94,9 @@ static void sorted_spec(const vkt_vk_shader *sh, vkt_spec_const *out) {
 }
 
 static vkt_vk_pipeline *find(vkt_vk_ctx *c, const char *name, int nspec,
-                             const vkt_spec_const *spec) {
+                             const vkt_spec_const *spec, uint32_t subgroup) {
     for (vkt_vk_pipeline *p = c->pipelines; p; p = p->next)
-        if (p->nspec == nspec && strcmp(p->name, name) == 0 &&
+        if (p->nspec == nspec && p->subgroup == subgroup && strcmp(p->name, name) == 0 &&
             (nspec == 0 || memcmp(p->spec, spec, (size_t)nspec * sizeof *spec) == 0))
             return p;
     return NULL;
@@ -174,9 +175,18 @@ static int create(vkt_vk_ctx *c, const vkt_spirv *sp, vkt_vk_pipeline *p) {
         .dataSize = (size_t)p->nspec * 4,
         .pData = data,
     };
+    /* a kernel laid out for one subgroup size gets it, in full subgroups, where the device
+     * lets a pipeline ask; elsewhere vkt_vk_subgroup_fixed vouched that it is the only size */
+    VkPipelineShaderStageRequiredSubgroupSizeCreateInfo rss = {
+        .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_REQUIRED_SUBGROUP_SIZE_CREATE_INFO,
+        .requiredSubgroupSize = p->subgroup};
+    int require = p->subgroup && c->size_control;
     VkComputePipelineCreateInfo ci = {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
+                  .pNext = require ? &rss : NULL,
+                  .flags = require ? VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT
+                                   : 0,
                   .stage = VK_SHADER_STAGE_COMPUTE_BIT,
                   .module = p->module,
                   .pName = "main",
@@ -201,7 +211,7 @@ static vkt_vk_pipeline *get(vkt_vk_ctx *c, const vkt_vk_shader *sh, uint32_t nbi
                             uint32_t push_size) {
     vkt_spec_const spec[VKT_VK_MAX_SPEC];
     sorted_spec(sh, spec);
-    vkt_vk_pipeline *p = find(c, sh->name, sh->nspec, spec);
+    vkt_vk_pipeline *p = find(c, sh->name, sh->nspec, spec, sh->subgroup);
     if (p) {
         /* one pipeline, one interface: a caller disagreeing with the first is a bug */
         if (p->nbind != nbind || p->push_size != push_size ||
@@ -224,6 +234,12 @@ static vkt_vk_pipeline *get(vkt_vk_ctx *c, const vkt_vk_shader *sh, uint32_t nbi
     memcpy(p->spec, spec, (size_t)p->nspec * sizeof *spec);
     p->nbind = nbind;
     p->push_size = push_size;
+    p->subgroup = sh->subgroup;
+    if (p->subgroup) {
+        VKT_VK_ASSERT(vkt_vk_subgroup_fixed(c, p->subgroup));
+        /* full subgroups need a workgroup of whole subgroups */
+        VKT_VK_ASSERT(sh->local[0] % p->subgroup == 0);
+    }
     if (check_local_size(c, sp, sh, p) || create(c, sp, p)) {
         destroy(c, p);
         return NULL;
@@ -231,6 +247,18 @@ static vkt_vk_pipeline *get(vkt_vk_ctx *c, const vkt_vk_shader *sh, uint32_t nbi
     p->next = c->pipelines;
     c->pipelines = p;
     return p;
+}
+
+int vkt_vk_subgroup_fixed(const vkt_vk_ctx *c, uint32_t size) {
+    const vkt_vk_physdev *d = c->phys;
+    if (!size || size & (size - 1)) return 0;
+    if (c->size_control) return size >= d->min_subgroup && size <= d->max_subgroup;
+    /* without control: a device whose only size it is (min == max, or no range reported
+     * and the size is its subgroupSize); a workgroup that is a multiple of it then runs in
+     * full subgroups */
+    if (d->min_subgroup && d->max_subgroup)
+        return d->min_subgroup == d->max_subgroup && size == d->min_subgroup;
+    return 0;
 }
 
 void vkt_vk_bind(vkt_vk_ctx *c, vkt_vk_bindings *b, int n, const vkt_ptr *ptrs) {

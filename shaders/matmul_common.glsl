@@ -1,0 +1,92 @@
+// The interface every matmul variant shares (include/vktrain/backend.h, vkt_matmul), row-major
+// and packed:   C(M,N) = alpha * op(A) * op(B) + beta * C + bias
+// op(A) is (M,K): A stored (M,K), or (K,M) when trans_a. op(B) is (K,N): B stored (K,N), or
+// (N,K) when trans_b. bias (N, broadcast over rows) when flags & VKT_FLAG_BIAS. beta == 0
+// never reads C (it may hold NaNs). A, B, C and bias are fp32 buffers; the fp16 variants round
+// A and B to fp16 (to_f16, common.glsl) on their way to the multiply and accumulate in fp32.
+//
+// Split-K: workgroup z of the grid multiplies the K slice [z * k_split, (z+1) * k_split) and
+// writes its partial product to C + z * M * N; the host then binds C to a scratch buffer, sets
+// alpha 1, beta 0, no bias, and sums the slices with matmul_splitk_reduce (matmul_reduce.comp),
+// in a fixed order, so the result does not depend on scheduling. Without a split, k_split = K
+// and the grid has one z.
+//
+// Shared by matmul.comp (fp32/fp16 tiles, direct), matmul_coopmat.comp and matmul_cm2.comp.
+
+layout(set = 0, binding = 0) buffer BufC { float c[]; };
+layout(set = 0, binding = 1) readonly buffer BufA { float a[]; };
+layout(set = 0, binding = 2) readonly buffer BufB { float b[]; };
+layout(set = 0, binding = 3) readonly buffer BufBias { float bias[]; };
+// The same bindings seen as vec4: 128-bit loads where VKT_FLAG_ALIGNED says they are aligned.
+layout(set = 0, binding = 1) readonly buffer BufA4 { vec4 a4[]; };
+layout(set = 0, binding = 2) readonly buffer BufB4 { vec4 b4[]; };
+
+// 44 bytes; offsets are in floats (vkt_matmul_push, src/backend/vkt_spirv.h).
+layout(push_constant) uniform PushConstants {
+    uint M, N, K;
+    uint off_c, off_a, off_b, off_bias;
+    uint flags; // VKT_FLAG_TRANS_A | VKT_FLAG_TRANS_B | VKT_FLAG_BIAS | VKT_FLAG_ALIGNED
+    float alpha, beta;
+    uint k_split; // K per workgroup z (split-K); K when not split
+} pc;
+
+// off_a, off_b, off_c and the row lengths of A, B and C are multiples of 4 floats: rows of the
+// stored matrices start 16-byte aligned, so vec4 loads (and cooperative-matrix stores) may
+// address them directly.
+#define VKT_FLAG_ALIGNED 8u
+
+bool trans_a() { return (pc.flags & VKT_FLAG_TRANS_A) != 0u; }
+bool trans_b() { return (pc.flags & VKT_FLAG_TRANS_B) != 0u; }
+bool aligned() { return (pc.flags & VKT_FLAG_ALIGNED) != 0u; }
+uint k_begin() { return gl_WorkGroupID.z * pc.k_split; }
+uint k_end() { return min(pc.K, k_begin() + pc.k_split); }
+uint c_base() { return pc.off_c + gl_WorkGroupID.z * pc.M * pc.N; }
+
+// op(A)(m,k) and op(B)(k,n) as fp32, zero outside the matrix and outside this workgroup's K
+// slice (ke = k_end()).
+float load_a(uint m, uint k, uint ke) {
+    if (m >= pc.M || k >= ke) return 0.0;
+    uint i = trans_a() ? k * pc.M + m : m * pc.K + k;
+    return a[pc.off_a + i];
+}
+float load_b(uint k, uint n, uint ke) {
+    if (k >= ke || n >= pc.N) return 0.0;
+    uint i = trans_b() ? n * pc.K + k : k * pc.N + n;
+    return b[pc.off_b + i];
+}
+
+// Four consecutive elements (r, col..col+3) of A or B as stored (row-major, row length ld),
+// zero outside rows < rlim, columns < clim. One 128-bit load when aligned and inside.
+vec4 load4_a(uint r, uint col, uint rlim, uint clim, uint ld) {
+    if (aligned() && r < rlim && col + 3u < clim) return a4[(pc.off_a + r * ld + col) >> 2];
+    vec4 v = vec4(0.0);
+    [[unroll]] for (uint j = 0u; j < 4u; j++)
+        if (r < rlim && col + j < clim) v[j] = a[pc.off_a + r * ld + col + j];
+    return v;
+}
+vec4 load4_b(uint r, uint col, uint rlim, uint clim, uint ld) {
+    if (aligned() && r < rlim && col + 3u < clim) return b4[(pc.off_b + r * ld + col) >> 2];
+    vec4 v = vec4(0.0);
+    [[unroll]] for (uint j = 0u; j < 4u; j++)
+        if (r < rlim && col + j < clim) v[j] = b[pc.off_b + r * ld + col + j];
+    return v;
+}
+
+// The stored shapes, bounded by this workgroup's K slice: A is (M, ke) or (ke, M), B is
+// (ke, N) or (N, ke); the row lengths stay K, M or N.
+uint a_rows(uint ke) { return trans_a() ? ke : pc.M; }
+uint a_cols(uint ke) { return trans_a() ? pc.M : ke; }
+uint a_ld() { return trans_a() ? pc.M : pc.K; }
+uint b_rows(uint ke) { return trans_b() ? pc.N : ke; }
+uint b_cols(uint ke) { return trans_b() ? ke : pc.N; }
+uint b_ld() { return trans_b() ? pc.K : pc.N; }
+
+// One output element from its accumulated dot product: alpha, beta, bias and the bounds.
+void store_c(uint m, uint n, float acc) {
+    if (m >= pc.M || n >= pc.N) return;
+    uint i = c_base() + m * pc.N + n;
+    float v = pc.alpha * acc;
+    if (pc.beta != 0.0) v += pc.beta * c[i];
+    if ((pc.flags & VKT_FLAG_BIAS) != 0u) v += bias[pc.off_bias + n];
+    c[i] = v;
+}
