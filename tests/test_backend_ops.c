@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coopmat_tiers.h"
 #include "vkt_test.h"
 #include "vktrain/backend.h"
 
@@ -187,20 +188,29 @@ static void check_matmul_fp16_tier(void) {
     pfree(pa), pfree(pb), pfree(pc);
 }
 
-/* Every fp16 tier the device has (a backend without tiers ignores the option: auto). */
-static void check_matmul_fp16(void) {
+/* Every fp16 tier the device has (a backend without tiers ignores the option: auto), and
+ * every cooperative-matrix tier on a vulkan device: VKT_REQUIRE_COOPMAT=1 fails when one
+ * cannot run (coopmat_tiers.h). */
+static void check_matmul_fp16(int is_vulkan) {
     char err[512];
     if (vkt_backend_set_option(dut, "precision", "fp16", err, sizeof err)) {
         printf("  precision fp16 not available: %s\n", err);
+        if (is_vulkan) vkt_test_coopmat_all_missing("test_backend_ops", err);
         return;
     }
-    const char *fp16_tiers[] = {"fp16", "fp16_direct", "coopmat"};
-    for (int t = 0; t < 3; t++) {
+    const char *fp16_tiers[] = {"fp16", "fp16_direct"};
+    for (int t = 0; t < 2; t++) {
         if (vkt_backend_set_option(dut, "matmul", fp16_tiers[t], err, sizeof err)) {
             printf("  matmul = %s not available: %s\n", fp16_tiers[t], err);
             continue;
         }
         printf(" matmul = %s\n", fp16_tiers[t]);
+        check_matmul_fp16_tier();
+    }
+    for (int t = 0; is_vulkan && t < VKT_TEST_NCOOPMAT; t++) {
+        const char *tier = vkt_test_coopmat_tiers[t].tier;
+        if (!vkt_test_use_coopmat(dut, "test_backend_ops", tier)) continue;
+        printf(" matmul = %s\n", tier);
         check_matmul_fp16_tier();
     }
     vkt_backend_set_option(dut, "matmul", "auto", err, sizeof err);
@@ -325,7 +335,7 @@ static void run_device(int dev) {
         check_matmul();
     }
     vkt_backend_set_option(dut, "matmul", "auto", err, sizeof err);
-    check_matmul_fp16();
+    check_matmul_fp16(!strcmp(info.backend, "vulkan"));
     check_attention(B, T, C, NH);
     check_attention(2, 130, 64, 2);
     check_elementwise();

@@ -5,17 +5,8 @@
 #include <string.h>
 
 #include "backend/vkt_spirv.h"
-
-static int failures = 0;
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                               \
-            fprintf(stderr, __VA_ARGS__);                                                      \
-            fprintf(stderr, "\n");                                                             \
-            failures++;                                                                        \
-        }                                                                                      \
-    } while (0)
+#include "coopmat_tiers.h"
+#include "vkt_test.h"
 
 /* The push-constant block of shaders/matmul_common.glsl is 11 scalars. */
 _Static_assert(sizeof(vkt_matmul_push) == 44, "vkt_matmul_push must match matmul_common.glsl's pc");
@@ -111,23 +102,19 @@ int main(void) {
         CHECK(vkt_spirv_find(required[i]) != NULL, "%s missing", required[i]);
     CHECK(vkt_spirv_find("no_such_shader") == NULL, "find of an unknown name");
 
-    const char *coopmat[] = {"matmul_coopmat"};
-    const char *req = getenv("VKT_REQUIRE_COOPMAT");
-    int need_coopmat = req && strcmp(req, "1") == 0;
-    for (size_t i = 0; i < sizeof coopmat / sizeof *coopmat; i++) {
-        const vkt_spirv *s = vkt_spirv_find(coopmat[i]);
+    /* the cooperative-matrix variants: required under VKT_REQUIRE_COOPMAT=1 or =built */
+    int need_coopmat = vkt_test_coopmat_built_required();
+    for (int i = 0; i < VKT_TEST_NCOOPMAT; i++) {
+        const char *shader = vkt_test_coopmat_tiers[i].shader;
+        const vkt_spirv *s = vkt_spirv_find(shader);
         if (need_coopmat)
-            CHECK(s != NULL, "%s missing but VKT_REQUIRE_COOPMAT=1. HINT: run "
-                  "tools/build-glslang.sh and configure with -DVKT_GLSLANG=<its path>", coopmat[i]);
-        if (!s) printf("  (%s not built: glslang without GL_KHR_cooperative_matrix)\n", coopmat[i]);
+            CHECK(s != NULL, "%s (matmul = %s) missing but VKT_REQUIRE_COOPMAT=%s. HINT: run "
+                  "tools/build-glslang.sh and configure with -DVKT_GLSLANG=<its path>", shader,
+                  vkt_test_coopmat_tiers[i].tier, getenv("VKT_REQUIRE_COOPMAT"));
+        if (!s) printf("  (%s not built: glslang without GL_KHR_cooperative_matrix)\n", shader);
     }
 
     check_local_sizes();
 
-    if (failures) {
-        fprintf(stderr, "test_shaders: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_shaders: ok\n");
-    return 0;
+    return vkt_test_finish("test_shaders");
 }

@@ -1,5 +1,7 @@
-/* The vulkan backend's matmul tiers and caches: matmul = coopmat on a device without a matching
- * cooperative-matrix configuration is refused with a message naming it; the fp16 tiers only
+/* The vulkan backend's matmul tiers and caches: each cooperative-matrix tier (coopmat_tiers.h)
+ * is refused under precision = fp32; under precision = fp16 it runs an exact matmul of small
+ * integers at an odd shape where the binary and device can run it, and is otherwise refused
+ * with a message naming the reason (a failure under VKT_REQUIRE_COOPMAT=1); the fp16 tiers only
  * under precision = fp16; precision = fp16 on a device without shaderFloat16 (simulated with
  * VKT_VULKAN_DISABLE_FP16=1) refused naming the feature, with the hint precision = fp32; with
  * VKT_MATMUL_TIERS_FORCE_TIMING=1 and a fresh cache_dir the first run times the tiers and
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include "backend/vkt_spirv.h"
+#include "coopmat_tiers.h"
 #include "vkt_test.h"
 #include "vktrain/backend.h"
 
@@ -79,6 +82,91 @@ static void find_pipeline_cache(char *path, size_t len) {
     closedir(d);
 }
 
+/* One matmul on tier `tier` (already selected on be), checked exactly: small integers, which
+ * fp16 holds and fp32 sums without rounding, at a shape that is no multiple of a tile (partial
+ * cooperative-matrix tiles at every edge). */
+static void exact_matmul(vkt_backend *be, const char *tier) {
+    enum { M = 67, N = 45, K = 70 };
+    char err[512];
+    float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * K * N);
+    float *c = malloc(sizeof(float) * M * N);
+    for (int i = 0; i < M * K; i++) a[i] = (float)((i * 7 + 3) % 5 - 2);
+    for (int i = 0; i < K * N; i++) b[i] = (float)((i * 11 + 1) % 5 - 2);
+    vkt_buf *da = vkt_alloc(be, sizeof(float) * M * K, err, sizeof err);
+    vkt_buf *db = vkt_alloc(be, sizeof(float) * K * N, err, sizeof err);
+    vkt_buf *dc = vkt_alloc(be, sizeof(float) * M * N, err, sizeof err);
+    CHECK(da && db && dc, "alloc: %s", err);
+    if (da && db && dc) {
+        vkt_upload(be, vkt_at(da, 0), a, sizeof(float) * M * K);
+        vkt_upload(be, vkt_at(db, 0), b, sizeof(float) * K * N);
+        vkt_matmul(be, vkt_at(dc, 0), vkt_at(da, 0), vkt_at(db, 0), VKT_NULL_PTR, M, N, K, 0, 0,
+                   1.0f, 0.0f);
+        vkt_download(be, c, vkt_at(dc, 0), sizeof(float) * M * N);
+        int bad = 0, first = -1;
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                float want = 0;
+                for (int k = 0; k < K; k++) want += a[i * K + k] * b[k * N + j];
+                if (c[i * N + j] != want && bad++ == 0) first = i * N + j;
+            }
+        CHECK(bad == 0, "matmul = %s, %dx%dx%d of small integers: %d wrong outputs (first: "
+              "[%d] = %g)", tier, M, N, K, bad, first, first >= 0 ? c[first] : 0.0f);
+        printf("matmul = %s ran: %dx%dx%d exact\n", tier, M, N, K);
+    }
+    if (da) vkt_free(be, da);
+    if (db) vkt_free(be, db);
+    if (dc) vkt_free(be, dc);
+    free(a), free(b), free(c);
+}
+
+/* The cooperative-matrix tiers on vulkan device dv: under precision = fp32 each is refused (it
+ * rounds to fp16, or the binary or device lacks it); under precision = fp16 each runs an
+ * exact matmul where it can, and where it cannot the refusal names why (a failure under
+ * VKT_REQUIRE_COOPMAT=1). Returns how many ran. */
+static int check_coopmat_tiers(int dv, const vkt_device_info *info) {
+    char err[512];
+    int ran = 0;
+    vkt_backend *be = vkt_backend_create(dv, err, sizeof err);
+    CHECK(be != NULL, "create: %s", err);
+    if (!be) return 0;
+    for (int t = 0; t < VKT_TEST_NCOOPMAT; t++) {
+        const char *tier = vkt_test_coopmat_tiers[t].tier;
+        int rc = vkt_backend_set_option(be, "matmul", tier, err, sizeof err);
+        CHECK(rc != 0 && strstr(err, tier), "%s under precision fp32 refused naming it: rc %d, "
+              "\"%s\"", tier, rc, err);
+        printf("matmul = %s under precision fp32: %s\n", tier, err);
+    }
+    if (vkt_backend_set_option(be, "precision", "fp16", err, sizeof err)) {
+        vkt_test_coopmat_all_missing("test_vulkan_tiers", err);
+        vkt_backend_destroy(be);
+        return 0;
+    }
+    for (int t = 0; t < VKT_TEST_NCOOPMAT; t++) {
+        const char *tier = vkt_test_coopmat_tiers[t].tier;
+        if (vkt_backend_set_option(be, "matmul", tier, err, sizeof err) == 0) {
+            exact_matmul(be, tier);
+            ran++;
+            continue;
+        }
+        /* what is refused depends on what this binary and this device have: a glslang without
+         * GL_KHR_cooperative_matrix (Debian 12's) builds no coopmat variant */
+        if (!vkt_spirv_find(vkt_test_coopmat_tiers[t].shader))
+            CHECK(strstr(err, "not built into this binary") && strstr(err, "HINT") &&
+                      strstr(err, info->name),
+                  "%s refused naming the missing shader: \"%s\"", tier, err);
+        else if (!info->coopmat)
+            CHECK(strstr(err, "cooperative matrix") && strstr(err, "HINT") &&
+                      strstr(err, info->name),
+                  "%s refused naming the missing cooperative matrix: \"%s\"", tier, err);
+        else /* the device has cooperative matrices, not the configuration this tier needs */
+            CHECK(strstr(err, "HINT") && strstr(err, info->name), "%s refused with a reason: "
+                  "\"%s\"", tier, err);
+        vkt_test_coopmat_missing("test_vulkan_tiers", tier, err);
+    }
+    vkt_backend_destroy(be);
+    return ran;
+}
+
 int main(void) {
     char err[512];
     vkt_device_info info;
@@ -91,23 +179,13 @@ int main(void) {
     }
     snprintf(errlog, sizeof errlog, "%s.stderr", tmp);
 
-    /* matmul = coopmat */
+    int coopmat_ran = check_coopmat_tiers(dv, &info);
+
+    /* the other tiers and options */
     vkt_backend *be = vkt_backend_create(dv, err, sizeof err);
     CHECK(be != NULL, "create: %s", err);
     if (be) {
-        int rc = vkt_backend_set_option(be, "matmul", "coopmat", err, sizeof err);
-        /* what is refused depends on what this binary and this device have: a glslang without
-         * GL_KHR_cooperative_matrix (Debian 12's) builds no coopmat variant */
-        if (!vkt_spirv_find("matmul_coopmat")) {
-            CHECK(rc != 0 && strstr(err, "not built into this binary") && strstr(err, "HINT") &&
-                      strstr(err, info.name),
-                  "coopmat refused naming the missing shader: rc %d, \"%s\"", rc, err);
-        } else if (!info.coopmat) {
-            CHECK(rc != 0 && strstr(err, "cooperative matrix") && strstr(err, "HINT") &&
-                      strstr(err, info.name),
-                  "coopmat refused with a reason: rc %d, \"%s\"", rc, err);
-        }
-        printf("matmul = coopmat: rc %d%s%s\n", rc, rc ? ": " : "", rc ? err : "");
+        int rc;
         rc = vkt_backend_set_option(be, "matmul", "fp16", err, sizeof err);
         CHECK(rc != 0 && strstr(err, "precision = fp16"), "fp16 tier under fp32: rc %d, %s", rc,
               err);
@@ -182,7 +260,8 @@ int main(void) {
     }
 
     /* without forced timing, one eligible tier is not timed: fp32 on a device without
-     * subgroupBroadcast has only the tiled tier (and fp16 too, without cooperative matrices);
+     * subgroupBroadcast has only the tiled tier (and fp16 too, without a cooperative-matrix
+     * tier that runs);
      * with it, fp32 times fp32 against fp32_direct */
     unsetenv("VKT_MATMUL_TIERS_FORCE_TIMING");
     unlink(ini);
@@ -190,7 +269,7 @@ int main(void) {
     one_run(dv, "fp32", out, sizeof out);
     CHECK(strstr(out, "matmul tier fp32 (the only fp32 tier") && access(ini, F_OK) != 0,
           "single fp32 tier: %s", out);
-    if (info.fp16 && !info.coopmat) {
+    if (info.fp16 && !coopmat_ran) {
         one_run(dv, "fp16", out, sizeof out);
         CHECK(strstr(out, "matmul tier fp16 (the only fp16 tier") && access(ini, F_OK) != 0,
               "single fp16 tier: %s", out);

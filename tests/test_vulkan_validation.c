@@ -1,6 +1,7 @@
 /* The vulkan backend runs clean under VK_LAYER_KHRONOS_validation (core checks and
  * synchronization validation, VKT_VULKAN_VALIDATION=1): every op of the backend interface
- * forward and backward on small odd shapes at odd offsets, the memory calls, ops split by a
+ * forward and backward on small odd shapes at odd offsets (under precision = fp16 too, once more
+ * per cooperative-matrix tier that runs: coopmat_tiers.h), the memory calls, ops split by a
  * small VKT_VULKAN_MAX_RANGE, profiling (timestamp queries), and a two-step training run with
  * profiling and timed matmul tiers report zero validation errors, counted until after the
  * instance is destroyed. A self-test first proves that an invalid call is counted, and a
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "backend/vulkan/vk_validation.h"
+#include "coopmat_tiers.h"
 #include "train_util.h"
 #include "vkt_test.h"
 #include "vktrain/backend.h"
@@ -252,12 +254,22 @@ int main(void) {
     if (a.buf) {
         all_ops(be, &a);
         memory_calls(be, &a);
-        /* the fp16 matmul tier (precision = fp16), where the device has it */
+        /* the fp16 matmul tier (precision = fp16), where the device has it, and then each
+         * cooperative-matrix tier (a failure under VKT_REQUIRE_COOPMAT=1 when one cannot run) */
         char err16[512];
-        if (vkt_backend_set_option(be, "precision", "fp16", err16, sizeof err16) == 0)
+        if (vkt_backend_set_option(be, "precision", "fp16", err16, sizeof err16) == 0) {
             all_ops(be, &a);
-        else
+            for (int t = 0; t < VKT_TEST_NCOOPMAT; t++) {
+                const char *tier = vkt_test_coopmat_tiers[t].tier;
+                if (!vkt_test_use_coopmat(be, "test_vulkan_validation", tier)) continue;
+                printf("matmul = %s exercised\n", tier);
+                all_ops(be, &a);
+            }
+            vkt_backend_set_option(be, "matmul", "auto", err16, sizeof err16);
+        } else {
             printf("precision fp16 not exercised: %s\n", err16);
+            vkt_test_coopmat_all_missing("test_vulkan_validation", err16);
+        }
         vkt_free(be, a.buf);
     }
     if (timed) {

@@ -903,9 +903,11 @@ static int read_file(load_ctx *c, vkt_config *cfg) {
     iniparser_set_error_callback(NULL); /* back to iniparser's default for other users */
     if (!d) return syntax_error(c);
 
-    /* Entries come in file order; a section is an entry without ':' and a NULL value. */
+    /* Entries come in file order; a section is an entry without ':' and a NULL value.
+     * dictionary.size is ssize_t in iniparser 4.1 (Debian 12) and size_t in 4.2 (Debian 13):
+     * never negative, so the cast serves both without a sign-compare warning. */
     int rc = 0;
-    for (ssize_t e = 0; e < d->size && !rc; e++) {
+    for (size_t e = 0; e < (size_t)d->size && !rc; e++) {
         const char *name = d->key[e];
         if (!name) continue;
         const char *colon = strchr(name, ':');
