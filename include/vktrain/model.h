@@ -77,6 +77,10 @@ void vkt_gpt2_memory_plan(const vkt_gpt2_shape *s, int B, int T, vkt_model_memor
  * allocation. */
 vkt_model *vkt_model_create(vkt_backend *be, const vkt_gpt2_shape *s, int max_B, int max_T,
                             char *err, size_t errlen);
+/* The same allocation without touching the memory (gradients and moments are not zeroed):
+ * what --dry-run measures, in seconds, where zeroing would fault in every page. */
+vkt_model *vkt_model_alloc(vkt_backend *be, const vkt_gpt2_shape *s, int max_B, int max_T,
+                           char *err, size_t errlen);
 void vkt_model_destroy(vkt_model *m);
 
 const vkt_gpt2_shape *vkt_model_shape(const vkt_model *m);

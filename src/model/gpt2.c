@@ -245,7 +245,8 @@ struct vkt_model {
 
 static void fmt_size(char *buf, size_t len, double b) {
     if (b >= 1073741824.0) snprintf(buf, len, "%.2f GiB", b / 1073741824.0);
-    else snprintf(buf, len, "%.1f MiB", b / 1048576.0);
+    else if (b >= 1048576.0) snprintf(buf, len, "%.1f MiB", b / 1048576.0);
+    else snprintf(buf, len, "%.1f KiB", b / 1024.0);
 }
 
 /* One buffer of the table, or NULL with err naming it, its size, what the device allows for
@@ -282,8 +283,8 @@ static vkt_buf *alloc_buffer(vkt_backend *be, const buf_spec *b, size_t before, 
     return buf;
 }
 
-vkt_model *vkt_model_create(vkt_backend *be, const vkt_gpt2_shape *s, int max_B, int max_T,
-                            char *err, size_t errlen) {
+vkt_model *vkt_model_alloc(vkt_backend *be, const vkt_gpt2_shape *s, int max_B, int max_T,
+                           char *err, size_t errlen) {
     vkt_model *m = calloc(1, sizeof *m);
     if (m) m->bufs = calloc((size_t)NUM_BUFS(s->num_layers), sizeof *m->bufs);
     if (!m || !m->bufs) {
@@ -313,6 +314,13 @@ vkt_model *vkt_model_create(vkt_backend *be, const vkt_gpt2_shape *s, int max_B,
     m->tokens = m->bufs[BUF_SCRATCH(L, S_TOKENS)];
     m->targets = m->bufs[BUF_SCRATCH(L, S_TARGETS)];
     m->loss = m->bufs[BUF_SCRATCH(L, S_LOSS)];
+    return m;
+}
+
+vkt_model *vkt_model_create(vkt_backend *be, const vkt_gpt2_shape *s, int max_B, int max_T,
+                            char *err, size_t errlen) {
+    vkt_model *m = vkt_model_alloc(be, s, max_B, max_T, err, errlen);
+    if (!m) return NULL;
     vkt_fill(be, vkt_at(m->grads, 0), 0, m->num_params);
     vkt_fill(be, vkt_at(m->adam_m, 0), 0, m->num_params);
     vkt_fill(be, vkt_at(m->adam_v, 0), 0, m->num_params);
