@@ -85,6 +85,11 @@ set_property(TEST test_opencl_train APPEND PROPERTY ENVIRONMENT "VKT_OPENCL_FORC
 add_test(NAME cli_rundir COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli_rundir.sh $<TARGET_FILE:vktrain> ${CMAKE_SOURCE_DIR})
 set_tests_properties(cli_rundir PROPERTIES LABELS "cpu" ENVIRONMENT "${VKT_TEST_ENV}")
 
+# --dry-run: configs/gpt2-124m.ini's memory table and fit on every present device, per-tensor
+# activation buffers under a lowered allocation limit, a buffer over it refused by name.
+add_test(NAME cli_memory COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli_memory.sh $<TARGET_FILE:vktrain> ${CMAKE_SOURCE_DIR})
+set_tests_properties(cli_memory PROPERTIES LABELS "cpu" ENVIRONMENT "${VKT_TEST_ENV}")
+
 # Fuzz inputs replayed in every build (fuzz/README.md): each fuzz/fuzz_<t>.c target's
 # LLVMFuzzerTestOneInput in a plain driver (fuzz/replay_main.c) over fuzz/corpus/<t>/ and
 # fuzz/crashes/<t>/ (inputs that once crashed; its pending/ subdirectory is not replayed).

@@ -28,6 +28,9 @@ typedef struct vkt_device_info {
     char name[128];
     char driver[128];
     uint64_t memory_bytes;    /* usable device memory (host RAM for the cpu backend) */
+    uint64_t max_alloc_bytes; /* the largest single vkt_alloc the device allows; 0 = no limit
+                               * beyond memory_bytes (vulkan: min(maxMemoryAllocationSize,
+                               * maintenance4's maxBufferSize); opencl: CL_DEVICE_MAX_MEM_ALLOC_SIZE) */
     int fp16;                 /* native fp16 arithmetic (vulkan: shaderFloat16) */
     int coopmat;              /* cooperative-matrix (tensor core) matmul */
     char coopmat_shapes[128]; /* e.g. "16x16x16 f16->f32", empty when none */
@@ -118,6 +121,10 @@ int vkt_profile_report(vkt_backend *be, vkt_profile_entry *out, int max);
 /* ---- memory ---- (sizes and offsets in bytes) */
 vkt_buf *vkt_alloc(vkt_backend *be, size_t bytes, char *err, size_t errlen);
 void vkt_free(vkt_backend *be, vkt_buf *buf);
+/* Device memory the backend holds for itself, beside the vkt_alloc buffers: its staging ring
+ * (vulkan: 32 MiB) and the op scratch allocated so far (attention backward's row dots, grown
+ * on first use; opencl under fp16: the rounded matmul operands). 0 for the cpu backend. */
+uint64_t vkt_backend_own_bytes(vkt_backend *be);
 void vkt_upload(vkt_backend *be, vkt_ptr dst, const void *src, size_t bytes);
 /* 0, or -1 after a device failure (vkt_backend_error), when dst is zero-filled. */
 int vkt_download(vkt_backend *be, void *dst, vkt_ptr src, size_t bytes);

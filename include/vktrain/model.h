@@ -49,9 +49,38 @@ int vkt_params_first_nonfinite(const vkt_gpt2_shape *s, const float *params, siz
  * activations, activation gradients). */
 double vkt_gpt2_memory_bytes(const vkt_gpt2_shape *s, int B, int T);
 
-/* Allocates everything for batches of up to max_B x max_T tokens. NULL + message on failure. */
+/* What vkt_model_create allocates, by class. Parameters, gradients and each AdamW moment are
+ * one buffer each; every activation tensor is a buffer of its own (per layer), so that no
+ * allocation comes near a driver's limit for one (vkt_device_info.max_alloc_bytes). */
+typedef enum vkt_mem_class {
+    VKT_MEM_PARAMS,
+    VKT_MEM_GRADS,
+    VKT_MEM_OPTIM,   /* AdamW m and v */
+    VKT_MEM_ACTS,    /* the forward's activations, kept for the backward */
+    VKT_MEM_SCRATCH, /* the backward's activation gradients, tokens, targets, the loss */
+    VKT_MEM_CLASSES
+} vkt_mem_class;
+const char *vkt_mem_class_name(vkt_mem_class c); /* "parameters", "gradients", ... */
+typedef struct vkt_model_memory {
+    uint64_t bytes[VKT_MEM_CLASSES];
+    uint64_t total;
+    int buffers;                                  /* how many allocations */
+    uint64_t largest;     char largest_name[96];  /* e.g. "activations: logits" */
+    uint64_t largest_act; char largest_act_name[96];
+} vkt_model_memory;
+/* The buffers vkt_model_create(s, B, T) allocates, exactly (the same table), summed. The
+ * shape must have passed vkt_gpt2_shape_check. */
+void vkt_gpt2_memory_plan(const vkt_gpt2_shape *s, int B, int T, vkt_model_memory *out);
+
+/* Allocates everything for batches of up to max_B x max_T tokens. NULL + message on failure,
+ * naming the buffer ("activations: fch (layer 3)"), its size and the device's limit for one
+ * allocation. */
 vkt_model *vkt_model_create(vkt_backend *be, const vkt_gpt2_shape *s, int max_B, int max_T,
                             char *err, size_t errlen);
+/* The same allocation without touching the memory (gradients and moments are not zeroed):
+ * what --dry-run measures, in seconds, where zeroing would fault in every page. */
+vkt_model *vkt_model_alloc(vkt_backend *be, const vkt_gpt2_shape *s, int max_B, int max_T,
+                           char *err, size_t errlen);
 void vkt_model_destroy(vkt_model *m);
 
 const vkt_gpt2_shape *vkt_model_shape(const vkt_model *m);

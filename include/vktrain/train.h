@@ -57,6 +57,11 @@ int vkt_train_stop_honoured(void);
  * what is computed). */
 typedef struct vkt_train_opts {
     int profile; /* time every op on the device; print a table to stderr at the end */
+    /* allocate everything the run needs on the device, print the memory per buffer class to
+     * stdout ("fits: yes|no" last) and return without training: no out_dir, lock, metrics or
+     * data (the shape and vocab come from the config, or init_from's header). 0 = it fits;
+     * 1 with err naming the buffer that did not */
+    int dry_run;
 } vkt_train_opts;
 
 /* Trains as the config says. losses_out (may be NULL) receives the loss of every step run in

@@ -383,6 +383,9 @@ vkt_buf *vkt_alloc(vkt_backend *be, size_t bytes, char *err, size_t errlen) {
 void vkt_free(vkt_backend *be, vkt_buf *buf) {
     if (buf) be->ops->free(be, buf);
 }
+uint64_t vkt_backend_own_bytes(vkt_backend *be) {
+    return be->ops->own_bytes ? be->ops->own_bytes(be) : 0;
+}
 void vkt_upload(vkt_backend *be, vkt_ptr dst, const void *src, size_t bytes) {
     TIMED("upload", be->ops->upload(be, dst, src, bytes));
 }

@@ -47,6 +47,7 @@ typedef struct vkt_backend_ops {
 
     vkt_buf *(*alloc)(vkt_backend *be, size_t bytes, char *err, size_t errlen);
     void (*free)(vkt_backend *be, vkt_buf *buf);
+    uint64_t (*own_bytes)(vkt_backend *be); /* optional: vkt_backend_own_bytes; NULL = 0 */
     void (*upload)(vkt_backend *be, vkt_ptr dst, const void *src, size_t bytes);
     void (*download)(vkt_backend *be, void *dst, vkt_ptr src, size_t bytes);
     void (*fill)(vkt_backend *be, vkt_ptr dst, float value, size_t nfloats);

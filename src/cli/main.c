@@ -20,6 +20,7 @@
 static const char USAGE[] =
     "usage: vktrain [--device DEV] [--set section.key=value]... [--resume] [--profile] "
     "CONFIG.ini\n"
+    "       vktrain --dry-run [--device DEV] [--set section.key=value]... CONFIG.ini\n"
     "       vktrain --list-devices\n"
     "       vktrain --print-config [--device DEV] [--set section.key=value]... CONFIG.ini\n"
     "       vktrain prepare|sample|eval|export ...   (vktrain COMMAND --help for each)\n"
@@ -35,6 +36,8 @@ static const char USAGE[] =
     "                      ms per step, share of the total\n"
     "  --list-devices      list every device of every compiled backend\n"
     "  --print-config      print the effective config, parameter count and memory estimate\n"
+    "  --dry-run           allocate everything the run needs on the device, print the memory\n"
+    "                      per buffer class and whether it fits (exit 0 yes, 1 no); no training\n"
     "  --config-reference  print every config key with its default (Markdown table)\n"
     "Options may come before or after CONFIG.ini.\n";
 
@@ -159,7 +162,7 @@ static int unknown_command(const char *a) {
 int main(int argc, char **argv) {
     const char *overrides[MAX_OVERRIDES];
     char owned[MAX_OVERRIDES][320];
-    int n_over = 0, want_print = 0, want_profile = 0;
+    int n_over = 0, want_print = 0, want_profile = 0, want_dry = 0;
     const char *config_path = NULL;
 
     if (argc >= 2) {
@@ -187,6 +190,8 @@ int main(int argc, char **argv) {
             return list_devices();
         } else if (!strcmp(a, "--print-config")) {
             want_print = 1;
+        } else if (!strcmp(a, "--dry-run")) {
+            want_dry = 1;
         } else if (!strcmp(a, "--profile")) {
             want_profile = 1;
         } else if (!strcmp(a, "--resume")) {
@@ -224,7 +229,7 @@ int main(int argc, char **argv) {
 
     catch_stop_signals();
     vkt_train_result res;
-    vkt_train_opts opts = {.profile = want_profile};
+    vkt_train_opts opts = {.profile = want_profile, .dry_run = want_dry};
     rc = vkt_train_run_opts(&cfg, &opts, &res, NULL, err, sizeof err);
     if (rc) fprintf(stderr, "vktrain: error: %s\n", err);
     return rc;

@@ -110,45 +110,114 @@ int vkt_params_first_nonfinite(const vkt_gpt2_shape *s, const float *params, siz
 enum { WTE, WPE, LN1W, LN1B, QKVW, QKVB, ATTPROJW, ATTPROJB, LN2W, LN2B, FCW, FCB, FCPROJW,
        FCPROJB, LNFW, LNFB };
 
-/* Activations of one forward pass (B x T tokens), each a float count; per-layer ones are
- * stacked L times. Laid out back to back in one buffer, in this order. */
-typedef struct act_layout {
-    size_t encoded, ln1, ln1_mean, ln1_rstd, qkv, atty, att_lse, attproj, residual2, ln2,
-        ln2_mean, ln2_rstd, fch, fch_gelu, fcproj, residual3, lnf, lnf_mean, lnf_rstd, logits,
-        losses;
-} act_layout;
-#define NUM_ACTS (sizeof(act_layout) / sizeof(size_t))
+/* ---- device buffers ----
+ * Every buffer the model allocates, in one numbered table (buffer_spec): the parameters,
+ * gradients and both AdamW moments (one contiguous buffer each: one optimizer dispatch, one
+ * all-reduce), then each activation tensor in a buffer of its own (per layer for the layers'
+ * ones), then the backward scratch and the inputs. One buffer per tensor keeps allocations
+ * below what drivers allow for one (maxMemoryAllocationSize and maxBufferSize are 2-4 GiB on
+ * AMD's, Intel's and CPU drivers; CL_DEVICE_MAX_MEM_ALLOC_SIZE likewise): all activations in
+ * one buffer would be 6.9 GiB for GPT-2 124M at 8 x 1024 tokens. Buffers are sized for
+ * max_B x max_T; a smaller batch uses the start of each. */
 
-static act_layout act_sizes(const vkt_gpt2_shape *s, int B, int T) {
-    size_t BT = (size_t)B * T, C = s->channels, L = s->num_layers, NH = s->num_heads;
-    act_layout a = {
-        .encoded = BT * C,      .ln1 = L * BT * C,       .ln1_mean = L * BT,
-        .ln1_rstd = L * BT,     .qkv = L * BT * 3 * C,   .atty = L * BT * C,
-        .att_lse = L * B * NH * T, .attproj = L * BT * C, .residual2 = L * BT * C,
-        .ln2 = L * BT * C,      .ln2_mean = L * BT,      .ln2_rstd = L * BT,
-        .fch = L * BT * 4 * C,  .fch_gelu = L * BT * 4 * C, .fcproj = L * BT * C,
-        .residual3 = L * BT * C, .lnf = BT * C,          .lnf_mean = BT,
-        .lnf_rstd = BT,         .logits = BT * s->padded_vocab_size, .losses = BT,
-    };
-    return a;
+/* Activations outside the layers: the fields of struct acts, in order. */
+enum { A_ENCODED, A_LNF, A_LNF_MEAN, A_LNF_RSTD, A_LOGITS, A_LOSSES, NUM_TOP_ACTS };
+static const char *const top_act_names[NUM_TOP_ACTS] = {"encoded", "lnf", "lnf_mean",
+                                                        "lnf_rstd", "logits", "losses"};
+/* Each layer's activations: the fields of struct layer_acts after residual, in order. */
+enum { A_LN1, A_LN1_MEAN, A_LN1_RSTD, A_QKV, A_ATTY, A_ATT_LSE, A_ATTPROJ, A_RESIDUAL2, A_LN2,
+       A_LN2_MEAN, A_LN2_RSTD, A_FCH, A_FCH_GELU, A_FCPROJ, A_RESIDUAL3, NUM_LAYER_ACTS };
+static const char *const layer_act_names[NUM_LAYER_ACTS] = {
+    "ln1", "ln1_mean", "ln1_rstd", "qkv", "atty", "att_lse", "attproj", "residual2", "ln2",
+    "ln2_mean", "ln2_rstd", "fch", "fch_gelu", "fcproj", "residual3"};
+/* The backward's activation gradients (see vkt_model_backward), the inputs, the loss. */
+enum { S_DRES, S_DBUF, S_DQKV, S_DFCH, S_TOKENS, S_TARGETS, S_LOSS, NUM_SCRATCH };
+static const char *const scratch_names[NUM_SCRATCH] = {
+    "dres (backward)", "dbuf (backward)", "dqkv (backward)", "dfch (backward)", "tokens",
+    "targets", "loss"};
+
+enum { BUF_PARAMS, BUF_GRADS, BUF_ADAM_M, BUF_ADAM_V, BUF_TOP };
+#define BUF_LAYER(l, i) (BUF_TOP + NUM_TOP_ACTS + (l) * NUM_LAYER_ACTS + (i))
+#define BUF_SCRATCH(L, i) (BUF_LAYER(L, 0) + (i)) /* L = the number of layers */
+#define NUM_BUFS(L) BUF_SCRATCH(L, NUM_SCRATCH)
+
+typedef struct buf_spec {
+    vkt_mem_class cls;
+    const char *name; /* within its class; NULL for the parameter-sized ones */
+    int layer;        /* -1 when not a layer's */
+    size_t bytes;
+} buf_spec;
+
+/* Buffer i of the table for batches of B x T; np = the parameter count. */
+static buf_spec buffer_spec(const vkt_gpt2_shape *s, size_t np, int B, int T, int i) {
+    size_t BT = (size_t)B * T, C = s->channels, NH = s->num_heads;
+    int L = s->num_layers;
+    buf_spec b = {VKT_MEM_PARAMS, NULL, -1, np};
+    if (i < BUF_TOP) {
+        static const char *const optim[] = {"AdamW m", "AdamW v"};
+        b.cls = i == BUF_PARAMS ? VKT_MEM_PARAMS : i == BUF_GRADS ? VKT_MEM_GRADS : VKT_MEM_OPTIM;
+        if (b.cls == VKT_MEM_OPTIM) b.name = optim[i - BUF_ADAM_M];
+    } else if (i < BUF_LAYER(0, 0)) {
+        const size_t n[NUM_TOP_ACTS] = {BT * C, BT * C, BT, BT, BT * s->padded_vocab_size, BT};
+        b.cls = VKT_MEM_ACTS;
+        b.name = top_act_names[i - BUF_TOP];
+        b.bytes = n[i - BUF_TOP];
+    } else if (i < BUF_SCRATCH(L, 0)) {
+        const size_t n[NUM_LAYER_ACTS] = {BT * C,     BT,     BT,     3 * BT * C, BT * C,
+                                          B * NH * T, BT * C, BT * C, BT * C,     BT,
+                                          BT,         4 * BT * C, 4 * BT * C, BT * C, BT * C};
+        int k = (i - BUF_LAYER(0, 0)) % NUM_LAYER_ACTS;
+        b.cls = VKT_MEM_ACTS;
+        b.name = layer_act_names[k];
+        b.layer = (i - BUF_LAYER(0, 0)) / NUM_LAYER_ACTS;
+        b.bytes = n[k];
+    } else {
+        const size_t n[NUM_SCRATCH] = {BT * C, BT * C, 3 * BT * C, 4 * BT * C, BT, BT, 1};
+        b.cls = VKT_MEM_SCRATCH;
+        b.name = scratch_names[i - BUF_SCRATCH(L, 0)];
+        b.bytes = n[i - BUF_SCRATCH(L, 0)];
+    }
+    b.bytes *= 4; /* floats, and int32 tokens */
+    return b;
 }
 
-static size_t act_total(const act_layout *a) {
-    const size_t *f = (const size_t *)a;
-    size_t n = 0;
-    for (size_t i = 0; i < NUM_ACTS; i++) n += f[i];
-    return n;
+const char *vkt_mem_class_name(vkt_mem_class c) {
+    static const char *const names[VKT_MEM_CLASSES] = {"parameters", "gradients", "optimizer",
+                                                       "activations", "scratch"};
+    return (unsigned)c < VKT_MEM_CLASSES ? names[c] : "?";
 }
 
-/* Gradient scratch for backward, reused by every layer (see vkt_model_backward). */
-static size_t grad_scratch_floats(const vkt_gpt2_shape *s, int B, int T) {
-    size_t BT = (size_t)B * T, C = s->channels;
-    return BT * C /* dres */ + BT * C /* dbuf */ + BT * 3 * C /* dqkv */ + BT * 4 * C /* dfch */;
+/* "activations: fch (layer 3)", "optimizer: AdamW m", "parameters" */
+static void spec_name(const buf_spec *b, char *out, size_t len) {
+    int n = snprintf(out, len, "%s%s%s", vkt_mem_class_name(b->cls), b->name ? ": " : "",
+                     b->name ? b->name : "");
+    if (b->layer >= 0 && n >= 0 && (size_t)n < len)
+        snprintf(out + n, len - (size_t)n, " (layer %d)", b->layer);
+}
+
+void vkt_gpt2_memory_plan(const vkt_gpt2_shape *s, int B, int T, vkt_model_memory *out) {
+    vkt_param_tensor t[VKT_NUM_PARAM_TENSORS];
+    size_t np = vkt_gpt2_param_layout(s, t);
+    memset(out, 0, sizeof *out);
+    out->buffers = NUM_BUFS(s->num_layers);
+    for (int i = 0; i < out->buffers; i++) {
+        buf_spec b = buffer_spec(s, np, B, T, i);
+        out->bytes[b.cls] += b.bytes;
+        out->total += b.bytes;
+        if (b.bytes > out->largest) {
+            out->largest = b.bytes;
+            spec_name(&b, out->largest_name, sizeof out->largest_name);
+        }
+        if (b.cls == VKT_MEM_ACTS && b.bytes > out->largest_act) {
+            out->largest_act = b.bytes;
+            spec_name(&b, out->largest_act_name, sizeof out->largest_act_name);
+        }
+    }
 }
 
 /* In double so that absurd shapes give a huge number instead of wrapping around: the
- * trainer compares it with the device's memory before allocating anything. Mirrors
- * vkt_gpt2_param_layout, act_sizes and grad_scratch_floats. */
+ * trainer compares it with the device's memory before allocating anything. The sum of
+ * buffer_spec's sizes. */
 double vkt_gpt2_memory_bytes(const vkt_gpt2_shape *s, int B, int T) {
     double C = s->channels, L = s->num_layers, Vp = s->padded_vocab_size, NH = s->num_heads;
     double BT = (double)B * T;
@@ -165,18 +234,61 @@ struct vkt_model {
     vkt_param_tensor tensors[VKT_NUM_PARAM_TENSORS];
     size_t num_params;
     int max_B, max_T;
+    vkt_buf **bufs; /* NUM_BUFS(L), in buffer_spec's order */
+    int nbufs;
+    /* the buffers used by name (entries of bufs) */
     vkt_buf *params, *grads, *adam_m, *adam_v;
-    vkt_buf *acts;    /* forward activations, laid out by act_layout for the current B, T */
-    vkt_buf *scratch; /* backward scratch */
     vkt_buf *tokens, *targets; /* int32 (B,T) */
     vkt_buf *loss;             /* one float: vkt_model_forward's mean loss */
-    size_t device_bytes; /* all of the above buffers */
+    size_t device_bytes;       /* all of bufs */
 };
 
-vkt_model *vkt_model_create(vkt_backend *be, const vkt_gpt2_shape *s, int max_B, int max_T,
-                            char *err, size_t errlen) {
+static void fmt_size(char *buf, size_t len, double b) {
+    if (b >= 1073741824.0) snprintf(buf, len, "%.2f GiB", b / 1073741824.0);
+    else if (b >= 1048576.0) snprintf(buf, len, "%.1f MiB", b / 1048576.0);
+    else snprintf(buf, len, "%.1f KiB", b / 1024.0);
+}
+
+/* One buffer of the table, or NULL with err naming it, its size, what the device allows for
+ * one allocation and how much of the model was allocated before it. */
+static vkt_buf *alloc_buffer(vkt_backend *be, const buf_spec *b, size_t before, char *err,
+                             size_t errlen) {
+    const vkt_device_info *d = vkt_backend_info(be);
+    char what[96], size[32], lim[32] = "no limit", done[32], mem[32];
+    spec_name(b, what, sizeof what);
+    fmt_size(size, sizeof size, (double)b->bytes);
+    if (d->max_alloc_bytes) fmt_size(lim, sizeof lim, (double)d->max_alloc_bytes);
+    const char *hint = b->cls <= VKT_MEM_OPTIM
+                           ? "a smaller model ([model] n_layer, n_embd, vocab_size): the "
+                             "parameters, the gradients and each AdamW moment are one buffer each"
+                           : "lower [train] batch_size or seq_len (raise grad_accum_steps to "
+                             "keep the tokens per step), or a smaller model";
+    if (d->max_alloc_bytes && b->bytes > d->max_alloc_bytes) {
+        snprintf(err, errlen,
+                 "%s: %s (%zu bytes) in one buffer is more than %s:%d (%s) allows for one "
+                 "allocation (%s). HINT: %s",
+                 what, size, b->bytes, d->backend, d->backend_index, d->name, lim, hint);
+        return NULL;
+    }
+    char why[1024];
+    vkt_buf *buf = vkt_alloc(be, b->bytes, why, sizeof why);
+    if (!buf) {
+        fmt_size(done, sizeof done, (double)before);
+        fmt_size(mem, sizeof mem, (double)d->memory_bytes);
+        snprintf(err, errlen,
+                 "%s: %s (%zu bytes) could not be allocated after %s of the model's buffers "
+                 "(device memory %s, one allocation at most %s): %s",
+                 what, size, b->bytes, done, mem, lim, why);
+    }
+    return buf;
+}
+
+vkt_model *vkt_model_alloc(vkt_backend *be, const vkt_gpt2_shape *s, int max_B, int max_T,
+                           char *err, size_t errlen) {
     vkt_model *m = calloc(1, sizeof *m);
-    if (!m) {
+    if (m) m->bufs = calloc((size_t)NUM_BUFS(s->num_layers), sizeof *m->bufs);
+    if (!m || !m->bufs) {
+        free(m);
         snprintf(err, errlen, "out of host memory");
         return NULL;
     }
@@ -185,23 +297,30 @@ vkt_model *vkt_model_create(vkt_backend *be, const vkt_gpt2_shape *s, int max_B,
     m->max_B = max_B;
     m->max_T = max_T;
     m->num_params = vkt_gpt2_param_layout(s, m->tensors);
-    act_layout a = act_sizes(s, max_B, max_T);
-    size_t pbytes = m->num_params * sizeof(float), tbytes = sizeof(int32_t) * max_B * max_T;
-    if (!(m->params = vkt_alloc(be, pbytes, err, errlen)) ||
-        !(m->grads = vkt_alloc(be, pbytes, err, errlen)) ||
-        !(m->adam_m = vkt_alloc(be, pbytes, err, errlen)) ||
-        !(m->adam_v = vkt_alloc(be, pbytes, err, errlen)) ||
-        !(m->acts = vkt_alloc(be, act_total(&a) * sizeof(float), err, errlen)) ||
-        !(m->scratch = vkt_alloc(be, grad_scratch_floats(s, max_B, max_T) * sizeof(float), err,
-                                 errlen)) ||
-        !(m->tokens = vkt_alloc(be, tbytes, err, errlen)) ||
-        !(m->targets = vkt_alloc(be, tbytes, err, errlen)) ||
-        !(m->loss = vkt_alloc(be, sizeof(float), err, errlen))) {
-        vkt_model_destroy(m);
-        return NULL;
+    m->nbufs = NUM_BUFS(s->num_layers);
+    for (int i = 0; i < m->nbufs; i++) {
+        buf_spec b = buffer_spec(s, m->num_params, max_B, max_T, i);
+        if (!(m->bufs[i] = alloc_buffer(be, &b, m->device_bytes, err, errlen))) {
+            vkt_model_destroy(m);
+            return NULL;
+        }
+        m->device_bytes += b.bytes;
     }
-    m->device_bytes = 4 * pbytes + act_total(&a) * sizeof(float) +
-                      grad_scratch_floats(s, max_B, max_T) * sizeof(float) + 2 * tbytes + sizeof(float);
+    int L = s->num_layers;
+    m->params = m->bufs[BUF_PARAMS];
+    m->grads = m->bufs[BUF_GRADS];
+    m->adam_m = m->bufs[BUF_ADAM_M];
+    m->adam_v = m->bufs[BUF_ADAM_V];
+    m->tokens = m->bufs[BUF_SCRATCH(L, S_TOKENS)];
+    m->targets = m->bufs[BUF_SCRATCH(L, S_TARGETS)];
+    m->loss = m->bufs[BUF_SCRATCH(L, S_LOSS)];
+    return m;
+}
+
+vkt_model *vkt_model_create(vkt_backend *be, const vkt_gpt2_shape *s, int max_B, int max_T,
+                            char *err, size_t errlen) {
+    vkt_model *m = vkt_model_alloc(be, s, max_B, max_T, err, errlen);
+    if (!m) return NULL;
     vkt_fill(be, vkt_at(m->grads, 0), 0, m->num_params);
     vkt_fill(be, vkt_at(m->adam_m, 0), 0, m->num_params);
     vkt_fill(be, vkt_at(m->adam_v, 0), 0, m->num_params);
@@ -210,9 +329,8 @@ vkt_model *vkt_model_create(vkt_backend *be, const vkt_gpt2_shape *s, int max_B,
 
 void vkt_model_destroy(vkt_model *m) {
     if (!m) return;
-    vkt_buf *bufs[] = {m->params, m->grads, m->adam_m, m->adam_v, m->acts, m->scratch,
-                       m->tokens, m->targets, m->loss};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) vkt_free(m->be, bufs[i]);
+    for (int i = m->nbufs - 1; i >= 0; i--) vkt_free(m->be, m->bufs[i]);
+    free(m->bufs);
     free(m);
 }
 
@@ -257,55 +375,35 @@ void vkt_model_set_params(vkt_model *m, const float *src) {
 }
 void vkt_model_zero_grad(vkt_model *m) { vkt_fill(m->be, vkt_at(m->grads, 0), 0, m->num_params); }
 
-/* Pointers into the activation buffer for a B x T batch. */
+/* The activations outside the layers (fields in top_act_names' order). Each is a buffer of
+ * its own, used from its start whatever the batch. */
 typedef struct acts {
-    vkt_ptr encoded, ln1, ln1_mean, ln1_rstd, qkv, atty, att_lse, attproj, residual2, ln2,
-        ln2_mean, ln2_rstd, fch, fch_gelu, fcproj, residual3, lnf, lnf_mean, lnf_rstd, logits,
-        losses;
+    vkt_ptr encoded, lnf, lnf_mean, lnf_rstd, logits, losses;
 } acts;
+_Static_assert(sizeof(acts) == NUM_TOP_ACTS * sizeof(vkt_ptr), "acts follows top_act_names");
 
-static acts act_ptrs(vkt_model *m, int B, int T, act_layout *sizes) {
-    *sizes = act_sizes(&m->shape, B, T);
+static acts act_ptrs(vkt_model *m) {
     acts a;
     vkt_ptr *p = (vkt_ptr *)&a;
-    const size_t *f = (const size_t *)sizes;
-    size_t off = 0;
-    for (size_t i = 0; i < NUM_ACTS; i++) {
-        p[i] = vkt_at(m->acts, off * sizeof(float));
-        off += f[i];
-    }
+    for (int i = 0; i < NUM_TOP_ACTS; i++) p[i] = vkt_at(m->bufs[BUF_TOP + i], 0);
     return a;
 }
 
-/* Layer l's slice of a stacked (per-layer) activation or parameter. */
-static vkt_ptr layer(vkt_ptr stacked, size_t total, int L, int l) {
-    return vkt_ptr_addf(stacked, total / L * l);
-}
-/* Layer l's activations; residual is the layer's input (the embedding for layer 0). */
+/* Layer l's activations (after residual: layer_act_names' order); residual is the layer's
+ * input, the embedding for layer 0 and the previous layer's residual3 after it. */
 typedef struct layer_acts {
     vkt_ptr residual, ln1, ln1_mean, ln1_rstd, qkv, atty, att_lse, attproj, residual2, ln2,
         ln2_mean, ln2_rstd, fch, fch_gelu, fcproj, residual3;
 } layer_acts;
+_Static_assert(sizeof(layer_acts) == (1 + NUM_LAYER_ACTS) * sizeof(vkt_ptr),
+               "layer_acts follows layer_act_names");
 
-static layer_acts layer_of(const acts *a, const act_layout *sz, int L, int l) {
-    layer_acts x = {
-        .residual = l == 0 ? a->encoded : layer(a->residual3, sz->residual3, L, l - 1),
-        .ln1 = layer(a->ln1, sz->ln1, L, l),
-        .ln1_mean = layer(a->ln1_mean, sz->ln1_mean, L, l),
-        .ln1_rstd = layer(a->ln1_rstd, sz->ln1_rstd, L, l),
-        .qkv = layer(a->qkv, sz->qkv, L, l),
-        .atty = layer(a->atty, sz->atty, L, l),
-        .att_lse = layer(a->att_lse, sz->att_lse, L, l),
-        .attproj = layer(a->attproj, sz->attproj, L, l),
-        .residual2 = layer(a->residual2, sz->residual2, L, l),
-        .ln2 = layer(a->ln2, sz->ln2, L, l),
-        .ln2_mean = layer(a->ln2_mean, sz->ln2_mean, L, l),
-        .ln2_rstd = layer(a->ln2_rstd, sz->ln2_rstd, L, l),
-        .fch = layer(a->fch, sz->fch, L, l),
-        .fch_gelu = layer(a->fch_gelu, sz->fch_gelu, L, l),
-        .fcproj = layer(a->fcproj, sz->fcproj, L, l),
-        .residual3 = layer(a->residual3, sz->residual3, L, l),
-    };
+static layer_acts layer_of(vkt_model *m, int l) {
+    layer_acts x;
+    vkt_ptr *p = &x.ln1;
+    for (int i = 0; i < NUM_LAYER_ACTS; i++) p[i] = vkt_at(m->bufs[BUF_LAYER(l, i)], 0);
+    x.residual = vkt_at(l == 0 ? m->bufs[BUF_TOP + A_ENCODED]
+                               : m->bufs[BUF_LAYER(l - 1, A_RESIDUAL3)], 0);
     return x;
 }
 
@@ -343,15 +441,14 @@ void vkt_model_forward_acc(vkt_model *m, const int32_t *tokens, const int32_t *t
     vkt_backend *be = m->be;
     int L = m->shape.num_layers, C = m->shape.channels, NH = m->shape.num_heads;
     int V = m->shape.vocab_size, Vp = m->shape.padded_vocab_size, BT = B * T;
-    act_layout sz;
-    acts a = act_ptrs(m, B, T, &sz);
+    acts a = act_ptrs(m);
     vkt_buf *P = m->params;
 
     vkt_upload(be, vkt_at(m->tokens, 0), tokens, sizeof(int32_t) * BT);
     vkt_encoder_forward(be, a.encoded, vkt_at(m->tokens, 0), param0(m, P, WTE), param0(m, P, WPE),
                         B, T, C);
     for (int l = 0; l < L; l++) {
-        layer_acts x = layer_of(&a, &sz, L, l);
+        layer_acts x = layer_of(m, l);
 
         vkt_layernorm_forward(be, x.ln1, x.ln1_mean, x.ln1_rstd, x.residual, param(m, P, LN1W, l),
                               param(m, P, LN1B, l), BT, C);
@@ -368,7 +465,7 @@ void vkt_model_forward_acc(vkt_model *m, const int32_t *tokens, const int32_t *t
                        param(m, P, FCPROJB, l), BT, 4 * C, C);
         vkt_residual_forward(be, x.residual3, x.residual2, x.fcproj, (size_t)BT * C);
     }
-    vkt_ptr last = layer(a.residual3, sz.residual3, L, L - 1);
+    vkt_ptr last = layer_of(m, L - 1).residual3;
     vkt_layernorm_forward(be, a.lnf, a.lnf_mean, a.lnf_rstd, last, param0(m, P, LNFW),
                           param0(m, P, LNFB), BT, C);
     /* tied embedding: logits = lnf . wte^T over all Vp rows (padded rows are masked in the loss) */
@@ -395,14 +492,14 @@ float vkt_model_forward(vkt_model *m, const int32_t *tokens, const int32_t *targ
 }
 
 void vkt_model_get_logits(vkt_model *m, float *dst, int B, int T) {
-    act_layout sz;
-    acts a = act_ptrs(m, B, T, &sz);
-    vkt_download(m->be, dst, a.logits, sz.logits * sizeof(float));
+    acts a = act_ptrs(m);
+    vkt_download(m->be, dst, a.logits,
+                 (size_t)B * T * m->shape.padded_vocab_size * sizeof(float));
 }
 
 void vkt_model_get_logits_at(vkt_model *m, float *dst, int B, int T, int b, int t) {
-    act_layout sz;
-    acts a = act_ptrs(m, B, T, &sz);
+    (void)B; /* row b*T + t of the logits' own buffer, whatever the batch */
+    acts a = act_ptrs(m);
     size_t Vp = (size_t)m->shape.padded_vocab_size;
     vkt_download(m->be, dst, vkt_ptr_addf(a.logits, ((size_t)b * T + t) * Vp), Vp * sizeof(float));
 }
@@ -415,23 +512,23 @@ void vkt_model_backward(vkt_model *m, int B, int T) {
     vkt_backend *be = m->be;
     int L = m->shape.num_layers, C = m->shape.channels, NH = m->shape.num_heads;
     int Vp = m->shape.padded_vocab_size, BT = B * T;
-    act_layout sz;
-    acts a = act_ptrs(m, B, T, &sz);
+    acts a = act_ptrs(m);
     vkt_buf *P = m->params, *G = m->grads;
-    vkt_ptr dres = vkt_at(m->scratch, 0), dbuf = vkt_ptr_addf(dres, (size_t)BT * C),
-            dqkv = vkt_ptr_addf(dbuf, (size_t)BT * C),
-            dfch = vkt_ptr_addf(dqkv, (size_t)BT * 3 * C);
+    vkt_ptr dres = vkt_at(m->bufs[BUF_SCRATCH(L, S_DRES)], 0),
+            dbuf = vkt_at(m->bufs[BUF_SCRATCH(L, S_DBUF)], 0),
+            dqkv = vkt_at(m->bufs[BUF_SCRATCH(L, S_DQKV)], 0),
+            dfch = vkt_at(m->bufs[BUF_SCRATCH(L, S_DFCH)], 0);
     vkt_ptr dlogits = a.logits; /* softmax_xent left them there */
 
     vkt_fill(be, dres, 0.0f, (size_t)BT * C);
     linear_backward(be, dbuf, param0(m, G, WTE), VKT_NULL_PTR, dlogits, a.lnf, param0(m, P, WTE),
                     BT, C, Vp);
     vkt_layernorm_backward(be, dres, param0(m, G, LNFW), param0(m, G, LNFB), dbuf,
-                           layer(a.residual3, sz.residual3, L, L - 1), param0(m, P, LNFW),
+                           layer_of(m, L - 1).residual3, param0(m, P, LNFW),
                            a.lnf_mean, a.lnf_rstd, BT, C);
 
     for (int l = L - 1; l >= 0; l--) {
-        layer_acts x = layer_of(&a, &sz, L, l);
+        layer_acts x = layer_of(m, l);
 
         /* MLP: dres is d(fcproj) and, through the residual add, d(residual2) */
         linear_backward(be, dfch, param(m, G, FCPROJW, l), param(m, G, FCPROJB, l), dres,

@@ -49,6 +49,8 @@ static volatile sig_atomic_t loop_running = 0;
 void vkt_train_request_stop(void) { stop_requested = 1; }
 int vkt_train_stop_honoured(void) { return loop_running != 0; }
 
+#define RUN_SCALAR_BYTES (2 * sizeof(float)) /* run.scalar */
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -103,7 +105,16 @@ static int read_init_weights(run *r, char *err, size_t errlen) {
     return 0;
 }
 
-static int open_device(run *r, int dev, char *err, size_t errlen) {
+static vkt_gpt2_shape config_shape(const vkt_config *c) {
+    vkt_gpt2_shape s = {.max_seq_len = c->model.block_size, .vocab_size = c->model.vocab_size,
+                        .padded_vocab_size = vkt_padded_vocab(c->model.vocab_size),
+                        .num_layers = c->model.n_layer, .num_heads = c->model.n_head,
+                        .channels = c->model.n_embd};
+    return s;
+}
+
+/* The backend with the config's options; this rank's batch. */
+static int open_backend(run *r, int dev, char *err, size_t errlen) {
     const vkt_config *c = r->cfg;
     r->be = vkt_backend_create(dev, err, errlen);
     if (!r->be) return 1;
@@ -113,12 +124,17 @@ static int open_device(run *r, int dev, char *err, size_t errlen) {
         vkt_backend_set_option(r->be, "matmul", c->backend.matmul, err, errlen) ||
         vkt_backend_set_option(r->be, "cache_dir", c->backend.cache_dir, err, errlen))
         return 1;
-    vkt_gpt2_shape s = {.max_seq_len = c->model.block_size, .vocab_size = c->model.vocab_size,
-                        .padded_vocab_size = vkt_padded_vocab(c->model.vocab_size),
-                        .num_layers = c->model.n_layer, .num_heads = c->model.n_head,
-                        .channels = c->model.n_embd};
     int offset;
     vkt_dist_batch_slice(r->dist, c->train.batch_size, &offset, &r->B);
+    return 0;
+}
+
+/* Everything on the device the run needs: the model and the step's scalars (after
+ * open_backend). The dry run (dry = 1) allocates through this same function, without zeroing
+ * the gradients and moments. */
+static int alloc_run(run *r, int dry, char *err, size_t errlen) {
+    const vkt_config *c = r->cfg;
+    vkt_gpt2_shape s = config_shape(c);
     const vkt_device_info *info = vkt_backend_info(r->be);
     double need = vkt_gpt2_memory_bytes(&s, r->B, c->train.seq_len);
     if (info->memory_bytes && need > (double)info->memory_bytes) {
@@ -130,9 +146,10 @@ static int open_device(run *r, int dev, char *err, size_t errlen) {
                  info->name, info->memory_bytes / 1073741824.0);
         return 1;
     }
-    r->model = vkt_model_create(r->be, &s, r->B, c->train.seq_len, err, errlen);
+    r->model = (dry ? vkt_model_alloc : vkt_model_create)(r->be, &s, r->B, c->train.seq_len,
+                                                          err, errlen);
     if (!r->model) return 1;
-    r->scalar = vkt_alloc(r->be, 2 * sizeof(float), err, errlen);
+    r->scalar = vkt_alloc(r->be, RUN_SCALAR_BYTES, err, errlen);
     size_t n = (size_t)r->B * c->train.seq_len;
     r->inputs = malloc(n * sizeof(int32_t));
     r->targets = malloc(n * sizeof(int32_t));
@@ -141,6 +158,60 @@ static int open_device(run *r, int dev, char *err, size_t errlen) {
         return 1;
     }
     return 0;
+}
+
+static int open_device(run *r, int dev, char *err, size_t errlen) {
+    int rc = open_backend(r, dev, err, errlen);
+    return rc ? rc : alloc_run(r, 0, err, errlen);
+}
+
+static void fmt_mem(char *buf, size_t len, double b) {
+    if (b >= 1073741824.0) snprintf(buf, len, "%.2f GiB", b / 1073741824.0);
+    else snprintf(buf, len, "%.1f MiB", b / 1048576.0);
+}
+
+/* --dry-run: the table of what the run allocates (vkt_gpt2_memory_plan is the model's own
+ * buffer table), then the allocation itself through alloc_run, as the run would; "fits: yes"
+ * and 0, or "fits: no" and 1 with err naming what did not fit. Nothing is computed, written
+ * or read beyond the config (and an init_from file's shape). */
+static int dry_run(run *r, int dev, char *err, size_t errlen) {
+    const vkt_config *c = r->cfg;
+    int rc = open_backend(r, dev, err, errlen);
+    if (rc) return rc;
+    vkt_gpt2_shape s = config_shape(c);
+    vkt_model_memory mm;
+    vkt_gpt2_memory_plan(&s, r->B, c->train.seq_len, &mm);
+    const vkt_device_info *d = vkt_backend_info(r->be);
+    uint64_t own = vkt_backend_own_bytes(r->be); /* staging: allocated at creation */
+    char b[VKT_MEM_CLASSES][32], tot[32], dev_mem[32], big[32], bigact[32], lim[32] = "none",
+        ownb[32];
+    for (int i = 0; i < VKT_MEM_CLASSES; i++) fmt_mem(b[i], sizeof b[i], (double)mm.bytes[i]);
+    uint64_t total = mm.total + RUN_SCALAR_BYTES + own;
+    fmt_mem(tot, sizeof tot, (double)total);
+    fmt_mem(dev_mem, sizeof dev_mem, (double)d->memory_bytes);
+    fmt_mem(big, sizeof big, (double)mm.largest);
+    fmt_mem(bigact, sizeof bigact, (double)mm.largest_act);
+    fmt_mem(ownb, sizeof ownb, (double)own);
+    if (d->max_alloc_bytes) fmt_mem(lim, sizeof lim, (double)d->max_alloc_bytes);
+    printf("%s:%d (%s): memory for %s (B=%d, T=%d, %s)\n", d->backend, d->backend_index,
+           d->name, c->path[0] ? c->path : "the default config", r->B, c->train.seq_len,
+           c->train.precision);
+    printf("  %-12s %12s  (%zu floats)\n", "parameters", b[VKT_MEM_PARAMS],
+           (size_t)(mm.bytes[VKT_MEM_PARAMS] / 4));
+    printf("  %-12s %12s\n", "gradients", b[VKT_MEM_GRADS]);
+    printf("  %-12s %12s  (AdamW m, v)\n", "optimizer", b[VKT_MEM_OPTIM]);
+    printf("  %-12s %12s  (a buffer per tensor and layer; the largest %s, %s)\n",
+           "activations", b[VKT_MEM_ACTS], bigact, mm.largest_act_name);
+    printf("  %-12s %12s  (backward activation gradients, tokens, targets, loss; + %zu B of "
+           "step scalars)\n",
+           "scratch", b[VKT_MEM_SCRATCH], (size_t)RUN_SCALAR_BYTES);
+    printf("  %-12s %12s  (the backend's staging and op scratch)\n", "backend", ownb);
+    printf("  %-12s %12s  of %s device memory; %d allocations, the largest %s (%s; limit %s)\n",
+           "total", tot, dev_mem, mm.buffers + 1, big, mm.largest_name, lim);
+    fflush(stdout);
+    rc = alloc_run(r, 1, err, errlen);
+    printf("fits: %s\n", rc ? "no" : "yes");
+    return rc;
 }
 
 /* The run's checkpoint: written by loop(), read back by --resume. */
@@ -714,6 +785,18 @@ int vkt_train_run_opts(const vkt_config *config, const vkt_train_opts *opts,
     /* an existing out_dir is locked at once, so that a second run on it is refused before it
      * loads anything; a new one only once the run is ready to write (a rejected run leaves
      * no directory behind) */
+    if (opts && opts->dry_run) { /* no run directory, lock, data or metrics */
+        int rc = dev < 0 ? 2 : read_init_weights(&r, err, errlen);
+        if (!rc) rc = dry_run(&r, dev, err, errlen);
+        if (r.be) vkt_free(r.be, r.scalar);
+        vkt_model_destroy(r.model);
+        vkt_backend_destroy(r.be);
+        free(r.inputs);
+        free(r.targets);
+        vkt_checkpoint_free(&r.init);
+        vkt_dist_finalize(r.dist);
+        return rc;
+    }
     int rc = dev < 0 ? 2 : rank0 ? vkt_rundir_lock(cfg->train.out_dir, 0, &lock, err, errlen) : 0;
     if (!rc) rc = read_init_weights(&r, err, errlen);
     if (!rc) rc = load_data(&r, err, errlen);

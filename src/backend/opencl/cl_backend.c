@@ -28,6 +28,7 @@ const vkt_backend_ops vkt_opencl_backend_ops = {
     .profile_read = vkt_cl_op_profile_read,
     .alloc = vkt_cl_op_alloc,
     .free = vkt_cl_op_free,
+    .own_bytes = vkt_cl_op_own_bytes,
     .upload = vkt_cl_op_upload,
     .download = vkt_cl_op_download,
     .fill = vkt_cl_op_fill,

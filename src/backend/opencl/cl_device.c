@@ -68,6 +68,7 @@ static void describe(const vkt_cl_fns *cl, vkt_cl_device *d) {
     d->fp16 = strstr(ext, "cl_khr_fp16") != NULL;
     d->fp64 = strstr(ext, "cl_khr_fp64") != NULL;
     info->memory_bytes = mem;
+    info->max_alloc_bytes = d->max_alloc;
     info->fp16 = d->fp16;
     info->coopmat = 0;
     snprintf(info->driver, sizeof info->driver, "%.60s, %.60s", d->platform_name,

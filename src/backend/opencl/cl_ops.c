@@ -139,6 +139,14 @@ vkt_buf *vkt_cl_op_alloc(vkt_backend *be, size_t bytes, char *err, size_t errlen
     return vkt_cl_alloc_buf(vkt_cl(be), bytes, err, errlen);
 }
 void vkt_cl_op_free(vkt_backend *be, vkt_buf *b) { vkt_cl_free_buf(vkt_cl(be), b); }
+uint64_t vkt_cl_op_own_bytes(vkt_backend *be) {
+    vkt_cl_ctx *c = vkt_cl(be);
+    if (!c) return 0;
+    const vkt_buf *own[] = {c->scratch, c->round_a, c->round_b};
+    uint64_t n = 0;
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) n += own[i] ? own[i]->size : 0;
+    return n;
+}
 
 void vkt_cl_op_upload(vkt_backend *be, vkt_ptr dst, const void *src, size_t bytes) {
     if (!bytes) return;

@@ -14,6 +14,7 @@ int vkt_cl_set_option(vkt_backend *be, const char *key, const char *value, char 
 
 vkt_buf *vkt_cl_op_alloc(vkt_backend *be, size_t bytes, char *err, size_t errlen);
 void vkt_cl_op_free(vkt_backend *be, vkt_buf *b);
+uint64_t vkt_cl_op_own_bytes(vkt_backend *be); /* op scratch */
 void vkt_cl_op_upload(vkt_backend *be, vkt_ptr dst, const void *src, size_t bytes);
 void vkt_cl_op_download(vkt_backend *be, void *dst, vkt_ptr src, size_t bytes);
 void vkt_cl_op_fill(vkt_backend *be, vkt_ptr dst, float value, size_t n);

@@ -43,6 +43,7 @@ const vkt_backend_ops vkt_vulkan_backend_ops = {
     .profile_read = vkt_vk_op_profile_read,
     .alloc = vkt_vk_op_alloc,
     .free = vkt_vk_op_free,
+    .own_bytes = vkt_vk_op_own_bytes,
     .upload = vkt_vk_op_upload,
     .download = vkt_vk_op_download,
     .fill = vk_fill,

@@ -25,7 +25,6 @@
         }                                                                                     \
     } while (0)
 
-#define VKT_VK_MAX_BLOCKS 64
 #define VKT_VK_ALIGN 256
 
 /* A free or used range inside a block (a doubly linked list in address order). */
@@ -73,8 +72,8 @@ typedef struct vkt_vk_ctx {
     VkPhysicalDeviceMemoryProperties memprops;
 
     /* memory (vk_memory.c) */
-    vkt_vk_block blocks[VKT_VK_MAX_BLOCKS];
-    int nblocks;
+    vkt_vk_block *blocks; /* grown as needed: a model in many buffers takes many blocks */
+    int nblocks, cap_blocks;
     uint32_t device_type; /* memory type index of the blocks */
     VkDeviceSize block_size, heap_size, max_alloc;
     vkt_buf *dead; /* frees deferred to the next flush */

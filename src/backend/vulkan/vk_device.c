@@ -206,6 +206,19 @@ static double peak_estimate(VkPhysicalDeviceType t) {
 
 static const char *yn(int b) { return b ? "yes" : "no"; }
 
+/* The largest single allocation vktrain makes on the device: one vkt_buf lives inside one
+ * VkDeviceMemory block covered by one VkBuffer, so both maxMemoryAllocationSize
+ * (maintenance3) and maxBufferSize (maintenance4) bound it; 1 GiB, the smallest limit any
+ * driver reports, when neither is known. VKT_VULKAN_MAX_ALLOC=<bytes> lowers it (tests: a
+ * small limit makes the model's buffers many blocks). */
+static uint64_t effective_max_alloc(uint64_t m3, uint64_t m4) {
+    uint64_t lim = m3 ? m3 : (uint64_t)1 << 30;
+    if (m4 && m4 < lim) lim = m4;
+    const char *e = getenv("VKT_VULKAN_MAX_ALLOC");
+    if (e && atoll(e) >= 65536 && (uint64_t)atoll(e) < lim) lim = (uint64_t)atoll(e);
+    return lim;
+}
+
 #define CHAIN(tail, s)                                                                        \
     do {                                                                                      \
         *(tail) = &(s);                                                                       \
@@ -343,6 +356,8 @@ static void describe(vkt_vk_physdev *d, VkPhysicalDevice pd) {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES};
     VkPhysicalDeviceCooperativeMatrix2PropertiesNV cm2p = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_2_PROPERTIES_NV};
+    VkPhysicalDeviceMaintenance4Properties m4 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_4_PROPERTIES};
     VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
     int has_ssc = q2 && (api >= VK_API_VERSION_1_3 ||
                          has_ext(ext, next, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME));
@@ -350,12 +365,15 @@ static void describe(vkt_vk_physdev *d, VkPhysicalDevice pd) {
     int has_sub = q2 && v11;
     int has_drv = q2 && (v12 || has_ext(ext, next, VK_KHR_DRIVER_PROPERTIES_EXTENSION_NAME));
     int has_m3 = q2 && (v11 || has_ext(ext, next, VK_KHR_MAINTENANCE_3_EXTENSION_NAME));
+    int has_m4 = q2 && (api >= VK_API_VERSION_1_3 ||
+                        has_ext(ext, next, VK_KHR_MAINTENANCE_4_EXTENSION_NAME));
     void **tail = &p2.pNext;
     if (has_sub) CHAIN(tail, sub);
     if (has_drv) CHAIN(tail, drv);
     if (has_m3) CHAIN(tail, m3);
     if (has_ssc) CHAIN(tail, ssc);
     if (has_cm2) CHAIN(tail, cm2p);
+    if (has_m4) CHAIN(tail, m4);
     if (q2) vk->vkGetPhysicalDeviceProperties2(pd, &p2);
 
     VkPhysicalDeviceShaderFloat16Int8Features f16 = {
@@ -457,8 +475,11 @@ static void describe(vkt_vk_physdev *d, VkPhysicalDevice pd) {
     line(&t, "fp16: shaderFloat16 %s, storageBuffer16BitAccess %s",
          has_f16 ? yn(f16.shaderFloat16) : "unknown",
          has_s16 ? yn(s16.storageBuffer16BitAccess) : "unknown");
-    char maxalloc[32] = "unknown", sbr[32], shm[32];
-    d->max_alloc = has_m3 ? m3.maxMemoryAllocationSize : 0;
+    char maxalloc[32] = "unknown", maxbuf[32] = "unknown", sbr[32], shm[32];
+    d->max_alloc = effective_max_alloc(has_m3 ? m3.maxMemoryAllocationSize : 0,
+                                       has_m4 ? m4.maxBufferSize : 0);
+    info->max_alloc_bytes = d->max_alloc;
+    if (has_m4) fmt_bytes(maxbuf, sizeof maxbuf, (double)m4.maxBufferSize);
     d->subgroup_size = has_sub ? sub.subgroupSize : 0;
     d->subgroup_ballot = has_sub && (sub.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                          (sub.supportedOperations & VK_SUBGROUP_FEATURE_BASIC_BIT) &&
@@ -466,9 +487,9 @@ static void describe(vkt_vk_physdev *d, VkPhysicalDevice pd) {
     if (has_m3) fmt_bytes(maxalloc, sizeof maxalloc, (double)m3.maxMemoryAllocationSize);
     fmt_bytes(sbr, sizeof sbr, (double)p.limits.maxStorageBufferRange);
     fmt_bytes(shm, sizeof shm, (double)p.limits.maxComputeSharedMemorySize);
-    line(&t, "limits: storage buffer range %s, allocation %s, shared memory %s, workgroup %u "
-             "invocations, push constants %u B, timestamps %s",
-         sbr, maxalloc, shm, p.limits.maxComputeWorkGroupInvocations,
+    line(&t, "limits: storage buffer range %s, allocation %s, buffer %s, shared memory %s, "
+             "workgroup %u invocations, push constants %u B, timestamps %s",
+         sbr, maxalloc, maxbuf, shm, p.limits.maxComputeWorkGroupInvocations,
          p.limits.maxPushConstantsSize, yn(p.limits.timestampComputeAndGraphics));
     if (!ncm) {
         line(&t, "cooperative matrix: none (%s)",

@@ -15,7 +15,8 @@ typedef struct vkt_vk_mma_shape {
 typedef struct vkt_vk_physdev {
     VkPhysicalDevice pd;
     uint32_t api_version; /* min(device, instance): what may be used on it */
-    uint64_t max_alloc;   /* maxMemoryAllocationSize, 0 when unknown (no maintenance3) */
+    uint64_t max_alloc;   /* the largest allocation: min(maxMemoryAllocationSize,
+                           * maxBufferSize), 1 GiB when unknown, or VKT_VULKAN_MAX_ALLOC */
     uint32_t subgroup_size; /* of compute shaders; 0 when unknown (Vulkan 1.0) */
     int subgroup_ballot;    /* compute shaders have subgroupBroadcast (basic + ballot) */
     /* subgroup size control (core 1.3, or VK_EXT_subgroup_size_control): a pipeline may

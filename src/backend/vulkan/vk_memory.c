@@ -69,8 +69,8 @@ int vkt_vk_memory_init(vkt_vk_ctx *c, char *err, size_t errlen) {
     c->device_type = (uint32_t)t;
     c->heap_size = c->memprops.memoryHeaps[c->memprops.memoryTypes[t].heapIndex].size;
     c->block_size = BLOCK_BYTES < c->heap_size ? BLOCK_BYTES : c->heap_size;
-    /* one allocation's limit (maintenance3; 1 GiB is the smallest any driver reports) */
-    c->max_alloc = c->phys->max_alloc ? c->phys->max_alloc : (VkDeviceSize)1 << 30;
+    /* one allocation's limit (vk_device.c: maintenance3 and 4, or VKT_VULKAN_MAX_ALLOC) */
+    c->max_alloc = c->phys->max_alloc;
     if (c->block_size > c->max_alloc) c->block_size = c->max_alloc;
 
     c->staging_size = STAGING_BYTES;
@@ -105,7 +105,9 @@ void vkt_vk_memory_shutdown(vkt_vk_ctx *c) {
         if (b->buffer) c->d.vkDestroyBuffer(c->dev, b->buffer, NULL);
         if (b->mem) c->d.vkFreeMemory(c->dev, b->mem, NULL);
     }
-    c->nblocks = 0;
+    free(c->blocks);
+    c->blocks = NULL;
+    c->nblocks = c->cap_blocks = 0;
     if (c->staging_map) c->d.vkUnmapMemory(c->dev, c->staging_mem);
     if (c->staging) c->d.vkDestroyBuffer(c->dev, c->staging, NULL);
     if (c->staging_mem) c->d.vkFreeMemory(c->dev, c->staging_mem, NULL);
@@ -118,8 +120,19 @@ void vkt_vk_memory_shutdown(vkt_vk_ctx *c) {
  * size beyond the heap or the allocation limit) when the device cannot. */
 static int add_block(vkt_vk_ctx *c, VkDeviceSize size, char *why, size_t whylen) {
     why[0] = 0;
-    if (c->nblocks == VKT_VK_MAX_BLOCKS || size > c->heap_size || size > c->max_alloc) return -1;
+    if (size > c->heap_size || size > c->max_alloc) return -1;
+    if (c->nblocks == c->cap_blocks) {
+        int cap = c->cap_blocks ? 2 * c->cap_blocks : 64;
+        vkt_vk_block *nb = realloc(c->blocks, (size_t)cap * sizeof *nb);
+        if (!nb) {
+            snprintf(why, whylen, "no host memory for the block table");
+            return -1;
+        }
+        c->blocks = nb;
+        c->cap_blocks = cap;
+    }
     vkt_vk_block *b = &c->blocks[c->nblocks];
+    memset(b, 0, sizeof *b);
     VkMemoryAllocateInfo ai = {
         .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
         .allocationSize = size,
@@ -193,6 +206,15 @@ vkt_buf *vkt_vk_alloc(vkt_vk_ctx *c, size_t bytes, char *err, size_t errlen) {
     int bi = add_block(c, bs, why, sizeof why);
     if (bi < 0 && bs > size) /* the heap may fit a smaller block */
         bi = add_block(c, size, why, sizeof why);
+    if (bi < 0 && size > c->max_alloc) {
+        snprintf(err, errlen,
+                 "vulkan:%d (%s): cannot allocate %zu bytes (%.1f MiB) in one buffer: the "
+                 "device's largest allocation is %.1f MiB (min of maxMemoryAllocationSize and "
+                 "maxBufferSize). HINT: a smaller batch_size or model",
+                 c->be->device, c->be->info.name, bytes, (double)bytes / (1 << 20),
+                 (double)c->max_alloc / (1 << 20));
+        return NULL;
+    }
     if (bi < 0) {
         snprintf(err, errlen,
                  "vulkan:%d (%s): out of memory on the device: %zu bytes requested, heap size "

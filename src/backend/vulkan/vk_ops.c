@@ -94,6 +94,10 @@ vkt_buf *vkt_vk_op_alloc(vkt_backend *be, size_t bytes, char *err, size_t errlen
     return vkt_vk_alloc(vkt_vk(be), bytes, err, errlen);
 }
 void vkt_vk_op_free(vkt_backend *be, vkt_buf *buf) { vkt_vk_free(vkt_vk(be), buf); }
+uint64_t vkt_vk_op_own_bytes(vkt_backend *be) {
+    vkt_vk_ctx *c = vkt_vk(be);
+    return c ? c->staging_size + (c->scratch ? c->scratch->size : 0) : 0;
+}
 void vkt_vk_op_upload(vkt_backend *be, vkt_ptr dst, const void *src, size_t bytes) {
     if (bytes) vkt_vk_upload(vkt_vk(be), dst, src, bytes);
 }

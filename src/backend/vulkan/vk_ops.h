@@ -9,6 +9,7 @@ void vkt_vk_op_shutdown(vkt_backend *be);
 void vkt_vk_op_synchronize(vkt_backend *be);
 vkt_buf *vkt_vk_op_alloc(vkt_backend *be, size_t bytes, char *err, size_t errlen);
 void vkt_vk_op_free(vkt_backend *be, vkt_buf *buf);
+uint64_t vkt_vk_op_own_bytes(vkt_backend *be); /* staging ring + op scratch */
 void vkt_vk_op_upload(vkt_backend *be, vkt_ptr dst, const void *src, size_t bytes);
 void vkt_vk_op_download(vkt_backend *be, void *dst, vkt_ptr src, size_t bytes);
 void vkt_vk_op_fill(vkt_backend *be, vkt_ptr dst, float value, size_t n);
