@@ -26,6 +26,7 @@ typedef struct vkt_test_coopmat_tier {
 
 static const vkt_test_coopmat_tier vkt_test_coopmat_tiers[] = {
     {"coopmat", "matmul_coopmat"},
+    {"coopmat2", "matmul_coopmat2"},
 };
 #define VKT_TEST_NCOOPMAT ((int)(sizeof vkt_test_coopmat_tiers / sizeof vkt_test_coopmat_tiers[0]))
 
