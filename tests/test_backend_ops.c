@@ -128,8 +128,8 @@ static void check_layernorm(void) {
     pfree(dinp), pfree(dw), pfree(db);
 }
 
-static void check_matmul(void) {
-    const int M = 67, Nn = 131, K = 45;
+/* One matmul shape in all transpose, accumulate and bias variants. */
+static void check_matmul_shape(int M, int Nn, int K, const char *cfg) {
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++)
             for (int variant = 0; variant < 2; variant++) {
@@ -140,15 +140,37 @@ static void check_matmul(void) {
                 vkt_ptr rb = variant ? R(bias) : VKT_NULL_PTR, db = variant ? D(bias) : VKT_NULL_PTR;
                 vkt_matmul(ref, R(c), R(a), R(b), rb, M, Nn, K, ta, tb, alpha, beta);
                 vkt_matmul(dut, D(c), D(a), D(b), db, M, Nn, K, ta, tb, alpha, beta);
-                char what[80];
-                snprintf(what, sizeof what, "matmul %dx%dx%d ta%d tb%d %s", M, Nn, K, ta, tb,
-                         variant ? "acc+bias" : "");
+                char what[120];
+                snprintf(what, sizeof what, "matmul %dx%dx%d ta%d tb%d %s%s", M, Nn, K, ta, tb,
+                         variant ? "acc+bias" : "", cfg);
                 double saved = atol_frac;
                 if (atol_frac < ATOL_FRAC_MM) atol_frac = ATOL_FRAC_MM;
                 same(what, c);
                 atol_frac = saved;
                 pfree(a), pfree(b), pfree(c), pfree(bias);
             }
+}
+
+static void check_matmul(void) {
+    const int M = 67, Nn = 131, K = 45;
+    check_matmul_shape(M, Nn, K, "");
+    /* vulkan: every block size and a K split, on an unaligned shape (odd everywhere) and an
+     * aligned one (rows of 16 bytes: 128-bit loads, direct cooperative-matrix stores) */
+    if (!strncmp(dut_name, "vulkan", 6)) {
+        static const char *const cfg[][2] = {
+            {"large", NULL}, {"small", NULL}, {"medium", "3"}, {"small", "2"}};
+        for (int i = 0; i < 4; i++) {
+            setenv("VKT_MATMUL_BLOCK", cfg[i][0], 1);
+            if (cfg[i][1]) setenv("VKT_MATMUL_SPLIT_K", cfg[i][1], 1);
+            char tag[64];
+            snprintf(tag, sizeof tag, " [block %s%s%s]", cfg[i][0], cfg[i][1] ? ", split " : "",
+                     cfg[i][1] ? cfg[i][1] : "");
+            check_matmul_shape(M, Nn, 101, tag);
+            check_matmul_shape(64, 96, 128, tag);
+            unsetenv("VKT_MATMUL_BLOCK");
+            unsetenv("VKT_MATMUL_SPLIT_K");
+        }
+    }
     pair dout = prand((size_t)M * Nn, 1), dbias = prand(Nn, 1);
     vkt_bias_backward(ref, R(dbias), R(dout), M, Nn);
     vkt_bias_backward(dut, D(dbias), D(dout), M, Nn);
