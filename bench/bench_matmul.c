@@ -6,7 +6,7 @@
  * clock (vkt_time_ms); the median batch gives GFLOP/s = 2 M N K R / seconds.
  *
  *   build/bench_matmul [DEVICE] [TIER ...]     DEVICE like vulkan:0 (default: auto = fastest)
- *                                        TIERS default: fp32 fp32_direct fp16 fp16_direct coopmat
+ *                                        TIERS default: fp32 fp32_direct fp16 fp16_direct coopmat coopmat2
  *   build/bench_matmul opencl:0 untuned tuned   CLBlast as shipped, then after the tuning pass
  *
  * A tier the device lacks is reported as such and skipped; fp16 and coopmat run under
@@ -102,9 +102,11 @@ static double result[MAX_TIERS][NSHAPES + NQUICK];
 
 int main(int argc, char **argv) {
     const char *dev_spec = argc > 1 ? argv[1] : "auto";
-    const char *default_tiers[] = {"fp32", "fp32_direct", "fp16", "fp16_direct", "coopmat"};
+    const char *default_tiers[] = {"fp32",        "fp32_direct", "fp16",
+                                   "fp16_direct", "coopmat",     "coopmat2"};
     const char **tiers = argc > 2 ? (const char **)argv + 2 : default_tiers;
-    int ntiers = argc > 2 ? argc - 2 : 5;
+    int ntiers = argc > 2 ? argc - 2 : (int)(sizeof default_tiers / sizeof default_tiers[0]);
+    if (ntiers > MAX_TIERS) ntiers = MAX_TIERS;
     char err[512];
     int dev = vkt_device_resolve(dev_spec, err, sizeof err);
     if (dev < 0) {
