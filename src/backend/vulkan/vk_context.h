@@ -172,6 +172,17 @@ static inline vkt_vk_shader vkt_vk_shader_1d(const char *name, uint32_t x) {
     vkt_vk_shader s = {name, {x, 1, 1}, 0, {{0, 0}}, 0};
     return s;
 }
+/* A 1-D launch of `threads` threads in workgroups of `wg`, spread over x and y (x at most
+ * 65535 workgroups; shaders use flat_index(), common.glsl). */
+static inline void vkt_vk_grid1d(size_t threads, uint32_t wg, uint32_t *gx, uint32_t *gy) {
+    size_t groups = (threads + wg - 1) / wg;
+    if (groups == 0) {
+        *gx = *gy = 0;
+        return;
+    }
+    *gx = groups < 65535u ? (uint32_t)groups : 65535u;
+    *gy = (uint32_t)((groups + *gx - 1) / *gx);
+}
 /* Whether a pipeline can get subgroups of exactly `size` full invocations on this device:
  * by requiring it (subgroup size control), or because it is the device's only size. */
 int vkt_vk_subgroup_fixed(const vkt_vk_ctx *c, uint32_t size);

@@ -142,6 +142,12 @@ static void plan_direct(const vkt_vk_ctx *c, vkt_vk_shader *sh, uint32_t *bm, ui
     *bm = *bn = 64;
 }
 
+/* Halves of one padded fp16 tile of the coopmat kernel: rows x bk stored either way. */
+static uint32_t coopmat_tile(uint32_t rows, uint32_t bk) {
+    uint32_t a = rows * (bk + 8), b = bk * (rows + 8);
+    return a > b ? a : b;
+}
+
 /* KHR coopmat: 2 x 2 warps, each FM x FN fragments of the device's shape (4, 2 or 1 per side,
  * a warp tile at most 64 wide), a K tile of 32 (or one fragment deep), one subgroup size
  * (the device's default) required of the pipeline. */
@@ -158,9 +164,9 @@ static int plan_coopmat(const vkt_vk_ctx *c, int b, vkt_vk_shader *sh, uint32_t 
     *bm = 2 * wm;
     *bn = 2 * wn;
     uint32_t wg = 4 * sg;
-    uint32_t pad = 8, sha = *bm * (bk + pad) > bk * (*bm + pad) ? *bm * (bk + pad) : bk * (*bm + pad);
-    uint32_t shb = *bn * (bk + pad) > bk * (*bn + pad) ? *bn * (bk + pad) : bk * (*bn + pad);
-    uint32_t shared = (sha + shb) * 2 + 4 * s->m * s->n * 4;
+    /* as matmul_coopmat.comp sizes it: both fp16 tiles in either stored layout, 8 halves of
+     * padding per row, and each of the 4 warps' fp32 epilogue slice */
+    uint32_t shared = (coopmat_tile(*bm, bk) + coopmat_tile(*bn, bk)) * 2 + 4 * s->m * s->n * 4;
     if (shared > c->props.limits.maxComputeSharedMemorySize ||
         wg > c->props.limits.maxComputeWorkGroupInvocations ||
         wg > c->props.limits.maxComputeWorkGroupSize[0])
@@ -620,9 +626,8 @@ void vkt_vk_matmul_record(vkt_backend *be, int t, vkt_ptr c_, vkt_ptr a, vkt_ptr
     rp.off_c = bd.elem_off[0];
     rp.off_p = bd.elem_off[1];
     rp.off_bias = bd.elem_off[2];
-    size_t groups = ((size_t)M * N + 255) / 256;
-    uint32_t gx = groups < 65535 ? (uint32_t)groups : 65535u;
-    uint32_t gy = (uint32_t)((groups + gx - 1) / gx);
+    uint32_t gx, gy;
+    vkt_vk_grid1d((size_t)M * N, 256, &gx, &gy);
     vkt_vk_shader rs = vkt_vk_shader_1d("matmul_splitk_reduce", 256);
     vkt_vk_dispatch(c, &rs, &bd, &rp, sizeof rp, gx, gy, 1);
 }

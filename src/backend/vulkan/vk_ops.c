@@ -7,19 +7,6 @@
 #include "backend/vkt_spirv.h"
 #include "backend/vulkan/vk_ops.h"
 
-#define MAXG 65535u
-
-/* A 1-D launch of `threads` threads in workgroups of `wg`, spread over x and y. */
-static void grid1d(size_t threads, uint32_t wg, uint32_t *gx, uint32_t *gy) {
-    size_t groups = (threads + wg - 1) / wg;
-    if (groups == 0) {
-        *gx = *gy = 0;
-        return;
-    }
-    *gx = groups < MAXG ? (uint32_t)groups : MAXG;
-    *gy = (uint32_t)((groups + *gx - 1) / *gx);
-}
-
 static void run(vkt_backend *be, const char *name, int nb, const vkt_ptr *ptrs, void *push,
                 uint32_t push_size, uint32_t *offs, size_t threads, uint32_t wg) {
     vkt_vk_ctx *c = vkt_vk(be);
@@ -27,7 +14,7 @@ static void run(vkt_backend *be, const char *name, int nb, const vkt_ptr *ptrs, 
     vkt_vk_bind(c, &b, nb, ptrs);
     memcpy(offs, b.elem_off, (size_t)nb * sizeof *offs);
     uint32_t gx, gy;
-    grid1d(threads, wg, &gx, &gy);
+    vkt_vk_grid1d(threads, wg, &gx, &gy);
     vkt_vk_shader sh = vkt_vk_shader_1d(name, wg);
     vkt_vk_dispatch(c, &sh, &b, push, push_size, gx, gy, 1);
 }
