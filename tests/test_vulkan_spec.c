@@ -129,6 +129,14 @@ int main(void) {
               p.sh.spec[7].value, p.sh.spec[8].value, known ? "yes" : "no");
         printf("  coopmat: fragment %ux%ux%u, block %ux%u, workgroup %u\n", p.sh.spec[6].value,
                p.sh.spec[7].value, p.sh.spec[8].value, p.bm, p.bn, p.sh.local[0]);
+        /* its weight-gradient GEMMs are split along K too, in whole K tiles (spec id 3) */
+        CHECK(vkt_vk_matmul_plan_tier(be, cm, 768, 768, 16384, &p) == 0 && p.splits > 1 &&
+                  p.bk == p.sh.spec[3].value && p.k_split % p.bk == 0 &&
+                  p.k_split * p.splits >= 16384 && p.k_split * (p.splits - 1) < 16384,
+              "coopmat plan for 768x768x16384: %u splits of %u, K tile %u", p.splits,
+              p.k_split, p.bk);
+        printf("  coopmat 768x768x16384: block %ux%u, %u K slices of %u\n", p.bm, p.bn,
+               p.splits, p.k_split);
     } else {
         printf("  coopmat not available: %s\n", why);
     }

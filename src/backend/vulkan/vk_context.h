@@ -214,7 +214,7 @@ int vkt_vk_matmul_tier(vkt_backend *be, int M, int N, int K);
  * when not split). -1 when no block of the tier fits the device. */
 typedef struct vkt_vk_gemm_plan {
     vkt_vk_shader sh;
-    uint32_t bm, bn, splits, k_split;
+    uint32_t bm, bn, bk, splits, k_split; /* block of C, K tile, K split */
 } vkt_vk_gemm_plan;
 int vkt_vk_matmul_plan_tier(vkt_backend *be, int t, int M, int N, int K, vkt_vk_gemm_plan *p);
 /* Records C = alpha op(A) op(B) + beta C + bias with tier t (-1: vkt_vk_matmul_tier's

@@ -107,7 +107,7 @@ static uint32_t tiled_shared(uint32_t bm, uint32_t bn, uint32_t bk, uint32_t ele
 }
 
 static int plan_tiled(const vkt_vk_ctx *c, int fp16, int b, vkt_vk_shader *sh, uint32_t *bm,
-                      uint32_t *bn) {
+                      uint32_t *bn, uint32_t *bk_out) {
     static const uint32_t outs[NBLOCKS] = {8, 4, 2}; /* per thread: 128, 64, 32 wide blocks */
     uint32_t t = outs[b], bk = fp16 ? 32 : 16;
     *bm = *bn = 16 * t;
@@ -122,6 +122,7 @@ static int plan_tiled(const vkt_vk_ctx *c, int fp16, int b, vkt_vk_shader *sh, u
     sh->spec[2] = (vkt_spec_const){2, t};
     sh->spec[3] = (vkt_spec_const){3, t};
     sh->spec[4] = (vkt_spec_const){4, bk};
+    *bk_out = bk;
     return 1;
 }
 
@@ -152,7 +153,7 @@ static uint32_t coopmat_tile(uint32_t rows, uint32_t bk) {
  * a warp tile at most 64 wide), a K tile of 32 (or one fragment deep), one subgroup size
  * (the device's default) required of the pipeline. */
 static int plan_coopmat(const vkt_vk_ctx *c, int b, vkt_vk_shader *sh, uint32_t *bm,
-                        uint32_t *bn) {
+                        uint32_t *bn, uint32_t *bk_out) {
     const vkt_vk_mma_shape *s = mma_shape(c);
     uint32_t sg = c->phys->subgroup_size;
     if (!s || !sg) return 0;
@@ -177,6 +178,7 @@ static int plan_coopmat(const vkt_vk_ctx *c, int b, vkt_vk_shader *sh, uint32_t 
     const uint32_t v[9] = {wg, *bm, *bn, bk, wm, wn, s->m, s->n, s->k};
     for (int i = 0; i < 9; i++) sh->spec[i] = (vkt_spec_const){(uint32_t)i, v[i]};
     sh->subgroup = sg;
+    *bk_out = bk;
     return 1;
 }
 
@@ -184,7 +186,7 @@ static int plan_coopmat(const vkt_vk_ctx *c, int b, vkt_vk_shader *sh, uint32_t 
  * configuration's granularities, within its largest dimension), K tiles of 32 (or the
  * granularity), the configuration's workgroup size. */
 static int plan_coopmat2(const vkt_vk_ctx *c, int b, vkt_vk_shader *sh, uint32_t *bm,
-                         uint32_t *bn) {
+                         uint32_t *bn, uint32_t *bk_out) {
     const vkt_vk_physdev *d = c->phys;
     static const uint32_t sizes[NBLOCKS] = {128, 64, 32};
     uint32_t m = sizes[b], n = sizes[b], k = 32;
@@ -202,21 +204,25 @@ static int plan_coopmat2(const vkt_vk_ctx *c, int b, vkt_vk_shader *sh, uint32_t
     sh->nspec = 4;
     const uint32_t v[4] = {d->cm2_wg, m, n, k};
     for (int i = 0; i < 4; i++) sh->spec[i] = (vkt_spec_const){(uint32_t)i, v[i]};
+    *bk_out = k;
     return 1;
 }
 
+/* One block size b of tier t: the shader with its specialization, the block of C (bm x bn)
+ * and the depth of its K tile (bk; a K split cuts K into whole tiles). */
 static int plan_block(const vkt_vk_ctx *c, int t, int b, vkt_vk_shader *sh, uint32_t *bm,
-                      uint32_t *bn) {
+                      uint32_t *bn, uint32_t *bk) {
     memset(sh, 0, sizeof *sh);
     sh->name = tiers[t].shader;
     switch (tiers[t].kind) {
-    case K_TILED: return plan_tiled(c, tiers[t].fp16, b, sh, bm, bn);
+    case K_TILED: return plan_tiled(c, tiers[t].fp16, b, sh, bm, bn, bk);
     case K_DIRECT:
         if (b != BLOCK_MEDIUM) return 0; /* one block: 64x64 */
         plan_direct(c, sh, bm, bn);
+        *bk = c->phys->subgroup_size;
         return 1;
-    case K_COOPMAT: return plan_coopmat(c, b, sh, bm, bn);
-    case K_COOPMAT2: return plan_coopmat2(c, b, sh, bm, bn);
+    case K_COOPMAT: return plan_coopmat(c, b, sh, bm, bn, bk);
+    case K_COOPMAT2: return plan_coopmat2(c, b, sh, bm, bn, bk);
     }
     return 0;
 }
@@ -242,28 +248,26 @@ int vkt_vk_matmul_plan_tier(vkt_backend *be, int t, int M, int N, int K, vkt_vk_
     int found = 0;
     for (int b = 0; b < NBLOCKS; b++) {
         vkt_vk_shader sh;
-        uint32_t bm, bn;
-        /* coopmat: large blocks gave wrong results on Mesa 26 lavapipe (open: docs/tests.md) */
-        if (tiers[t].kind == K_COOPMAT && b == BLOCK_LARGE) continue;
-        if ((fb >= 0 && b != fb && tiers[t].kind != K_DIRECT) || !plan_block(c, t, b, &sh, &bm, &bn))
+        uint32_t bm, bn, bk;
+        if ((fb >= 0 && b != fb && tiers[t].kind != K_DIRECT) ||
+            !plan_block(c, t, b, &sh, &bm, &bn, &bk))
             continue;
         uint32_t blocks = blocks_of(M, N, bm, bn);
-        /* no split for direct and coopmat: split coopmat is unverified (open) */
-        uint32_t s = tiers[t].kind == K_DIRECT || tiers[t].kind == K_COOPMAT
-                         ? 1
-                         : split_for(c, M, N, K, blocks);
+        /* the direct kernels (for CPU drivers) have no K split */
+        uint32_t s = tiers[t].kind == K_DIRECT ? 1 : split_for(c, M, N, K, blocks);
         p->sh = sh;
         p->bm = bm;
         p->bn = bn;
         p->splits = s;
+        p->bk = bk;
         found = 1;
         if (fb >= 0 || blocks * s >= TARGET_WORKGROUPS) break; /* else try a smaller block */
     }
     if (!found) return -1;
-    if (fs && tiers[t].kind != K_DIRECT && tiers[t].kind != K_COOPMAT) p->splits = (uint32_t)fs;
+    if (fs && tiers[t].kind != K_DIRECT) p->splits = (uint32_t)fs;
     /* every slice a whole number of K tiles, none empty */
     if (p->splits > 1) {
-        uint32_t kt = 32;
+        uint32_t kt = p->bk;
         uint32_t per = ((uint32_t)K + p->splits - 1) / p->splits;
         per = (per + kt - 1) / kt * kt;
         p->k_split = per;
@@ -314,8 +318,8 @@ static int coopmat_ok(vkt_vk_ctx *c, char *why, size_t len) {
     }
     if (!subgroup_ok(c, why, len, "the cooperative-matrix warp tiles")) return 0;
     vkt_vk_shader sh;
-    uint32_t bm, bn;
-    if (!plan_coopmat(c, BLOCK_SMALL, &sh, &bm, &bn)) {
+    uint32_t bm, bn, bk;
+    if (!plan_coopmat(c, BLOCK_SMALL, &sh, &bm, &bn, &bk)) {
         snprintf(why, len, "the cooperative matrix tier's smallest block does not fit the "
                  "device's limits (workgroup of 4 subgroups of %u; %u invocations, %u bytes of "
                  "shared memory)", c->phys->subgroup_size,
@@ -334,8 +338,8 @@ static int coopmat2_ok(vkt_vk_ctx *c, char *why, size_t len) {
         return 0;
     }
     vkt_vk_shader sh;
-    uint32_t bm, bn;
-    if (!plan_coopmat2(c, BLOCK_SMALL, &sh, &bm, &bn)) {
+    uint32_t bm, bn, bk;
+    if (!plan_coopmat2(c, BLOCK_SMALL, &sh, &bm, &bn, &bk)) {
         snprintf(why, len, "the coopmat2 configuration (workgroup %u, granularity %ux%ux%u) "
                  "does not fit the device's limits", c->phys->cm2_wg, c->phys->cm2_gm,
                  c->phys->cm2_gn, c->phys->cm2_gk);
