@@ -65,3 +65,36 @@ __kernel void round_f16(__global float *dst, uint o_dst, __global const float *s
     }
     dst[o_dst + i] = r;
 }
+
+// vkt_to_half: dst (fp16 bit patterns) = src rounded to fp16 exactly as round_f16 rounds, bit
+// for bit the host's vkt_f16_bits (src/util/half.h); integer arithmetic, no cl_khr_fp16.
+__kernel void to_half(__global ushort *dst, uint o_dst, __global const float *src, uint o_src,
+                      uint n) {
+    uint i = get_global_id(0);
+    if (i >= n) return;
+    uint u = as_uint(src[o_src + i]), sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu, h;
+    if (a > 0x7f800000u) {
+        h = sign | 0x7e00u | ((a >> 13) & 0x3ffu); // NaN
+    } else if (a >= 0x477ff000u) {
+        h = sign | 0x7c00u; // >= 65520: inf
+    } else if (a < 0x38800000u) {
+        h = sign | (uint)rint(as_float(a) * 16777216.0f); // subnormal: units of 2^-24
+    } else {
+        uint keep = a + 0x0fffu + ((a >> 13) & 1u);
+        h = sign | ((((keep >> 23) & 0xffu) - 112u) << 10) | ((keep >> 13) & 0x3ffu);
+    }
+    dst[o_dst + i] = (ushort)h;
+}
+
+// dst = the values of fp16 tensor src (exact): a matmul operand copy for CLBlast's SGEMM.
+__kernel void from_half(__global float *dst, uint o_dst, __global const ushort *src, uint o_src,
+                        uint n) {
+    uint i = get_global_id(0);
+    if (i >= n) return;
+    uint h = src[o_src + i], sign = (h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    float r;
+    if (e == 0u) r = as_float(sign | as_uint((float)m * 5.9604644775390625e-8f)); // m * 2^-24
+    else if (e == 31u) r = as_float(sign | 0x7f800000u | (m << 13));
+    else r = as_float(sign | ((e + 112u) << 23) | (m << 13));
+    dst[o_dst + i] = r;
+}

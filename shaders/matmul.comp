@@ -41,13 +41,13 @@ const uint TM = 8, BLOCK = 64, COL_GROUPS = BLOCK / (SG * TN);
 float direct_a(uint m, uint k) {
     bool ok = m < pc.M && k < pc.K;
     uint i = (pc.flags & VKT_FLAG_TRANS_A) != 0u ? k * pc.M + m : m * pc.K + k;
-    float v = a[pc.off_a + (ok ? i : 0u)];
+    float v = elem_a(pc.off_a + (ok ? i : 0u));
     return ok ? operand(v) : 0.0;
 }
 float direct_b(uint k, uint n) {
     bool ok = k < pc.K && n < pc.N;
     uint i = (pc.flags & VKT_FLAG_TRANS_B) != 0u ? n * pc.K + k : k * pc.N + n;
-    float v = b[pc.off_b + (ok ? i : 0u)];
+    float v = elem_b(pc.off_b + (ok ? i : 0u));
     return ok ? operand(v) : 0.0;
 }
 

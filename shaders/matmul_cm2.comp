@@ -17,7 +17,13 @@
 #define USE_COOPMAT 1
 #include "common.glsl"
 #extension GL_NV_cooperative_matrix2 : require
+#extension GL_EXT_shader_16bit_storage : require
 #include "matmul_common.glsl"
+
+// fp16 operands (VKT_FLAG_A_HALF, VKT_FLAG_B_HALF) are loaded by the tensor path as fp16
+// matrices, without conversion: the tier needs storageBuffer16BitAccess (vk_matmul.c).
+layout(set = 0, binding = 1) readonly buffer BufAf16 { float16_t ah16[]; };
+layout(set = 0, binding = 2) readonly buffer BufBf16 { float16_t bh16[]; };
 
 layout(local_size_x = 128, local_size_y = 1, local_size_z = 1, local_size_x_id = 0) in;
 layout(constant_id = 1) const uint BM = 64;
@@ -61,24 +67,40 @@ void main() {
     coopmat<float, gl_ScopeWorkgroup, BM, BN, gl_MatrixUseAccumulator> acc =
         coopmat<float, gl_ScopeWorkgroup, BM, BN, gl_MatrixUseAccumulator>(0.0);
     for (uint k0 = kb; k0 < ke; k0 += BK) {
-        coopmat<float, gl_ScopeWorkgroup, BM, BK, gl_MatrixUseA> a32;
-        coopmat<float, gl_ScopeWorkgroup, BK, BN, gl_MatrixUseB> b32;
-        if (trans_a())
-            coopMatLoadTensorNV(a32, a, pc.off_a, sliceTensorLayoutNV(la, k0, BK, m0, BM),
-                                transposed);
-        else
-            coopMatLoadTensorNV(a32, a, pc.off_a, sliceTensorLayoutNV(la, m0, BM, k0, BK));
-        if (trans_b())
-            coopMatLoadTensorNV(b32, b, pc.off_b, sliceTensorLayoutNV(lb, n0, BN, k0, BK),
-                                transposed);
-        else
-            coopMatLoadTensorNV(b32, b, pc.off_b, sliceTensorLayoutNV(lb, k0, BK, n0, BN));
-        coopMatPerElementNV(a32, a32, f16_range);
-        coopMatPerElementNV(b32, b32, f16_range);
-        coopmat<float16_t, gl_ScopeWorkgroup, BM, BK, gl_MatrixUseA> fa =
-            coopmat<float16_t, gl_ScopeWorkgroup, BM, BK, gl_MatrixUseA>(a32);
-        coopmat<float16_t, gl_ScopeWorkgroup, BK, BN, gl_MatrixUseB> fb =
-            coopmat<float16_t, gl_ScopeWorkgroup, BK, BN, gl_MatrixUseB>(b32);
+        coopmat<float16_t, gl_ScopeWorkgroup, BM, BK, gl_MatrixUseA> fa;
+        coopmat<float16_t, gl_ScopeWorkgroup, BK, BN, gl_MatrixUseB> fb;
+        if (a_half()) {
+            if (trans_a())
+                coopMatLoadTensorNV(fa, ah16, pc.off_a, sliceTensorLayoutNV(la, k0, BK, m0, BM),
+                                    transposed);
+            else
+                coopMatLoadTensorNV(fa, ah16, pc.off_a, sliceTensorLayoutNV(la, m0, BM, k0, BK));
+        } else {
+            coopmat<float, gl_ScopeWorkgroup, BM, BK, gl_MatrixUseA> a32;
+            if (trans_a())
+                coopMatLoadTensorNV(a32, a, pc.off_a, sliceTensorLayoutNV(la, k0, BK, m0, BM),
+                                    transposed);
+            else
+                coopMatLoadTensorNV(a32, a, pc.off_a, sliceTensorLayoutNV(la, m0, BM, k0, BK));
+            coopMatPerElementNV(a32, a32, f16_range);
+            fa = coopmat<float16_t, gl_ScopeWorkgroup, BM, BK, gl_MatrixUseA>(a32);
+        }
+        if (b_half()) {
+            if (trans_b())
+                coopMatLoadTensorNV(fb, bh16, pc.off_b, sliceTensorLayoutNV(lb, n0, BN, k0, BK),
+                                    transposed);
+            else
+                coopMatLoadTensorNV(fb, bh16, pc.off_b, sliceTensorLayoutNV(lb, k0, BK, n0, BN));
+        } else {
+            coopmat<float, gl_ScopeWorkgroup, BK, BN, gl_MatrixUseB> b32;
+            if (trans_b())
+                coopMatLoadTensorNV(b32, b, pc.off_b, sliceTensorLayoutNV(lb, n0, BN, k0, BK),
+                                    transposed);
+            else
+                coopMatLoadTensorNV(b32, b, pc.off_b, sliceTensorLayoutNV(lb, k0, BK, n0, BN));
+            coopMatPerElementNV(b32, b32, f16_range);
+            fb = coopmat<float16_t, gl_ScopeWorkgroup, BK, BN, gl_MatrixUseB>(b32);
+        }
         acc = coopMatMulAdd(fa, fb, acc);
     }
     coopMatPerElementNV(acc, acc, epilogue, m0, n0);

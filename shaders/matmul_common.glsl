@@ -20,24 +20,41 @@ layout(set = 0, binding = 3) readonly buffer BufBias { float bias[]; };
 // The same bindings seen as vec4: 128-bit loads where VKT_FLAG_ALIGNED says they are aligned.
 layout(set = 0, binding = 1) readonly buffer BufA4 { vec4 a4[]; };
 layout(set = 0, binding = 2) readonly buffer BufB4 { vec4 b4[]; };
+// fp16 operands (VKT_FLAG_A_HALF, VKT_FLAG_B_HALF: the model's fp16 copies, vkt_to_half):
+// the bindings seen as 32-bit words of two halves (unpackHalf2x16: no 16-bit storage
+// feature needed), or as 64-bit pairs of words, four halves, where aligned.
+layout(set = 0, binding = 1) readonly buffer BufAh { uint ah[]; };
+layout(set = 0, binding = 2) readonly buffer BufBh { uint bh[]; };
+layout(set = 0, binding = 1) readonly buffer BufAh4 { uvec2 ah4[]; };
+layout(set = 0, binding = 2) readonly buffer BufBh4 { uvec2 bh4[]; };
 
-// 44 bytes; offsets are in floats (vkt_matmul_push, src/backend/vkt_spirv.h).
+// 44 bytes; offsets are in elements: floats, halves for an fp16 A or B (vkt_matmul_push,
+// src/backend/vkt_spirv.h).
 layout(push_constant) uniform PushConstants {
     uint M, N, K;
     uint off_c, off_a, off_b, off_bias;
-    uint flags; // VKT_FLAG_TRANS_A | VKT_FLAG_TRANS_B | VKT_FLAG_BIAS | VKT_FLAG_ALIGNED
+    uint flags; // VKT_FLAG_TRANS_A | _TRANS_B | _BIAS | _ALIGNED | _A_HALF | _B_HALF
     float alpha, beta;
     uint k_split; // K per workgroup z (split-K); K when not split
 } pc;
 
-// off_a, off_b, off_c and the row lengths of A, B and C are multiples of 4 floats: rows of the
-// stored matrices start 16-byte aligned, so vec4 loads (and cooperative-matrix stores) may
-// address them directly.
+// off_a, off_b, off_c and the row lengths of A, B and C are multiples of 4 elements: rows of
+// the stored matrices start 16-byte aligned (8-byte for fp16 operands), so vec4 (uvec2)
+// loads and cooperative-matrix stores may address them directly.
 #define VKT_FLAG_ALIGNED 8u
+#define VKT_FLAG_A_HALF 16u
+#define VKT_FLAG_B_HALF 32u
 
 bool trans_a() { return (pc.flags & VKT_FLAG_TRANS_A) != 0u; }
 bool trans_b() { return (pc.flags & VKT_FLAG_TRANS_B) != 0u; }
 bool aligned() { return (pc.flags & VKT_FLAG_ALIGNED) != 0u; }
+bool a_half() { return (pc.flags & VKT_FLAG_A_HALF) != 0u; }
+bool b_half() { return (pc.flags & VKT_FLAG_B_HALF) != 0u; }
+
+// Element i (offset included) of A or B, whatever its type.
+float elem_a(uint i) { return a_half() ? unpackHalf2x16(ah[i >> 1])[i & 1u] : a[i]; }
+float elem_b(uint i) { return b_half() ? unpackHalf2x16(bh[i >> 1])[i & 1u] : b[i]; }
+vec4 unpack4(uvec2 w) { return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y)); }
 uint k_begin() { return gl_WorkGroupID.z * pc.k_split; }
 uint k_end() { return min(pc.K, k_begin() + pc.k_split); }
 uint c_base() { return pc.off_c + gl_WorkGroupID.z * pc.M * pc.N; }
@@ -47,28 +64,31 @@ uint c_base() { return pc.off_c + gl_WorkGroupID.z * pc.M * pc.N; }
 float load_a(uint m, uint k, uint ke) {
     if (m >= pc.M || k >= ke) return 0.0;
     uint i = trans_a() ? k * pc.M + m : m * pc.K + k;
-    return a[pc.off_a + i];
+    return elem_a(pc.off_a + i);
 }
 float load_b(uint k, uint n, uint ke) {
     if (k >= ke || n >= pc.N) return 0.0;
     uint i = trans_b() ? n * pc.K + k : k * pc.N + n;
-    return b[pc.off_b + i];
+    return elem_b(pc.off_b + i);
 }
 
 // Four consecutive elements (r, col..col+3) of A or B as stored (row-major, row length ld),
-// zero outside rows < rlim, columns < clim. One 128-bit load when aligned and inside.
+// zero outside rows < rlim, columns < clim. One 128-bit load (64-bit for fp16 operands) when
+// aligned and inside.
 vec4 load4_a(uint r, uint col, uint rlim, uint clim, uint ld) {
-    if (aligned() && r < rlim && col + 3u < clim) return a4[(pc.off_a + r * ld + col) >> 2];
+    uint i = pc.off_a + r * ld + col;
+    if (aligned() && r < rlim && col + 3u < clim) return a_half() ? unpack4(ah4[i >> 2]) : a4[i >> 2];
     vec4 v = vec4(0.0);
     [[unroll]] for (uint j = 0u; j < 4u; j++)
-        if (r < rlim && col + j < clim) v[j] = a[pc.off_a + r * ld + col + j];
+        if (r < rlim && col + j < clim) v[j] = elem_a(i + j);
     return v;
 }
 vec4 load4_b(uint r, uint col, uint rlim, uint clim, uint ld) {
-    if (aligned() && r < rlim && col + 3u < clim) return b4[(pc.off_b + r * ld + col) >> 2];
+    uint i = pc.off_b + r * ld + col;
+    if (aligned() && r < rlim && col + 3u < clim) return b_half() ? unpack4(bh4[i >> 2]) : b4[i >> 2];
     vec4 v = vec4(0.0);
     [[unroll]] for (uint j = 0u; j < 4u; j++)
-        if (r < rlim && col + j < clim) v[j] = b[pc.off_b + r * ld + col + j];
+        if (r < rlim && col + j < clim) v[j] = elem_b(i + j);
     return v;
 }
 

@@ -133,32 +133,64 @@ static void check_layernorm(void) {
  * no split, so for them these runs repeat the planner's own choice). */
 static const char *cur_tier;
 
-/* One matmul shape in all transpose, accumulate and bias variants. */
-static void check_matmul_shape(int M, int Nn, int K, const char *cfg) {
+/* An operand as the matmul takes it: x itself, or (as_half) its fp16 copy in *h, written by
+ * each backend's own vkt_to_half (whose bits check_to_half compares). */
+typedef struct operand {
+    vkt_ptr r, d;
+} operand;
+static operand matmul_operand(pair x, int as_half, pair *h) {
+    if (!as_half) return (operand){R(x), D(x)};
+    *h = pnew(x.n / 2 + 1);
+    operand o = {vkt_half_at(h->r, 0), vkt_half_at(h->d, 0)};
+    vkt_to_half(ref, o.r, R(x), x.n);
+    vkt_to_half(dut, o.d, D(x), x.n);
+    return o;
+}
+
+/* One matmul shape in all transpose, accumulate and bias variants; halves: bit 0, A is an
+ * fp16 tensor; bit 1, B is. */
+static void check_matmul_shape_h(int M, int Nn, int K, const char *cfg, int halves) {
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++)
             for (int variant = 0; variant < 2; variant++) {
                 /* variant 0: beta 0, no bias; 1: alpha 0.5, beta 1 (accumulate), bias */
                 float alpha = variant ? 0.5f : 1.0f, beta = variant ? 1.0f : 0.0f;
                 pair a = prand((size_t)M * K, 1), b = prand((size_t)K * Nn, 1),
-                     c = prand((size_t)M * Nn, 1), bias = prand(Nn, 1);
+                     c = prand((size_t)M * Nn, 1), bias = prand(Nn, 1), ah = {0}, bh = {0};
+                operand oa = matmul_operand(a, halves & 1, &ah),
+                        ob = matmul_operand(b, halves & 2, &bh);
                 vkt_ptr rb = variant ? R(bias) : VKT_NULL_PTR, db = variant ? D(bias) : VKT_NULL_PTR;
-                vkt_matmul(ref, R(c), R(a), R(b), rb, M, Nn, K, ta, tb, alpha, beta);
-                vkt_matmul(dut, D(c), D(a), D(b), db, M, Nn, K, ta, tb, alpha, beta);
+                vkt_matmul(ref, R(c), oa.r, ob.r, rb, M, Nn, K, ta, tb, alpha, beta);
+                vkt_matmul(dut, D(c), oa.d, ob.d, db, M, Nn, K, ta, tb, alpha, beta);
                 char what[120];
-                snprintf(what, sizeof what, "matmul %dx%dx%d ta%d tb%d %s%s", M, Nn, K, ta, tb,
-                         variant ? "acc+bias" : "", cfg);
+                snprintf(what, sizeof what, "matmul %dx%dx%d ta%d tb%d %s%s%s", M, Nn, K, ta,
+                         tb, variant ? "acc+bias" : "",
+                         halves == 3 ? " A,B fp16" : halves == 2 ? " B fp16" : halves ? " A fp16" : "",
+                         cfg);
                 double saved = atol_frac;
                 if (atol_frac < ATOL_FRAC_MM) atol_frac = ATOL_FRAC_MM;
                 same(what, c);
                 atol_frac = saved;
                 pfree(a), pfree(b), pfree(c), pfree(bias);
+                if (ah.r) pfree(ah);
+                if (bh.r) pfree(bh);
             }
+}
+static void check_matmul_shape(int M, int Nn, int K, const char *cfg) {
+    check_matmul_shape_h(M, Nn, K, cfg, 0);
 }
 
 static void check_matmul(void) {
     const int M = 67, Nn = 131, K = 45;
     check_matmul_shape(M, Nn, K, "");
+    /* fp16 operands (the model's copies under precision = fp16), unaligned and aligned:
+     * every tier reads them, whatever its precision */
+    uint64_t saved_rng0 = rng; /* the other ops' inputs stay those of every backend */
+    for (int h = 1; h <= 3; h++) {
+        check_matmul_shape_h(M, Nn, K, "", h);
+        check_matmul_shape_h(64, 96, 128, "", h);
+    }
+    rng = saved_rng0;
     /* vulkan: every block size and a K split, on an unaligned shape (odd everywhere) and an
      * aligned one (rows of 16 bytes: 128-bit loads, direct cooperative-matrix stores) */
     if (!strncmp(dut_name, "vulkan", 6) && cur_tier) {
@@ -299,6 +331,45 @@ static void check_elementwise(void) {
     pfree(x), pfree(y), pfree(out), pfree(dout), pfree(dinp), pfree(s);
 }
 
+/* vkt_to_half: the reference's bit patterns exactly (ties to even, subnormals, overflow to
+ * inf, NaN, both signs), at an odd half offset and an odd length, with the halves on either
+ * side (other tensors' data) left as they were. */
+static void check_to_half(void) {
+    const size_t n = 1001, at = 3; /* halves */
+    float *h = malloc(n * sizeof *h);
+    const float special[] = {1.0f + 1.0f / 4096.0f, 1.0f + 3.0f / 4096.0f, 65504.0f, 65519.0f,
+                             65520.0f, -1e9f, 6.103515625e-05f, 1.0f / 16777216.0f,
+                             1.0f / 33554432.0f, 3.0f / 67108864.0f, -0.0f, 1e-40f, INFINITY,
+                             -INFINITY, NAN};
+    const size_t ns = sizeof special / sizeof special[0];
+    for (size_t i = 0; i < n; i++) {
+        float scale = i % 4 == 0 ? 1.0f : i % 4 == 1 ? 1e-5f : i % 4 == 2 ? 9e4f : 300.0f;
+        h[i] = i < ns ? special[i] : scale * rnd();
+    }
+    pair src = pnew(n), dst = pnew((at + n + 1) / 2 + 1);
+    pset(src, h);
+    size_t bytes = dst.n * 4;
+    unsigned char *fill = malloc(bytes), *r = malloc(bytes), *d = malloc(bytes);
+    memset(fill, 0x5a, bytes);
+    vkt_upload(ref, R(dst), fill, bytes);
+    vkt_upload(dut, D(dst), fill, bytes);
+    vkt_to_half(ref, vkt_half_at(dst.r, at * 2), R(src), n);
+    vkt_to_half(dut, vkt_half_at(dst.d, at * 2), D(src), n);
+    vkt_download(ref, r, R(dst), bytes);
+    vkt_download(dut, d, D(dst), bytes);
+    size_t bad = 0, first = 0;
+    for (size_t i = 0; i < bytes / 2; i++)
+        if (memcmp(r + 2 * i, d + 2 * i, 2) && !bad++) first = i;
+    int kept = r[0] == 0x5a && r[2 * at - 1] == 0x5a && r[2 * (at + n)] == 0x5a;
+    CHECK(bad == 0 && kept, "%s: to_half: %zu of %zu halves differ from the reference (first: "
+          "half %zu, input %a)%s", dut_name, bad, bytes / 2, first,
+          first >= at && first < at + n ? h[first - at] : 0.0f,
+          kept ? "" : "; the reference itself wrote outside the tensor");
+    printf("  %-34s %s\n", "to_half (bits, odd offset and length)", bad ? "DIFFERS" : "exact");
+    free(h), free(fill), free(r), free(d);
+    pfree(src), pfree(dst);
+}
+
 static void check_softmax_xent(void) {
     int32_t tg[N];
     for (int i = 0; i < N; i++) tg[i] = i % 17 == 0 ? -1 : (int32_t)((i * 13 + 5) % V);
@@ -372,6 +443,7 @@ static void run_device(int dev) {
     check_attention(B, T, C, NH);
     check_attention(2, 130, 64, 2);
     check_elementwise();
+    check_to_half();
     check_softmax_xent();
     check_adamw();
     vkt_backend_destroy(dut);

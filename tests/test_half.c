@@ -41,6 +41,27 @@ int main(void) {
               got, table[i].out);
     }
     CHECK(isnan(vkt_round_f16(NAN)), "NaN stays NaN");
+    /* the binary16 encoding (vkt_to_half's output): every one of the 65536 patterns decodes to
+     * a value that encodes back to itself (NaNs stay NaNs), and encoding rounds as
+     * vkt_round_f16 does */
+    for (uint32_t h = 0; h < 65536; h++) {
+        float v = vkt_f16_value((uint16_t)h);
+        uint16_t back = vkt_f16_bits(v);
+        int nan = (h & 0x7c00u) == 0x7c00u && (h & 0x3ffu);
+        if (nan ? !(isnan(v) && (back & 0x7c00u) == 0x7c00u && (back & 0x3ffu))
+                : back != h) {
+            CHECK(0, "fp16 pattern 0x%04x decodes to %a, which encodes to 0x%04x", h, v, back);
+            break;
+        }
+    }
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        CHECK(same_value(vkt_f16_value(vkt_f16_bits(table[i].in)), table[i].out),
+              "f16_bits(%.9g) decodes to %.9g, want %.9g", table[i].in,
+              vkt_f16_value(vkt_f16_bits(table[i].in)), table[i].out);
+    CHECK(vkt_f16_bits(1.0f) == 0x3c00u && vkt_f16_bits(-2.0f) == 0xc000u &&
+              vkt_f16_bits(65504.0f) == 0x7bffu && vkt_f16_bits(1e9f) == 0x7c00u &&
+              vkt_f16_bits(1.0f / 16777216.0f) == 0x0001u,
+          "known fp16 patterns (1, -2, 65504, inf, 2^-24)");
 #if defined(__FLT16_MAX__)
     long checked = 0;
     /* every float whose exponent is within reach of fp16, every 61st mantissa: ~17 M values */
@@ -48,9 +69,12 @@ int main(void) {
         for (uint32_t m = 0; m < (1u << 23); m += 61)
             for (uint32_t s = 0; s < 2; s++) {
                 float x = from_bits(s << 31 | e << 23 | m);
-                float want = (float)(_Float16)x, got = vkt_round_f16(x);
+                _Float16 hx = (_Float16)x;
+                float want = (float)hx, got = vkt_round_f16(x);
+                uint16_t want_bits;
+                memcpy(&want_bits, &hx, sizeof want_bits);
                 checked++;
-                if (!same_value(got, want)) {
+                if (!same_value(got, want) || vkt_f16_bits(x) != want_bits) {
                     CHECK(0, "round_f16(%a) = %a, _Float16 gives %a", x, got, want);
                     return vkt_test_finish("test_half");
                 }

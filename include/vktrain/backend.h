@@ -10,16 +10,27 @@ typedef struct vkt_backend vkt_backend; /* an initialised device of some backend
 typedef struct vkt_buf vkt_buf;         /* device memory, opaque */
 
 /* A place inside a buffer: ops take tensors as (buffer, byte offset) so that the one
- * contiguous parameter buffer can be addressed tensor by tensor. */
+ * contiguous parameter buffer can be addressed tensor by tensor. The elements are fp32
+ * unless `half` says fp16 (IEEE binary16, 2 bytes each): only vkt_to_half's output and
+ * vkt_matmul's A and B take fp16 tensors, the operand copies of precision = fp16 (the model
+ * keeps them; docs/backends.md, "fp16 operands"). */
 typedef struct vkt_ptr {
     vkt_buf *buf;
     size_t off; /* bytes */
+    int half;   /* 1: fp16 elements */
 } vkt_ptr;
 
-static inline vkt_ptr vkt_at(vkt_buf *buf, size_t off) { vkt_ptr p = {buf, off}; return p; }
-/* p advanced by n floats */
-static inline vkt_ptr vkt_ptr_addf(vkt_ptr p, size_t n) { p.off += n * sizeof(float); return p; }
-static const vkt_ptr VKT_NULL_PTR = {0, 0};
+static inline vkt_ptr vkt_at(vkt_buf *buf, size_t off) { vkt_ptr p = {buf, off, 0}; return p; }
+/* An fp16 tensor at byte offset off (even). */
+static inline vkt_ptr vkt_half_at(vkt_buf *buf, size_t off) {
+    vkt_ptr p = {buf, off, 1};
+    return p;
+}
+/* Bytes per element of p: 2 (fp16) or 4. */
+static inline size_t vkt_elem_bytes(vkt_ptr p) { return p.half ? 2 : 4; }
+/* p advanced by n elements of its type (floats, or halves for an fp16 tensor) */
+static inline vkt_ptr vkt_ptr_addf(vkt_ptr p, size_t n) { p.off += n * vkt_elem_bytes(p); return p; }
+static const vkt_ptr VKT_NULL_PTR = {0, 0, 0};
 
 typedef struct vkt_device_info {
     char backend[16];         /* "cpu", "vulkan", "opencl" */
@@ -159,11 +170,18 @@ void vkt_layernorm_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight, vkt_
 /* The single GEMM entry point. Row-major, packed:
  *   C(M,N) = alpha * op(A) * op(B) + beta * C + bias
  * (op(A) and op(B) rounded to fp16 first under precision fp16: see vkt_backend_set_option)
+ * A and B may each be fp16 tensors (vkt_half_at, written by vkt_to_half): their values are
+ * used as they are (already fp16, so rounding them again changes nothing), and a GPU's
+ * staging reads half the bytes. C and the bias are fp32.
  * op(A) is (M,K): A is stored (M,K), or (K,M) when trans_a. op(B) is (K,N): B is stored
  * (K,N), or (N,K) when trans_b. bias (N floats, broadcast over rows) is optional: pass
  * VKT_NULL_PTR. beta = 0 overwrites C (its old contents are never read). */
 void vkt_matmul(vkt_backend *be, vkt_ptr c, vkt_ptr a, vkt_ptr b, vkt_ptr bias, int M, int N,
                 int K, int trans_a, int trans_b, float alpha, float beta);
+/* dst(n, fp16) = src(n, fp32) rounded to fp16 as precision = fp16 rounds matmul operands
+ * (nearest even; beyond fp16's range +-inf): the fp16 copies of weights and activations that
+ * vkt_matmul then reads. dst is an fp16 tensor (vkt_half_at), src an fp32 one. */
+void vkt_to_half(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t n);
 /* dbias(N) += column sums of dout(M,N): the bias half of a linear layer's backward. */
 void vkt_bias_backward(vkt_backend *be, vkt_ptr dbias, vkt_ptr dout, int M, int N);
 

@@ -423,9 +423,21 @@ void vkt_layernorm_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight, vkt_
           be->ops->layernorm_backward(be, dinp, dweight, dbias, dout, inp, weight, mean, rstd,
                                       N, C));
 }
+/* fp16 tensors go only where backend.h allows them: anything else is a caller's bug. */
+static void require_types(int ok, const char *op, const char *what) {
+    if (ok) return;
+    fprintf(stderr, "vktrain: internal error: %s: %s\n", op, what);
+    abort();
+}
 void vkt_matmul(vkt_backend *be, vkt_ptr c, vkt_ptr a, vkt_ptr b, vkt_ptr bias, int M, int N,
                 int K, int trans_a, int trans_b, float alpha, float beta) {
+    require_types(!c.half && !bias.half, "vkt_matmul", "C and the bias must be fp32 tensors");
     TIMED("matmul", be->ops->matmul(be, c, a, b, bias, M, N, K, trans_a, trans_b, alpha, beta));
+}
+void vkt_to_half(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t n) {
+    require_types(dst.half && !src.half && dst.off % 2 == 0, "vkt_to_half",
+                  "dst must be an fp16 tensor at an even offset, src an fp32 one");
+    TIMED("to_half", be->ops->to_half(be, dst, src, n));
 }
 void vkt_bias_backward(vkt_backend *be, vkt_ptr dbias, vkt_ptr dout, int M, int N) {
     TIMED("bias_backward", be->ops->bias_backward(be, dbias, dout, M, N));

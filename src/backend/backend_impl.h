@@ -61,6 +61,7 @@ typedef struct vkt_backend_ops {
                                vkt_ptr, vkt_ptr, vkt_ptr, int, int);
     void (*matmul)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, int, int, int, int, int,
                    float, float);
+    void (*to_half)(vkt_backend *, vkt_ptr, vkt_ptr, size_t);
     void (*bias_backward)(vkt_backend *, vkt_ptr, vkt_ptr, int, int);
     void (*attention_forward)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, int, int, int, int);
     void (*attention_backward)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, int, int, int,

@@ -29,18 +29,20 @@ typedef struct vkt_spec_const {
 int vkt_spirv_local_size(const vkt_spirv *sp, const vkt_spec_const *spec, int nspec,
                          uint32_t out[3], char *err, size_t errlen);
 
-/* Push constants of shaders/matmul.comp (every matmul_* variant), 40 bytes; must match its
+/* Push constants of shaders/matmul.comp (every matmul_* variant), 44 bytes; must match its
  * `pc` block. Offsets are in elements of each buffer's type (halves for fp16 A and B). */
 typedef struct vkt_matmul_push {
     uint32_t M, N, K;
     uint32_t off_c, off_a, off_b, off_bias;
-    uint32_t flags; /* VKT_MATMUL_TRANS_A | VKT_MATMUL_TRANS_B | VKT_MATMUL_BIAS */
+    uint32_t flags; /* VKT_MATMUL_TRANS_A | _TRANS_B | _BIAS | _ALIGNED | _A_HALF | _B_HALF */
     float alpha, beta;
     uint32_t k_split; /* K per workgroup z (split-K); K when not split */
 } vkt_matmul_push;
 #define VKT_MATMUL_TRANS_A 1u
 #define VKT_MATMUL_TRANS_B 2u
 #define VKT_MATMUL_BIAS 4u
-#define VKT_MATMUL_ALIGNED 8u /* A, B, C rows 16-byte aligned (shaders/matmul_common.glsl) */
+#define VKT_MATMUL_ALIGNED 8u /* rows 16-byte aligned, 8 for fp16 (shaders/matmul_common.glsl) */
+#define VKT_MATMUL_A_HALF 16u /* A is an fp16 tensor */
+#define VKT_MATMUL_B_HALF 32u /* B is an fp16 tensor */
 
 #endif

@@ -38,4 +38,36 @@ static inline float vkt_round_f16(float x) {
     return r;
 }
 
+/* The binary16 bit pattern of x rounded to fp16 (vkt_round_f16's value, exactly). */
+static inline uint16_t vkt_f16_bits(float x) {
+    float r = vkt_round_f16(x);
+    uint32_t u;
+    memcpy(&u, &r, sizeof u);
+    uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+    uint32_t mag = u & 0x7fffffffu;
+    if (mag > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((mag >> 13) & 0x3ffu)); /* NaN */
+    if (mag == 0x7f800000u) return (uint16_t)(sign | 0x7c00u);                          /* inf */
+    float ar;
+    memcpy(&ar, &mag, sizeof ar);
+    if (ar < VKT_F16_MIN_NORMAL) return (uint16_t)(sign | (uint16_t)(ar * 16777216.0f)); /* 2^-24 units */
+    return (uint16_t)(sign | (((mag >> 23) - 112u) << 10) | ((mag >> 13) & 0x3ffu));
+}
+
+/* The value of binary16 bit pattern h, as a float (exact). */
+static inline float vkt_f16_value(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, u;
+    if (e == 0) { /* zero, subnormal: m * 2^-24 */
+        float r = (float)m * (1.0f / 16777216.0f);
+        memcpy(&u, &r, sizeof u);
+        u |= sign;
+    } else if (e == 31) {
+        u = sign | 0x7f800000u | (m << 13);
+    } else {
+        u = sign | ((e + 112u) << 23) | (m << 13);
+    }
+    float r;
+    memcpy(&r, &u, sizeof r);
+    return r;
+}
+
 #endif

@@ -20,11 +20,10 @@ static void blas_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a_, vkt_ptr b_, vkt
                         int M, int N, int K, int trans_a, int trans_b, float alpha,
                         float beta) {
     float *c = F(c_);
-    const float *a = F(a_), *b = F(b_), *bias = bias_.buf ? F(bias_) : NULL;
-    if (be->fp16_matmul) {
-        a = vkt_cpu_rounded_f16(a, (size_t)M * K, 0);
-        b = vkt_cpu_rounded_f16(b, (size_t)K * N, 1);
-    }
+    const float *bias = bias_.buf ? F(bias_) : NULL;
+    /* fp16 tensors decoded, fp32 ones rounded under precision = fp16 */
+    const float *a = vkt_cpu_operand(be, a_, (size_t)M * K, 0, 1),
+                *b = vkt_cpu_operand(be, b_, (size_t)K * N, 1, 1);
     if (bias) {
         /* C = beta*C + bias first, then the GEMM adds alpha*op(A)op(B) onto it (beta = 0
          * never reads C: it may hold NaNs) */

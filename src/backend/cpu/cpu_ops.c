@@ -162,17 +162,36 @@ float *vkt_cpu_rounded_f16(const float *x, size_t n, int slot) {
     return r;
 }
 
+const float *vkt_cpu_operand(vkt_backend *be, vkt_ptr p, size_t n, int slot, int round) {
+    if (p.half) {
+        const uint16_t *h = vkt_cpu_addr(p);
+        float *r = vkt_cpu_scratch(slot, n * sizeof(float));
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) r[i] = vkt_f16_value(h[i]);
+        return r;
+    }
+    return round && be->fp16_matmul ? vkt_cpu_rounded_f16(F(p), n, slot) : F(p);
+}
+
+void vkt_cpu_to_half(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t n) {
+    (void)be;
+    uint16_t *d = vkt_cpu_addr(dst);
+    const float *s = F(src);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) d[i] = vkt_f16_bits(s[i]);
+}
+
 void vkt_cpu_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a_, vkt_ptr b_, vkt_ptr bias_, int M,
                     int N, int K, int trans_a, int trans_b, float alpha, float beta) {
     float *c = F(c_);
-    const float *a = F(a_), *b = F(b_), *bias = bias_.buf ? F(bias_) : NULL;
+    const float *bias = bias_.buf ? F(bias_) : NULL;
     /* precision = fp16: the operands as fp16 would hold them; the sums stay fp32 */
-    float *ar = be->fp16_matmul ? vkt_cpu_rounded_f16(a, (size_t)M * K, 0) : NULL;
-    if (ar) a = ar;
+    const float *a = vkt_cpu_operand(be, a_, (size_t)M * K, 0, 1);
     /* Bring op(B) to row-major (K,N) so the inner loop runs along contiguous memory. */
     float *bt = NULL;
-    const float *bkn = b;
+    const float *bkn;
     if (trans_b) {
+        const float *b = vkt_cpu_operand(be, b_, (size_t)K * N, 2, 0);
         bt = vkt_cpu_scratch(1, (size_t)K * N * sizeof(float));
         int half = be->fp16_matmul;
 #pragma omp parallel for schedule(static)
@@ -182,9 +201,8 @@ void vkt_cpu_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a_, vkt_ptr b_, vkt_ptr
                 bt[(size_t)k * N + j] = half ? vkt_round_f16(v) : v;
             }
         bkn = bt;
-    } else if (be->fp16_matmul) {
-        bt = vkt_cpu_rounded_f16(b, (size_t)K * N, 1);
-        bkn = bt;
+    } else {
+        bkn = vkt_cpu_operand(be, b_, (size_t)K * N, 1, 1);
     }
     size_t sa_i = trans_a ? 1 : (size_t)K, sa_k = trans_a ? (size_t)M : 1;
 #pragma omp parallel

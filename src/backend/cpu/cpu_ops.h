@@ -25,6 +25,10 @@ void *vkt_cpu_scratch(int slot, size_t bytes);
 /* x(n) with every element rounded to fp16 (precision = fp16), layout unchanged, in the calling
  * thread's scratch slot `slot`. */
 float *vkt_cpu_rounded_f16(const float *x, size_t n, int slot);
+/* The n values of matmul operand p as floats: an fp16 tensor decoded into scratch slot
+ * `slot`; an fp32 one as it is, or (round, under precision = fp16) rounded into the slot. */
+const float *vkt_cpu_operand(vkt_backend *be, vkt_ptr p, size_t n, int slot, int round);
+void vkt_cpu_to_half(vkt_backend *, vkt_ptr dst, vkt_ptr src, size_t n);
 /* 1 when this backend runs the reference kernels everywhere (option "kernels" = "reference",
  * or VKT_CPU_KERNELS=reference when it was created); 0: the fast path (cpu_gemm.c). */
 int vkt_cpu_reference(const vkt_backend *be);

@@ -38,6 +38,7 @@ const vkt_backend_ops vkt_opencl_backend_ops = {
     .layernorm_forward = vkt_cl_op_layernorm_forward,
     .layernorm_backward = vkt_cl_op_layernorm_backward,
     .matmul = vkt_cl_op_matmul,
+    .to_half = vkt_cl_op_to_half,
     .bias_backward = vkt_cl_op_bias_backward,
     .attention_forward = vkt_cl_op_attention_forward,
     .attention_backward = vkt_cl_op_attention_backward,

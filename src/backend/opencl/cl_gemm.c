@@ -2,7 +2,8 @@
  * the bias added by a small kernel after it. Under precision = fp16 the operands are first
  * rounded to fp16 values (kept in fp32 scratch buffers) by the round_f16 kernel, so the GEMM
  * multiplies exactly the fp16 operands and accumulates in fp32: the rules of every backend
- * (CLBlastHgemm would also accumulate in fp16). */
+ * (CLBlastHgemm would also accumulate in fp16). fp16 tensors (vkt_to_half's copies) are
+ * decoded into the same scratch buffers by from_half. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,36 @@ static vkt_ptr rounded(vkt_cl_ctx *c, vkt_buf **slot, vkt_ptr p, size_t n) {
     size_t g[1] = {n}, l[1] = {256};
     vkt_cl_launch(c, "round_f16", 1, g, l, 5, a);
     return vkt_at(s, 0);
+}
+
+/* The values of fp16 tensor p (n elements) as floats in *slot, for the SGEMM. */
+static vkt_ptr decoded(vkt_cl_ctx *c, vkt_buf **slot, vkt_ptr p, size_t n) {
+    vkt_buf *s = vkt_cl_scratch(c, slot, n * sizeof(float), "matmul: fp16 operands");
+    if (!s) return VKT_NULL_PTR; /* the device has failed */
+    cl_mem dst = s->mem, src = p.buf->mem;
+    cl_uint o_dst = 0, o_src = (cl_uint)(p.off / 2), nn = (cl_uint)n;
+    vkt_cl_arg a[] = {CL_VAL(dst), CL_VAL(o_dst), CL_VAL(src), CL_VAL(o_src), CL_VAL(nn)};
+    size_t g[1] = {n}, l[1] = {256};
+    vkt_cl_launch(c, "from_half", 1, g, l, 5, a);
+    return vkt_at(s, 0);
+}
+
+/* An operand for CLBlast's SGEMM: an fp16 tensor decoded, an fp32 one rounded to fp16 values
+ * under precision = fp16, as it is otherwise. */
+static vkt_ptr operand(vkt_backend *be, vkt_buf **slot, vkt_ptr p, size_t n) {
+    vkt_cl_ctx *c = vkt_cl(be);
+    if (p.half) return decoded(c, slot, p, n);
+    return be->fp16_matmul ? rounded(c, slot, p, n) : p;
+}
+
+void vkt_cl_op_to_half(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t n) {
+    vkt_cl_ctx *c = vkt_cl(be);
+    if (!n) return;
+    cl_mem d = dst.buf->mem, s = src.buf->mem;
+    cl_uint o_dst = (cl_uint)(dst.off / 2), o_src = (cl_uint)(src.off / 4), nn = (cl_uint)n;
+    vkt_cl_arg a[] = {CL_VAL(d), CL_VAL(o_dst), CL_VAL(s), CL_VAL(o_src), CL_VAL(nn)};
+    size_t g[1] = {n}, l[1] = {256};
+    vkt_cl_launch(c, "to_half", 1, g, l, 5, a);
 }
 
 /* ---- the first-use tuning pass ----
@@ -347,10 +378,8 @@ void vkt_cl_op_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a, vkt_ptr b, vkt_ptr
         beta = K <= 0 ? 1.0f : 0.0f;
     }
     if (K > 0) {
-        if (be->fp16_matmul) {
-            a = rounded(c, &c->round_a, a, (size_t)M * K);
-            b = rounded(c, &c->round_b, b, (size_t)K * N);
-        }
+        a = operand(be, &c->round_a, a, (size_t)M * K);
+        b = operand(be, &c->round_b, b, (size_t)K * N);
         if (vkt_cl_failed(c)) return; /* a fill, a scale or the rounding failed */
         cl_command_queue q = c->queue;
         CLBlastStatusCode s = c->cl->CLBlastSgemm(

@@ -53,6 +53,7 @@ const vkt_backend_ops vkt_vulkan_backend_ops = {
     .layernorm_forward = vkt_vk_op_layernorm_forward,
     .layernorm_backward = vkt_vk_op_layernorm_backward,
     .matmul = vkt_vk_op_matmul,
+    .to_half = vkt_vk_op_to_half,
     .bias_backward = vkt_vk_op_bias_backward,
     .attention_forward = vkt_vk_op_attention_forward,
     .attention_backward = vkt_vk_op_attention_backward,

@@ -122,7 +122,10 @@ int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen) {
         f16.shaderFloat16 = half;
         s16.uniformAndStorageBuffer16BitAccess = s16.storagePushConstant16 =
             s16.storageInputOutput16 = VK_FALSE;
-        s16.storageBuffer16BitAccess = VK_FALSE; /* buffers stay fp32 (vk_matmul.c) */
+        /* 16-bit storage only for the coopmat2 tier, which loads fp16 operands as fp16
+         * matrices; every other shader reads fp16 tensors as 32-bit words */
+        VkBool32 sb16 = s16.storageBuffer16BitAccess;
+        s16.storageBuffer16BitAccess = VK_FALSE;
         mm.vulkanMemoryModelDeviceScope = mm.vulkanMemoryModelAvailabilityVisibilityChains =
             VK_FALSE;
         mm.vulkanMemoryModel = phys->info.coopmat ? model : VK_FALSE;
@@ -136,6 +139,8 @@ int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen) {
         if (c->coopmat_on && phys->cm2) {
             exts[next++] = VK_NV_COOPERATIVE_MATRIX_2_EXTENSION_NAME;
             c->cm2_on = 1;
+            s16.storageBuffer16BitAccess = sb16;
+            c->storage16 = sb16 == VK_TRUE;
         }
         if (phys->size_control) {
             if (phys->api_version < VK_API_VERSION_1_3)

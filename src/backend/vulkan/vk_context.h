@@ -63,6 +63,7 @@ typedef struct vkt_vk_ctx {
     int subgroup_ballot; /* subgroupBroadcast in compute: the direct matmul tiers may run */
     int coopmat_on; /* VK_KHR_cooperative_matrix and the memory model enabled */
     int cm2_on;     /* VK_NV_cooperative_matrix2 enabled (the coopmat2 tier) */
+    int storage16;  /* storageBuffer16BitAccess enabled (with cm2_on: its fp16 loads) */
     int size_control; /* pipelines may require a subgroup size (full subgroups) */
     int precision_f16; /* option precision = fp16: only tiers that round to fp16 are auto */
     uint64_t submits, dispatches; /* printed at shutdown under VKT_VULKAN_STATS=1 */
@@ -142,8 +143,8 @@ void vkt_vk_pipelines_reset_sets(vkt_vk_ctx *c); /* after a flush */
 int vkt_vk_pipelines_count(const vkt_vk_ctx *c);  /* created so far (tests) */
 /* Records one dispatch of shader `name` with bufs bound at bindings 0..nbind-1 (a NULL buf is
  * replaced by bufs[0]). Each binding's window starts at its pointer rounded down to the
- * device's offset alignment; elem_off[i] receives the pointer's element (4-byte) offset in
- * that window, for the push constants. Call vkt_vk_bind first, then vkt_vk_dispatch. */
+ * device's offset alignment; elem_off[i] receives the pointer's element offset in
+ * that window, for the push constants: in floats, or in halves for an fp16 tensor. Call vkt_vk_bind first, then vkt_vk_dispatch. */
 typedef struct vkt_vk_bindings {
     int n;
     vkt_ptr ptr[8];

@@ -331,10 +331,11 @@ static int coopmat_ok(vkt_vk_ctx *c, char *why, size_t len) {
 }
 
 static int coopmat2_ok(vkt_vk_ctx *c, char *why, size_t len) {
-    if (!c->cm2_on || c->phys->api_version < VK_API_VERSION_1_3) {
+    if (!c->cm2_on || !c->storage16 || c->phys->api_version < VK_API_VERSION_1_3) {
         snprintf(why, len, "needs VK_NV_cooperative_matrix2 (workgroup scope, flexible "
                  "dimensions, conversions, per-element operations, tensor addressing, an "
-                 "f16*f16+f32 workgroup configuration) on a Vulkan 1.3 device");
+                 "f16*f16+f32 workgroup configuration) and storageBuffer16BitAccess on a "
+                 "Vulkan 1.3 device");
         return 0;
     }
     vkt_vk_shader sh;
@@ -576,7 +577,10 @@ static vkt_buf *splitk_scratch(vkt_vk_ctx *c, size_t bytes) {
     return n;
 }
 
-static int aligned16(vkt_ptr p) { return ((p.buf->off + p.off) & 15) == 0; }
+/* Rows of 4 elements start aligned for one vector load: 16 bytes, 8 for fp16 tensors. */
+static int aligned16(vkt_ptr p) {
+    return ((p.buf->off + p.off) & (p.half ? 7u : 15u)) == 0;
+}
 
 void vkt_vk_matmul_record(vkt_backend *be, int t, vkt_ptr c_, vkt_ptr a, vkt_ptr b,
                           vkt_ptr bias, int M, int N, int K, int trans_a, int trans_b,
@@ -601,7 +605,8 @@ void vkt_vk_matmul_record(vkt_backend *be, int t, vkt_ptr c_, vkt_ptr a, vkt_ptr
     vkt_matmul_push pc = {
         .M = (uint32_t)M, .N = (uint32_t)N, .K = (uint32_t)K,
         .flags = (trans_a ? VKT_MATMUL_TRANS_A : 0u) | (trans_b ? VKT_MATMUL_TRANS_B : 0u) |
-                 (bias.buf && !part ? VKT_MATMUL_BIAS : 0u),
+                 (bias.buf && !part ? VKT_MATMUL_BIAS : 0u) | (a.half ? VKT_MATMUL_A_HALF : 0u) |
+                 (b.half ? VKT_MATMUL_B_HALF : 0u),
         .alpha = part ? 1.0f : alpha, .beta = part ? 0.0f : beta,
         .k_split = p.k_split,
     };

@@ -52,7 +52,7 @@ static void run_chunked(vkt_backend *be, const char *name, int nb, const vkt_ptr
         vkt_ptr p[8];
         for (int i = 0; i < nb; i++) {
             p[i] = ptrs[i];
-            if ((advance >> i) & 1u) p[i].off += at * 4;
+            if ((advance >> i) & 1u) p[i].off += at * vkt_elem_bytes(p[i]);
         }
         *n_field = (uint32_t)len;
         run(be, name, nb, p, push, push_size, offs, one_group ? wg : len, wg);
@@ -187,7 +187,8 @@ static void matmul_once(vkt_backend *be, vkt_ptr c_, vkt_ptr a, vkt_ptr b, vkt_p
 void vkt_vk_op_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a, vkt_ptr b, vkt_ptr bias, int M,
                       int N, int K, int trans_a, int trans_b, float alpha, float beta) {
     vkt_vk_ctx *c = vkt_vk(be);
-    size_t szc = (size_t)M * N * 4, sza = (size_t)M * K * 4, szb = (size_t)K * N * 4;
+    size_t szc = (size_t)M * N * 4, sza = (size_t)M * K * vkt_elem_bytes(a),
+           szb = (size_t)K * N * vkt_elem_bytes(b);
     if (vkt_vk_visible(c, c_) >= szc && vkt_vk_visible(c, a) >= sza &&
         vkt_vk_visible(c, b) >= szb) {
         matmul_once(be, c_, a, b, bias, M, N, K, trans_a, trans_b, alpha, beta);
@@ -298,6 +299,18 @@ void vkt_vk_op_residual_forward(vkt_backend *be, vkt_ptr out, vkt_ptr a, vkt_ptr
     vkt_ptr p[3] = {out, a, b};
     run_chunked(be, "residual_forward", 3, p, &pc, sizeof pc, pc.o, &pc.n, n, 256, 7u, NULL, 0);
 }
+/* In chunks a descriptor covers; one thread per 32-bit word of dst (n/2 + 1 of them at most,
+ * the shader skips those past the end). */
+void vkt_vk_op_to_half(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t n) {
+    size_t chunk = chunk_elems(be);
+    for (size_t at = 0; at < n; at += chunk) {
+        size_t len = n - at < chunk ? n - at : chunk;
+        struct { uint32_t n, o[2]; } pc = {(uint32_t)len, {0}};
+        vkt_ptr p[2] = {vkt_ptr_addf(dst, at), vkt_ptr_addf(src, at)};
+        run(be, "to_half", 2, p, &pc, sizeof pc, pc.o, len / 2 + 1, 256);
+    }
+}
+
 void vkt_vk_op_scale(vkt_backend *be, vkt_ptr x, float s, size_t n) {
     ew_push pc = {(uint32_t)n, {0}, s};
     vkt_ptr p[3] = {x, x, x};

@@ -36,5 +36,6 @@ void vkt_vk_op_adamw(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, size_t,
 void vkt_vk_op_sumsq(vkt_backend *, vkt_ptr, vkt_ptr, size_t);
 void vkt_vk_op_sum_into(vkt_backend *, vkt_ptr, vkt_ptr, size_t, float);
 void vkt_vk_op_scale(vkt_backend *, vkt_ptr, float, size_t);
+void vkt_vk_op_to_half(vkt_backend *, vkt_ptr, vkt_ptr, size_t);
 
 #endif

@@ -269,7 +269,7 @@ void vkt_vk_bind(vkt_vk_ctx *c, vkt_vk_bindings *b, int n, const vkt_ptr *ptrs) 
     for (int i = 0; i < n; i++) {
         b->ptr[i] = ptrs[i].buf ? ptrs[i] : ptrs[0];
         VkDeviceSize abs = b->ptr[i].buf->off + b->ptr[i].off;
-        b->elem_off[i] = (uint32_t)((abs % align) / 4);
+        b->elem_off[i] = (uint32_t)((abs % align) / vkt_elem_bytes(b->ptr[i]));
     }
 }
 

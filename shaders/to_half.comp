@@ -1,0 +1,49 @@
+#version 450
+// vkt_to_half (include/vktrain/backend.h): dst(n, fp16) = src(n, fp32) rounded as precision =
+// fp16 rounds (nearest even; |x| >= 65520 becomes inf; NaN stays NaN), bit for bit the host's
+// vkt_f16_bits (src/util/half.h). The rounding is integer arithmetic, so the op needs neither
+// shaderFloat16 nor 16-bit storage and gives the same bits on every driver.
+// b0 = dst seen as 32-bit words (two halves each, the lower half first), b1 = src. One thread
+// per word the tensor touches; a word the tensor only half covers (an odd first or last half)
+// is updated with atomics on that half alone, so neighbouring tensors stay as they were.
+#extension GL_GOOGLE_include_directive : require
+#include "common.glsl"
+
+layout(local_size_x = 256) in;
+layout(set = 0, binding = 0) buffer Dst { uint h[]; };
+layout(set = 0, binding = 1) readonly buffer Src { float x[]; };
+
+layout(push_constant) uniform PushConstants {
+    uint n, off_dst, off_src; // off_dst in halves, off_src in floats
+} pc;
+
+uint f16_bits(float v) {
+    uint u = floatBitsToUint(v);
+    uint sign = (u >> 16) & 0x8000u, mag = u & 0x7fffffffu;
+    if (mag > 0x7f800000u) return sign | 0x7e00u | ((mag >> 13) & 0x3ffu); // NaN
+    if (mag >= 0x477ff000u) return sign | 0x7c00u;                          // >= 65520: inf
+    if (mag < 0x38800000u) // below 2^-14: a multiple of 2^-24, ties to even
+        return sign | uint(roundEven(uintBitsToFloat(mag) * 16777216.0));
+    uint keep = mag + 0xfffu + ((mag >> 13) & 1u); // 10 mantissa bits, ties to even
+    return sign | ((((keep >> 23) & 0xffu) - 112u) << 10) | ((keep >> 13) & 0x3ffu);
+}
+
+void main() {
+    uint first = pc.off_dst >> 1; // the first word the tensor touches
+    uint w = first + flat_index();
+    uint end = pc.off_dst + pc.n;  // one past the last half
+    if (2u * w >= end) return;
+    uint lo = 2u * w, hi = lo + 1u; // the word's two halves
+    bool has_lo = lo >= pc.off_dst, has_hi = hi < end;
+    uint vlo = has_lo ? f16_bits(x[pc.off_src + (lo - pc.off_dst)]) : 0u;
+    uint vhi = has_hi ? f16_bits(x[pc.off_src + (hi - pc.off_dst)]) : 0u;
+    if (has_lo && has_hi) {
+        h[w] = vlo | (vhi << 16);
+    } else if (has_lo) {
+        atomicAnd(h[w], 0xffff0000u);
+        atomicOr(h[w], vlo);
+    } else {
+        atomicAnd(h[w], 0x0000ffffu);
+        atomicOr(h[w], vhi << 16);
+    }
+}
