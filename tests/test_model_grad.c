@@ -25,8 +25,8 @@ int main(void) {
     size_t np = vkt_model_num_params(m);
     const vkt_param_tensor *t = vkt_model_tensors(m);
     CHECK(s.padded_vocab_size == 64, "padded vocab %d", s.padded_vocab_size);
-    CHECK(vkt_gpt2_memory_bytes(&s, B, T) == (double)vkt_model_device_bytes(m),
-          "memory estimate %.0f bytes, allocated %zu", vkt_gpt2_memory_bytes(&s, B, T),
+    CHECK(vkt_gpt2_memory_bytes(&s, B, T, 0) == (double)vkt_model_device_bytes(m),
+          "memory estimate %.0f bytes, allocated %zu", vkt_gpt2_memory_bytes(&s, B, T, 0),
           vkt_model_device_bytes(m));
 
     /* Larger-than-GPT-2 random parameters so every path carries a clearly nonzero gradient. */

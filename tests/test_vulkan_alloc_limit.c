@@ -86,7 +86,7 @@ int main(void) {
                         .num_layers = 2, .num_heads = 2, .channels = 16};
     int B = 8, T = 32;
     vkt_model_memory mm;
-    vkt_gpt2_memory_plan(&s, B, T, &mm);
+    vkt_gpt2_memory_plan(&s, B, T, 0, &mm);
     printf("model: activations %llu bytes in %d buffers, largest %llu (%s), limit %d\n",
            (unsigned long long)mm.bytes[VKT_MEM_ACTS], mm.buffers,
            (unsigned long long)mm.largest, mm.largest_name, LIMIT);

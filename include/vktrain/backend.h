@@ -82,6 +82,9 @@ const vkt_device_info *vkt_backend_info(const vkt_backend *be);
  *               with the missing feature named. */
 int vkt_backend_set_option(vkt_backend *be, const char *key, const char *value, char *err,
                            size_t errlen);
+/* 1 when the backend's option precision is fp16 (the model then keeps fp16 copies of the
+ * matmul operands: vkt_to_half). */
+int vkt_backend_precision_fp16(const vkt_backend *be);
 /* Waits until all queued work is done. 0, or -1 once the device has failed (below). */
 int vkt_synchronize(vkt_backend *be);
 /* ---- device failures ----

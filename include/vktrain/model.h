@@ -46,8 +46,8 @@ int vkt_gpt2_shape_check(const vkt_gpt2_shape *s, char *err, size_t errlen);
  * (parameters, gradients, AdamW moments). */
 int vkt_params_first_nonfinite(const vkt_gpt2_shape *s, const float *params, size_t *elem);
 /* Bytes of device memory the model needs for batches up to B x T (params, grads, moments,
- * activations, activation gradients). */
-double vkt_gpt2_memory_bytes(const vkt_gpt2_shape *s, int B, int T);
+ * activations, activation gradients; with fp16, the fp16 copies precision = fp16 adds). */
+double vkt_gpt2_memory_bytes(const vkt_gpt2_shape *s, int B, int T, int fp16);
 
 /* What vkt_model_create allocates, by class. Parameters, gradients and each AdamW moment are
  * one buffer each; every activation tensor is a buffer of its own (per layer), so that no
@@ -58,6 +58,7 @@ typedef enum vkt_mem_class {
     VKT_MEM_OPTIM,   /* AdamW m and v */
     VKT_MEM_ACTS,    /* the forward's activations, kept for the backward */
     VKT_MEM_SCRATCH, /* the backward's activation gradients, tokens, targets, the loss */
+    VKT_MEM_FP16,    /* precision = fp16: fp16 copies of the parameters and matmul inputs */
     VKT_MEM_CLASSES
 } vkt_mem_class;
 const char *vkt_mem_class_name(vkt_mem_class c); /* "parameters", "gradients", ... */
@@ -68,9 +69,11 @@ typedef struct vkt_model_memory {
     uint64_t largest;     char largest_name[96];  /* e.g. "activations: logits" */
     uint64_t largest_act; char largest_act_name[96];
 } vkt_model_memory;
-/* The buffers vkt_model_create(s, B, T) allocates, exactly (the same table), summed. The
- * shape must have passed vkt_gpt2_shape_check. */
-void vkt_gpt2_memory_plan(const vkt_gpt2_shape *s, int B, int T, vkt_model_memory *out);
+/* The buffers vkt_model_create(s, B, T) allocates, exactly (the same table), summed; fp16:
+ * on a backend under precision = fp16 (the fp16 copies). The shape must have passed
+ * vkt_gpt2_shape_check. */
+void vkt_gpt2_memory_plan(const vkt_gpt2_shape *s, int B, int T, int fp16,
+                          vkt_model_memory *out);
 
 /* Allocates everything for batches of up to max_B x max_T tokens. NULL + message on failure,
  * naming the buffer ("activations: fch (layer 3)"), its size and the device's limit for one
@@ -102,6 +105,10 @@ int vkt_model_init_random(vkt_model *m, uint64_t seed);
 /* Host copies of the parameters (num_params floats). */
 void vkt_model_get_params(vkt_model *m, float *dst);
 void vkt_model_set_params(vkt_model *m, const float *src);
+/* After anything wrote the parameter buffer on the device (the optimizer's update; set_params
+ * calls it itself): under precision = fp16, refreshes the parameters' fp16 copy, which the
+ * matmuls read. Queued like any op; nothing to do in fp32. */
+void vkt_model_params_changed(vkt_model *m);
 
 /* Forward on tokens (B,T) int32 (host). With targets (B,T) (host, may be NULL) computes the
  * per-position losses and adds weight * their mean to loss_acc (one float on the device)

@@ -434,6 +434,7 @@ void vkt_matmul(vkt_backend *be, vkt_ptr c, vkt_ptr a, vkt_ptr b, vkt_ptr bias, 
     require_types(!c.half && !bias.half, "vkt_matmul", "C and the bias must be fp32 tensors");
     TIMED("matmul", be->ops->matmul(be, c, a, b, bias, M, N, K, trans_a, trans_b, alpha, beta));
 }
+int vkt_backend_precision_fp16(const vkt_backend *be) { return be->fp16_matmul; }
 void vkt_to_half(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t n) {
     require_types(dst.half && !src.half && dst.off % 2 == 0, "vkt_to_half",
                   "dst must be an fp16 tensor at an even offset, src an fp32 one");

@@ -95,7 +95,8 @@ static int print_config(const vkt_config *cfg) {
     size_t np = vkt_gpt2_param_layout(&s, t);
     char mem[32];
     fmt_bytes(mem, sizeof mem,
-              vkt_gpt2_memory_bytes(&s, cfg->train.batch_size, cfg->train.seq_len));
+              vkt_gpt2_memory_bytes(&s, cfg->train.batch_size, cfg->train.seq_len,
+                                    !strcmp(cfg->train.precision, "fp16")));
     printf("\n# parameters: %zu (%.2fM), padded vocab %d\n", np, np / 1e6, s.padded_vocab_size);
     printf("# device memory estimate: %s (params, grads, AdamW moments, activations for "
            "batch %d x %d)\n",

@@ -141,6 +141,21 @@ enum { BUF_PARAMS, BUF_GRADS, BUF_ADAM_M, BUF_ADAM_V, BUF_TOP };
 #define BUF_SCRATCH(L, i) (BUF_LAYER(L, 0) + (i)) /* L = the number of layers */
 #define NUM_BUFS(L) BUF_SCRATCH(L, NUM_SCRATCH)
 
+/* precision = fp16: the fp16 copies the matmuls read (docs/backends.md, "fp16 operands"),
+ * after the fp32 table: the parameters (refreshed after every optimizer update), then the
+ * activations that are matmul inputs (written right after the op that produces each): lnf,
+ * and per layer ln1, atty, ln2 and fch_gelu. The fp32 originals stay (LayerNorm's and GELU's
+ * backward read them; the master weights and the optimizer are fp32). */
+enum { H_PARAMS, H_LNF, NUM_TOP_HALF };
+static const char *const top_half_names[NUM_TOP_HALF] = {"parameters (fp16)", "lnf (fp16)"};
+enum { H_LN1, H_ATTY, H_LN2, H_FCH_GELU, NUM_LAYER_HALF };
+static const char *const layer_half_names[NUM_LAYER_HALF] = {"ln1 (fp16)", "atty (fp16)",
+                                                             "ln2 (fp16)", "fch_gelu (fp16)"};
+#define BUF_HALF(L, i) (NUM_BUFS(L) + (i))
+#define BUF_HALF_LAYER(L, l, i) (BUF_HALF(L, NUM_TOP_HALF) + (l) * NUM_LAYER_HALF + (i))
+#define NUM_BUFS_FP16(L) BUF_HALF_LAYER(L, L, 0)
+static int num_bufs(int L, int fp16) { return fp16 ? NUM_BUFS_FP16(L) : NUM_BUFS(L); }
+
 typedef struct buf_spec {
     vkt_mem_class cls;
     const char *name; /* within its class; NULL for the parameter-sized ones */
@@ -171,19 +186,33 @@ static buf_spec buffer_spec(const vkt_gpt2_shape *s, size_t np, int B, int T, in
         b.name = layer_act_names[k];
         b.layer = (i - BUF_LAYER(0, 0)) / NUM_LAYER_ACTS;
         b.bytes = n[k];
-    } else {
+    } else if (i < NUM_BUFS(L)) {
         const size_t n[NUM_SCRATCH] = {BT * C, BT * C, 3 * BT * C, 4 * BT * C, BT, BT, 1};
         b.cls = VKT_MEM_SCRATCH;
         b.name = scratch_names[i - BUF_SCRATCH(L, 0)];
         b.bytes = n[i - BUF_SCRATCH(L, 0)];
+    } else { /* fp16 copies: halves, in whole 4-byte words */
+        b.cls = VKT_MEM_FP16;
+        if (i < BUF_HALF_LAYER(L, 0, 0)) {
+            b.name = top_half_names[i - BUF_HALF(L, 0)];
+            b.bytes = i == BUF_HALF(L, H_PARAMS) ? np : BT * C;
+        } else {
+            const size_t n[NUM_LAYER_HALF] = {BT * C, BT * C, BT * C, 4 * BT * C};
+            int k = (i - BUF_HALF_LAYER(L, 0, 0)) % NUM_LAYER_HALF;
+            b.name = layer_half_names[k];
+            b.layer = (i - BUF_HALF_LAYER(L, 0, 0)) / NUM_LAYER_HALF;
+            b.bytes = n[k];
+        }
+        b.bytes = (b.bytes + 1) / 2 * 4;
+        return b;
     }
     b.bytes *= 4; /* floats, and int32 tokens */
     return b;
 }
 
 const char *vkt_mem_class_name(vkt_mem_class c) {
-    static const char *const names[VKT_MEM_CLASSES] = {"parameters", "gradients", "optimizer",
-                                                       "activations", "scratch"};
+    static const char *const names[VKT_MEM_CLASSES] = {
+        "parameters", "gradients", "optimizer", "activations", "scratch", "fp16 copies"};
     return (unsigned)c < VKT_MEM_CLASSES ? names[c] : "?";
 }
 
@@ -195,11 +224,12 @@ static void spec_name(const buf_spec *b, char *out, size_t len) {
         snprintf(out + n, len - (size_t)n, " (layer %d)", b->layer);
 }
 
-void vkt_gpt2_memory_plan(const vkt_gpt2_shape *s, int B, int T, vkt_model_memory *out) {
+void vkt_gpt2_memory_plan(const vkt_gpt2_shape *s, int B, int T, int fp16,
+                          vkt_model_memory *out) {
     vkt_param_tensor t[VKT_NUM_PARAM_TENSORS];
     size_t np = vkt_gpt2_param_layout(s, t);
     memset(out, 0, sizeof *out);
-    out->buffers = NUM_BUFS(s->num_layers);
+    out->buffers = num_bufs(s->num_layers, fp16);
     for (int i = 0; i < out->buffers; i++) {
         buf_spec b = buffer_spec(s, np, B, T, i);
         out->bytes[b.cls] += b.bytes;
@@ -218,14 +248,17 @@ void vkt_gpt2_memory_plan(const vkt_gpt2_shape *s, int B, int T, vkt_model_memor
 /* In double so that absurd shapes give a huge number instead of wrapping around: the
  * trainer compares it with the device's memory before allocating anything. The sum of
  * buffer_spec's sizes. */
-double vkt_gpt2_memory_bytes(const vkt_gpt2_shape *s, int B, int T) {
+double vkt_gpt2_memory_bytes(const vkt_gpt2_shape *s, int B, int T, int fp16) {
     double C = s->channels, L = s->num_layers, Vp = s->padded_vocab_size, NH = s->num_heads;
     double BT = (double)B * T;
     double params = Vp * C + (double)s->max_seq_len * C + L * (12 * C * C + 13 * C) + 2 * C;
     double acts = BT * C * 2 + BT * 3 + BT * Vp +
                   L * (18 * BT * C + 4 * BT + (double)B * NH * T);
     double scratch = 9 * BT * C;
-    return 4.0 * (4 * params + acts + scratch) + 2 * 4.0 * BT + 4.0 /* loss scalar */;
+    /* fp16 copies: 2 bytes an element, each buffer rounded up to whole 4-byte words */
+    double words = ceil(params / 2) + ceil(BT * C / 2) + L * (3 * ceil(BT * C / 2) + 2 * BT * C);
+    return 4.0 * (4 * params + acts + scratch) + 2 * 4.0 * BT + 4.0 /* loss scalar */ +
+           (fp16 ? 4.0 * words : 0);
 }
 
 struct vkt_model {
@@ -241,6 +274,8 @@ struct vkt_model {
     vkt_buf *tokens, *targets; /* int32 (B,T) */
     vkt_buf *loss;             /* one float: vkt_model_forward's mean loss */
     size_t device_bytes;       /* all of bufs */
+    int fp16;                  /* precision = fp16: the fp16 copies exist (BUF_HALF...) */
+    vkt_buf *params_h;         /* the parameters' fp16 copy */
 };
 
 static void fmt_size(char *buf, size_t len, double b) {
@@ -286,7 +321,7 @@ static vkt_buf *alloc_buffer(vkt_backend *be, const buf_spec *b, size_t before, 
 vkt_model *vkt_model_alloc(vkt_backend *be, const vkt_gpt2_shape *s, int max_B, int max_T,
                            char *err, size_t errlen) {
     vkt_model *m = calloc(1, sizeof *m);
-    if (m) m->bufs = calloc((size_t)NUM_BUFS(s->num_layers), sizeof *m->bufs);
+    if (m) m->bufs = calloc((size_t)NUM_BUFS_FP16(s->num_layers), sizeof *m->bufs); /* room for either table */
     if (!m || !m->bufs) {
         free(m);
         snprintf(err, errlen, "out of host memory");
@@ -297,7 +332,8 @@ vkt_model *vkt_model_alloc(vkt_backend *be, const vkt_gpt2_shape *s, int max_B, 
     m->max_B = max_B;
     m->max_T = max_T;
     m->num_params = vkt_gpt2_param_layout(s, m->tensors);
-    m->nbufs = NUM_BUFS(s->num_layers);
+    m->fp16 = vkt_backend_precision_fp16(be);
+    m->nbufs = num_bufs(s->num_layers, m->fp16);
     for (int i = 0; i < m->nbufs; i++) {
         buf_spec b = buffer_spec(s, m->num_params, max_B, max_T, i);
         if (!(m->bufs[i] = alloc_buffer(be, &b, m->device_bytes, err, errlen))) {
@@ -314,6 +350,7 @@ vkt_model *vkt_model_alloc(vkt_backend *be, const vkt_gpt2_shape *s, int max_B, 
     m->tokens = m->bufs[BUF_SCRATCH(L, S_TOKENS)];
     m->targets = m->bufs[BUF_SCRATCH(L, S_TARGETS)];
     m->loss = m->bufs[BUF_SCRATCH(L, S_LOSS)];
+    m->params_h = m->fp16 ? m->bufs[BUF_HALF(L, H_PARAMS)] : NULL;
     return m;
 }
 
@@ -372,6 +409,11 @@ void vkt_model_get_params(vkt_model *m, float *dst) {
 }
 void vkt_model_set_params(vkt_model *m, const float *src) {
     vkt_upload(m->be, vkt_at(m->params, 0), src, m->num_params * sizeof(float));
+    vkt_model_params_changed(m);
+}
+
+void vkt_model_params_changed(vkt_model *m) {
+    if (m->fp16) vkt_to_half(m->be, vkt_half_at(m->params_h, 0), vkt_at(m->params, 0), m->num_params);
 }
 void vkt_model_zero_grad(vkt_model *m) { vkt_fill(m->be, vkt_at(m->grads, 0), 0, m->num_params); }
 
@@ -415,6 +457,33 @@ static vkt_ptr param0(vkt_model *m, vkt_buf *buf, int i) {
     return vkt_at(buf, m->tensors[i].offset * sizeof(float));
 }
 
+/* What the matmuls read: under precision = fp16 the fp16 copies (weights from params_h,
+ * activations from their BUF_HALF buffers), else the fp32 tensors themselves. */
+static vkt_ptr mm_weight(vkt_model *m, int i, int l) {
+    if (!m->fp16) return param(m, m->params, i, l);
+    const vkt_param_tensor *t = &m->tensors[i];
+    return vkt_half_at(m->params_h, (t->offset + t->size / m->shape.num_layers * l) * 2);
+}
+typedef struct mm_inputs {
+    vkt_ptr ln1, atty, ln2, fch_gelu;
+} mm_inputs;
+static mm_inputs inputs_of(vkt_model *m, const layer_acts *x, int l) {
+    if (!m->fp16) return (mm_inputs){x->ln1, x->atty, x->ln2, x->fch_gelu};
+    int L = m->shape.num_layers;
+    mm_inputs in;
+    vkt_ptr *p = &in.ln1;
+    for (int k = 0; k < NUM_LAYER_HALF; k++)
+        p[k] = vkt_half_at(m->bufs[BUF_HALF_LAYER(L, l, k)], 0);
+    return in;
+}
+static vkt_ptr lnf_input(vkt_model *m, const acts *a) {
+    return m->fp16 ? vkt_half_at(m->bufs[BUF_HALF(m->shape.num_layers, H_LNF)], 0) : a->lnf;
+}
+/* The fp16 copy of an activation its producer just wrote (nothing to do in fp32). */
+static void copy_half(vkt_model *m, vkt_ptr dst, vkt_ptr src, size_t n) {
+    if (m->fp16) vkt_to_half(m->be, dst, src, n);
+}
+
 /* A linear layer on N rows: out(N,OC) = inp(N,IC) . weight(OC,IC)^T + bias(OC). */
 static void linear_forward(vkt_backend *be, vkt_ptr out, vkt_ptr inp, vkt_ptr weight,
                            vkt_ptr bias, int N, int IC, int OC) {
@@ -449,27 +518,34 @@ void vkt_model_forward_acc(vkt_model *m, const int32_t *tokens, const int32_t *t
                         B, T, C);
     for (int l = 0; l < L; l++) {
         layer_acts x = layer_of(m, l);
+        mm_inputs in = inputs_of(m, &x, l);
+        size_t n = (size_t)BT * C;
 
         vkt_layernorm_forward(be, x.ln1, x.ln1_mean, x.ln1_rstd, x.residual, param(m, P, LN1W, l),
                               param(m, P, LN1B, l), BT, C);
-        linear_forward(be, x.qkv, x.ln1, param(m, P, QKVW, l), param(m, P, QKVB, l), BT, C, 3 * C);
+        copy_half(m, in.ln1, x.ln1, n);
+        linear_forward(be, x.qkv, in.ln1, mm_weight(m, QKVW, l), param(m, P, QKVB, l), BT, C, 3 * C);
         vkt_attention_forward(be, x.atty, x.att_lse, x.qkv, B, T, C, NH);
-        linear_forward(be, x.attproj, x.atty, param(m, P, ATTPROJW, l), param(m, P, ATTPROJB, l),
+        copy_half(m, in.atty, x.atty, n);
+        linear_forward(be, x.attproj, in.atty, mm_weight(m, ATTPROJW, l), param(m, P, ATTPROJB, l),
                        BT, C, C);
-        vkt_residual_forward(be, x.residual2, x.residual, x.attproj, (size_t)BT * C);
+        vkt_residual_forward(be, x.residual2, x.residual, x.attproj, n);
         vkt_layernorm_forward(be, x.ln2, x.ln2_mean, x.ln2_rstd, x.residual2, param(m, P, LN2W, l),
                               param(m, P, LN2B, l), BT, C);
-        linear_forward(be, x.fch, x.ln2, param(m, P, FCW, l), param(m, P, FCB, l), BT, C, 4 * C);
-        vkt_gelu_forward(be, x.fch_gelu, x.fch, (size_t)BT * 4 * C);
-        linear_forward(be, x.fcproj, x.fch_gelu, param(m, P, FCPROJW, l),
+        copy_half(m, in.ln2, x.ln2, n);
+        linear_forward(be, x.fch, in.ln2, mm_weight(m, FCW, l), param(m, P, FCB, l), BT, C, 4 * C);
+        vkt_gelu_forward(be, x.fch_gelu, x.fch, 4 * n);
+        copy_half(m, in.fch_gelu, x.fch_gelu, 4 * n);
+        linear_forward(be, x.fcproj, in.fch_gelu, mm_weight(m, FCPROJW, l),
                        param(m, P, FCPROJB, l), BT, 4 * C, C);
-        vkt_residual_forward(be, x.residual3, x.residual2, x.fcproj, (size_t)BT * C);
+        vkt_residual_forward(be, x.residual3, x.residual2, x.fcproj, n);
     }
     vkt_ptr last = layer_of(m, L - 1).residual3;
     vkt_layernorm_forward(be, a.lnf, a.lnf_mean, a.lnf_rstd, last, param0(m, P, LNFW),
                           param0(m, P, LNFB), BT, C);
+    copy_half(m, lnf_input(m, &a), a.lnf, (size_t)BT * C);
     /* tied embedding: logits = lnf . wte^T over all Vp rows (padded rows are masked in the loss) */
-    linear_forward(be, a.logits, a.lnf, param0(m, P, WTE), VKT_NULL_PTR, BT, C, Vp);
+    linear_forward(be, a.logits, lnf_input(m, &a), mm_weight(m, WTE, 0), VKT_NULL_PTR, BT, C, Vp);
     if (!targets) return;
 
     vkt_upload(be, vkt_at(m->targets, 0), targets, sizeof(int32_t) * BT);
@@ -521,30 +597,31 @@ void vkt_model_backward(vkt_model *m, int B, int T) {
     vkt_ptr dlogits = a.logits; /* softmax_xent left them there */
 
     vkt_fill(be, dres, 0.0f, (size_t)BT * C);
-    linear_backward(be, dbuf, param0(m, G, WTE), VKT_NULL_PTR, dlogits, a.lnf, param0(m, P, WTE),
-                    BT, C, Vp);
+    linear_backward(be, dbuf, param0(m, G, WTE), VKT_NULL_PTR, dlogits, lnf_input(m, &a),
+                    mm_weight(m, WTE, 0), BT, C, Vp);
     vkt_layernorm_backward(be, dres, param0(m, G, LNFW), param0(m, G, LNFB), dbuf,
                            layer_of(m, L - 1).residual3, param0(m, P, LNFW),
                            a.lnf_mean, a.lnf_rstd, BT, C);
 
     for (int l = L - 1; l >= 0; l--) {
         layer_acts x = layer_of(m, l);
+        mm_inputs in = inputs_of(m, &x, l);
 
         /* MLP: dres is d(fcproj) and, through the residual add, d(residual2) */
         linear_backward(be, dfch, param(m, G, FCPROJW, l), param(m, G, FCPROJB, l), dres,
-                        x.fch_gelu, param(m, P, FCPROJW, l), BT, 4 * C, C);
+                        in.fch_gelu, mm_weight(m, FCPROJW, l), BT, 4 * C, C);
         vkt_gelu_backward(be, dfch, x.fch, dfch, (size_t)BT * 4 * C);
-        linear_backward(be, dbuf, param(m, G, FCW, l), param(m, G, FCB, l), dfch, x.ln2,
-                        param(m, P, FCW, l), BT, C, 4 * C);
+        linear_backward(be, dbuf, param(m, G, FCW, l), param(m, G, FCB, l), dfch, in.ln2,
+                        mm_weight(m, FCW, l), BT, C, 4 * C);
         vkt_layernorm_backward(be, dres, param(m, G, LN2W, l), param(m, G, LN2B, l), dbuf,
                                x.residual2, param(m, P, LN2W, l), x.ln2_mean, x.ln2_rstd, BT, C);
 
         /* attention: dres is now d(residual2) = d(attproj) = d(residual) so far */
-        linear_backward(be, dbuf, param(m, G, ATTPROJW, l), param(m, G, ATTPROJB, l), dres, x.atty,
-                        param(m, P, ATTPROJW, l), BT, C, C);
+        linear_backward(be, dbuf, param(m, G, ATTPROJW, l), param(m, G, ATTPROJB, l), dres,
+                        in.atty, mm_weight(m, ATTPROJW, l), BT, C, C);
         vkt_attention_backward(be, dqkv, dbuf, x.qkv, x.att_lse, B, T, C, NH);
-        linear_backward(be, dbuf, param(m, G, QKVW, l), param(m, G, QKVB, l), dqkv, x.ln1,
-                        param(m, P, QKVW, l), BT, C, 3 * C);
+        linear_backward(be, dbuf, param(m, G, QKVW, l), param(m, G, QKVB, l), dqkv, in.ln1,
+                        mm_weight(m, QKVW, l), BT, C, 3 * C);
         vkt_layernorm_backward(be, dres, param(m, G, LN1W, l), param(m, G, LN1B, l), dbuf,
                                x.residual, param(m, P, LN1W, l), x.ln1_mean, x.ln1_rstd, BT, C);
     }

@@ -17,6 +17,7 @@ void vkt_optim_adamw_step(vkt_model *m, const vkt_optim_args *a) {
                   vkt_at(vkt_model_adam_m(m), off), vkt_at(vkt_model_adam_v(m), off), t[i].size,
                   &args);
     }
+    vkt_model_params_changed(m); /* precision = fp16: the weights' fp16 copy */
 }
 
 float vkt_clip_scale(float norm, float max_norm) { return vkt_clip_factor(norm, max_norm); }

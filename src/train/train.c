@@ -136,7 +136,8 @@ static int alloc_run(run *r, int dry, char *err, size_t errlen) {
     const vkt_config *c = r->cfg;
     vkt_gpt2_shape s = config_shape(c);
     const vkt_device_info *info = vkt_backend_info(r->be);
-    double need = vkt_gpt2_memory_bytes(&s, r->B, c->train.seq_len);
+    double need = vkt_gpt2_memory_bytes(&s, r->B, c->train.seq_len,
+                                        vkt_backend_precision_fp16(r->be));
     if (info->memory_bytes && need > (double)info->memory_bytes) {
         snprintf(err, errlen,
                  "the model needs about %.2f GiB for batch %d x %d, but %s:%d (%s) has %.2f GiB. "
@@ -180,7 +181,7 @@ static int dry_run(run *r, int dev, char *err, size_t errlen) {
     if (rc) return rc;
     vkt_gpt2_shape s = config_shape(c);
     vkt_model_memory mm;
-    vkt_gpt2_memory_plan(&s, r->B, c->train.seq_len, &mm);
+    vkt_gpt2_memory_plan(&s, r->B, c->train.seq_len, vkt_backend_precision_fp16(r->be), &mm);
     const vkt_device_info *d = vkt_backend_info(r->be);
     uint64_t own = vkt_backend_own_bytes(r->be); /* staging: allocated at creation */
     char b[VKT_MEM_CLASSES][32], tot[32], dev_mem[32], big[32], bigact[32], lim[32] = "none",
@@ -205,6 +206,9 @@ static int dry_run(run *r, int dev, char *err, size_t errlen) {
     printf("  %-12s %12s  (backward activation gradients, tokens, targets, loss; + %zu B of "
            "step scalars)\n",
            "scratch", b[VKT_MEM_SCRATCH], (size_t)RUN_SCALAR_BYTES);
+    if (mm.bytes[VKT_MEM_FP16])
+        printf("  %-12s %12s  (precision = fp16: the matmuls' fp16 copies of the parameters "
+               "and their inputs)\n", "fp16 copies", b[VKT_MEM_FP16]);
     printf("  %-12s %12s  (the backend's staging and op scratch)\n", "backend", ownb);
     printf("  %-12s %12s  of %s device memory; %d allocations, the largest %s (%s; limit %s)\n",
            "total", tot, dev_mem, mm.buffers + 1, big, mm.largest_name, lim);
