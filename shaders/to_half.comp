@@ -5,7 +5,11 @@
 // shaderFloat16 nor 16-bit storage and gives the same bits on every driver.
 // b0 = dst seen as 32-bit words (two halves each, the lower half first), b1 = src. One thread
 // per word the tensor touches; a word the tensor only half covers (an odd first or last half)
-// is updated with atomics on that half alone, so neighbouring tensors stay as they were.
+// is read, merged and written back by that one thread, so the neighbouring tensor's half stays
+// as it was. No atomics: nothing else in the dispatch touches the word, and every op is
+// ordered after the previous one by a barrier (vk_ops.c), so a neighbour written by another op
+// is never in flight at the same time. (Atomics would need vulkanMemoryModelDeviceScope on
+// devices with the memory model enabled for cooperative matrices.)
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
@@ -40,10 +44,8 @@ void main() {
     if (has_lo && has_hi) {
         h[w] = vlo | (vhi << 16);
     } else if (has_lo) {
-        atomicAnd(h[w], 0xffff0000u);
-        atomicOr(h[w], vlo);
+        h[w] = (h[w] & 0xffff0000u) | vlo;
     } else {
-        atomicAnd(h[w], 0x0000ffffu);
-        atomicOr(h[w], vhi << 16);
+        h[w] = (h[w] & 0x0000ffffu) | (vhi << 16);
     }
 }

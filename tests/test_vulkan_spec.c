@@ -143,6 +143,44 @@ int main(void) {
     vkt_backend_set_option(be, "matmul", "auto", why, sizeof why);
     vkt_backend_set_option(be, "precision", "fp32", why, sizeof why);
 
+    /* the fragment choice on devices with several configurations (the list as the device
+     * reported it, replaced for the planner only; nothing is compiled): the largest usable
+     * one, skipping shapes the kernel cannot tile (rows over 32, a depth that neither
+     * divides nor is a multiple of 32, sides not multiples of 4) */
+    {
+        vkt_vk_physdev *d = (vkt_vk_physdev *)c->phys; /* test only: restored below */
+        vkt_vk_physdev saved = *d;
+        static const struct {
+            const char *what;
+            int n;
+            vkt_vk_mma_shape s[4], want;
+        } cases[] = {
+            {"NVIDIA-like", 3, {{16, 8, 16}, {16, 16, 16}, {8, 8, 8}}, {16, 16, 16}},
+            {"Intel-like", 2, {{8, 8, 16}, {8, 16, 16}}, {8, 16, 16}},
+            {"with unusable ones", 4, {{64, 8, 16}, {12, 12, 12}, {16, 16, 24}, {8, 8, 8}}, {8, 8, 8}},
+            {"none usable", 1, {{64, 64, 64}}, {0, 0, 0}},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            d->n_mma = cases[i].n;
+            memcpy(d->mma, cases[i].s, sizeof cases[i].s);
+            int rc = vkt_vk_matmul_plan_tier(be, cm, 1024, 1024, 1024, &p);
+            if (!cases[i].want.m) {
+                CHECK(rc != 0, "%s: a coopmat plan from configurations it cannot use",
+                      cases[i].what);
+                continue;
+            }
+            CHECK(rc == 0 && p.sh.spec[6].value == cases[i].want.m &&
+                      p.sh.spec[7].value == cases[i].want.n &&
+                      p.sh.spec[8].value == cases[i].want.k,
+                  "%s: fragment %ux%ux%u, want %ux%ux%u", cases[i].what, p.sh.spec[6].value,
+                  p.sh.spec[7].value, p.sh.spec[8].value, cases[i].want.m, cases[i].want.n,
+                  cases[i].want.k);
+            printf("  configurations %s: fragment %ux%ux%u, block %ux%u\n", cases[i].what,
+                   p.sh.spec[6].value, p.sh.spec[7].value, p.sh.spec[8].value, p.bm, p.bn);
+        }
+        *d = saved;
+    }
+
     check_mismatch_aborts(be, c_, a, b);
     vkt_free(be, a);
     vkt_free(be, b);
