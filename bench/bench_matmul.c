@@ -10,7 +10,9 @@
  *   build/bench_matmul opencl:0 untuned tuned   CLBlast as shipped, then after the tuning pass
  *
  * A tier the device lacks is reported as such and skipped; fp16 and coopmat run under
- * precision = fp16 (operands rounded to fp16, fp32 accumulation). Output: one line per
+ * precision = fp16 (fp16 operands, fp32 accumulation) and read A and B as fp16 tensors, the
+ * copies a training run keeps (vkt_to_half; VKT_BENCH_OPERANDS=fp32: fp32 A and B rounded as
+ * they are loaded instead, the way before the copies, for comparison). Output: one line per
  * (tier, shape), then a summary per tier. Compare with PyTorch on the same GPU through
  * bench/torch_matmul.py (same shapes, cuBLAS), run side by side. */
 #include <stdio.h>
@@ -58,25 +60,41 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Median GFLOP/s of shape s on be (the tier already set); -1 when it cannot allocate. */
-static double measure(vkt_backend *be, const shape *s) {
+/* An operand of n elements filled with v: fp32, or (half) its fp16 copy, made through c's
+ * buffer (at least n floats) as the model makes its copies. */
+static vkt_buf *operand(vkt_backend *be, size_t n, float v, int half, vkt_buf *c, char *err,
+                        size_t errlen) {
+    vkt_buf *x = vkt_alloc(be, half ? (n + 1) / 2 * 4 : n * 4, err, errlen);
+    if (!x) return NULL;
+    if (!half) {
+        vkt_fill(be, vkt_at(x, 0), v, n);
+        return x;
+    }
+    vkt_fill(be, vkt_at(c, 0), v, n);
+    vkt_to_half(be, vkt_half_at(x, 0), vkt_at(c, 0), n);
+    return x;
+}
+
+/* Median GFLOP/s of shape s on be (the tier already set); -1 when it cannot allocate. half:
+ * A and B as fp16 tensors. */
+static double measure(vkt_backend *be, const shape *s, int half) {
     char err[512];
     size_t na = (size_t)s->M * s->K, nb = (size_t)s->K * s->N, nc = (size_t)s->M * s->N;
-    vkt_buf *a = vkt_alloc(be, na * 4, err, sizeof err);
-    vkt_buf *b = vkt_alloc(be, nb * 4, err, sizeof err);
-    vkt_buf *c = vkt_alloc(be, nc * 4, err, sizeof err);
+    size_t big = na > nb ? na : nb;
+    vkt_buf *c = vkt_alloc(be, (half && big > nc ? big : nc) * 4, err, sizeof err);
+    vkt_buf *a = c ? operand(be, na, 0.01f, half, c, err, sizeof err) : NULL;
+    vkt_buf *b = a ? operand(be, nb, 0.02f, half, c, err, sizeof err) : NULL;
     double result = -1;
     if (a && b && c) {
-        vkt_fill(be, vkt_at(a, 0), 0.01f, na);
-        vkt_fill(be, vkt_at(b, 0), 0.02f, nb);
         double flop = 2.0 * s->M * s->N * s->K;
         int reps = 1;
         double times[5];
         for (int batch = -1; batch < 5; batch++) { /* -1: warm-up and sizing */
             double t0 = vkt_time_ms(be);
             for (int r = 0; r < reps; r++)
-                vkt_matmul(be, vkt_at(c, 0), vkt_at(a, 0), vkt_at(b, 0), VKT_NULL_PTR, s->M,
-                           s->N, s->K, s->ta, s->tb, 1.0f, 0.0f);
+                vkt_matmul(be, vkt_at(c, 0), half ? vkt_half_at(a, 0) : vkt_at(a, 0),
+                           half ? vkt_half_at(b, 0) : vkt_at(b, 0), VKT_NULL_PTR, s->M, s->N,
+                           s->K, s->ta, s->tb, 1.0f, 0.0f);
             double ms = vkt_time_ms(be) - t0;
             if (batch < 0) {
                 reps = ms > 0 ? (int)(200.0 / ms) : 100;
@@ -119,6 +137,8 @@ int main(int argc, char **argv) {
     int is_quick = quick && !strcmp(quick, "1");
     const shape *set = is_quick ? quick_shapes : shapes;
     int nshapes = is_quick ? NQUICK : NSHAPES;
+    const char *ops = getenv("VKT_BENCH_OPERANDS");
+    int fp32_operands = ops && !strcmp(ops, "fp32");
     for (int t = 0; t < ntiers; t++) {
         vkt_backend *be = vkt_backend_create(dev, err, sizeof err);
         if (!be) {
@@ -141,7 +161,7 @@ int main(int argc, char **argv) {
             }
             if (tiers[t][0] == 't') {
                 shape sq = {"tuning 1024^3", 1024, 1024, 1024, 0, 0};
-                measure(be, &sq);
+                measure(be, &sq, 0);
             }
         } else if (vkt_backend_set_option(be, "precision", precision, err, sizeof err) ||
                    vkt_backend_set_option(be, "matmul", tiers[t], err, sizeof err)) {
@@ -153,7 +173,7 @@ int main(int argc, char **argv) {
         double sum = 0, best = 0;
         int n = 0;
         for (int i = 0; i < nshapes; i++) {
-            double g = measure(be, &set[i]);
+            double g = measure(be, &set[i], !strcmp(precision, "fp16") && !fp32_operands);
             if (t < MAX_TIERS) result[t][i] = g;
             if (g < 0) continue;
             printf("%s:%d %-8s %-34s %10.1f GFLOP/s\n", info->backend, info->backend_index,
@@ -163,9 +183,10 @@ int main(int argc, char **argv) {
             if (g > best) best = g;
         }
         if (n)
-            printf("%s:%d %-8s summary: mean %.1f GFLOP/s over %d shapes, best %.1f (%s, %s)\n",
+            printf("%s:%d %-8s summary: mean %.1f GFLOP/s over %d shapes, best %.1f (%s, %s%s)\n",
                    info->backend, info->backend_index, tiers[t], sum / n, n, best, info->name,
-                   precision);
+                   precision,
+                   strcmp(precision, "fp16") ? "" : fp32_operands ? ", fp32 operands" : ", fp16 operands");
         vkt_backend_destroy(be);
     }
     /* every later tier against the first, shape by shape, side by side in this one run */
