@@ -2,7 +2,9 @@
 // The fp32 and fp16 GEMM tiers without cooperative matrices; the interface, split-K and the
 // epilogue are matmul_common.glsl's. Variants (CMakeLists.txt):
 //   (none)        matmul_f32         shared-memory tiles, register blocking, 128-bit loads
-//   USE_FP16      matmul_f16         the same with fp16 tiles (operands rounded to fp16)
+//   USE_FP16      matmul_f16         the same with fp16 tiles (operands rounded to fp16);
+//                 with USE_STORAGE16: matmul_f16_s16 (fp16 tensors read as fp16: 16-bit
+//                 storage, for devices with storageBuffer16BitAccess)
 //   USE_DIRECT    matmul_f32_direct  subgroup kernel without shared memory (CPU drivers);
 //                 with USE_FP16: matmul_f16_direct
 // The cooperative-matrix tiers are matmul_coopmat.comp (KHR) and matmul_cm2.comp (NV
@@ -92,13 +94,19 @@ layout(local_size_x = 16, local_size_y = 16, local_size_z = 1, local_size_x_id =
 layout(constant_id = 2) const uint TM = 4;
 layout(constant_id = 3) const uint TN = 4;
 #ifdef USE_FP16
+// fp16 tiles, staged as fp16 (load4h_*: fp32 operands rounded as they arrive, fp16 tensors as
+// they are)
 layout(constant_id = 4) const uint BK = 32;
 #define tile_t float16_t
-#define to_tile(x) to_f16(x)
+#define stage_t f16vec4
+#define LOAD4_A load4h_a
+#define LOAD4_B load4h_b
 #else
 layout(constant_id = 4) const uint BK = 16;
 #define tile_t float
-#define to_tile(x) (x)
+#define stage_t vec4
+#define LOAD4_A load4_a
+#define LOAD4_B load4_b
 #endif
 const uint WG_X = gl_WorkGroupSize.x;
 const uint WG_Y = gl_WorkGroupSize.y;
@@ -112,7 +120,7 @@ const uint RA = (CHUNKS_A + NT - 1u) / NT, RB = (CHUNKS_B + NT - 1u) / NT;
 shared tile_t As[BK * SM]; // As[k * SM + m]
 shared tile_t Bs[BK * SN]; // Bs[k * SN + n]
 
-vec4 ra[RA], rb[RB]; // the next tile, in flight
+stage_t ra[RA], rb[RB]; // the next tile, in flight
 
 // The 4-element chunk e of the A (or B) tile at k0 as stored: its row and first column.
 uvec2 chunk_a(uint e) {
@@ -129,15 +137,15 @@ void fetch(uint k0, uint m0, uint n0, uint ke, uint tid) {
         uint e = tid + i * NT;
         uvec2 rc = chunk_a(e);
         uvec2 at = trans_a() ? uvec2(k0, m0) : uvec2(m0, k0); // the tile's stored origin
-        ra[i] = e < CHUNKS_A ? load4_a(at.x + rc.x, at.y + rc.y, a_rows(ke), a_cols(ke), a_ld())
-                             : vec4(0.0);
+        ra[i] = e < CHUNKS_A ? LOAD4_A(at.x + rc.x, at.y + rc.y, a_rows(ke), a_cols(ke), a_ld())
+                             : stage_t(0.0);
     }
     [[unroll]] for (uint i = 0u; i < RB; i++) {
         uint e = tid + i * NT;
         uvec2 rc = chunk_b(e);
         uvec2 at = trans_b() ? uvec2(n0, k0) : uvec2(k0, n0);
-        rb[i] = e < CHUNKS_B ? load4_b(at.x + rc.x, at.y + rc.y, b_rows(ke), b_cols(ke), b_ld())
-                             : vec4(0.0);
+        rb[i] = e < CHUNKS_B ? LOAD4_B(at.x + rc.x, at.y + rc.y, b_rows(ke), b_cols(ke), b_ld())
+                             : stage_t(0.0);
     }
 }
 
@@ -149,7 +157,7 @@ void stage(uint tid) {
         [[unroll]] for (uint j = 0u; j < 4u; j++) {
             // stored (m, k) -> As[k][m]; stored (k, m) when transposed
             uint idx = trans_a() ? rc.x * SM + rc.y + j : (rc.y + j) * SM + rc.x;
-            As[idx] = to_tile(ra[i][j]);
+            As[idx] = ra[i][j];
         }
     }
     [[unroll]] for (uint i = 0u; i < RB; i++) {
@@ -158,7 +166,7 @@ void stage(uint tid) {
         uvec2 rc = chunk_b(e);
         [[unroll]] for (uint j = 0u; j < 4u; j++) {
             uint idx = trans_b() ? (rc.y + j) * SN + rc.x : rc.x * SN + rc.y + j;
-            Bs[idx] = to_tile(rb[i][j]);
+            Bs[idx] = rb[i][j];
         }
     }
 }

@@ -92,6 +92,50 @@ vec4 load4_b(uint r, uint col, uint rlim, uint clim, uint ld) {
     return v;
 }
 
+#if defined(USE_FP16) || defined(USE_COOPMAT)
+// The fp16 kernels stage fp16: four elements of A or B as load4_* reads them, as fp16. An fp32
+// operand is rounded here (to_f16: precision = fp16's rounding); an fp16 tensor already is
+// fp16: with USE_STORAGE16 (the *_s16 variants, for devices with storageBuffer16BitAccess) it
+// is read as fp16 and nothing is converted at all, one 64-bit load where aligned; without,
+// its 32-bit words are unpacked (exactly).
+#ifdef USE_STORAGE16
+#extension GL_EXT_shader_16bit_storage : require
+layout(set = 0, binding = 1) readonly buffer BufAs16 { float16_t as16[]; };
+layout(set = 0, binding = 2) readonly buffer BufBs16 { float16_t bs16[]; };
+layout(set = 0, binding = 1) readonly buffer BufAv16 { f16vec4 av16[]; };
+layout(set = 0, binding = 2) readonly buffer BufBv16 { f16vec4 bv16[]; };
+#endif
+f16vec4 round4(vec4 x) { return f16vec4(to_f16(x.x), to_f16(x.y), to_f16(x.z), to_f16(x.w)); }
+f16vec4 load4h_a(uint r, uint col, uint rlim, uint clim, uint ld) {
+#ifdef USE_STORAGE16
+    if (a_half()) {
+        uint i = pc.off_a + r * ld + col;
+        if (aligned() && r < rlim && col + 3u < clim) return av16[i >> 2];
+        f16vec4 v = f16vec4(0.0);
+        [[unroll]] for (uint j = 0u; j < 4u; j++)
+            if (r < rlim && col + j < clim) v[j] = as16[i + j];
+        return v;
+    }
+#endif
+    vec4 x = load4_a(r, col, rlim, clim, ld);
+    return a_half() ? f16vec4(x) : round4(x);
+}
+f16vec4 load4h_b(uint r, uint col, uint rlim, uint clim, uint ld) {
+#ifdef USE_STORAGE16
+    if (b_half()) {
+        uint i = pc.off_b + r * ld + col;
+        if (aligned() && r < rlim && col + 3u < clim) return bv16[i >> 2];
+        f16vec4 v = f16vec4(0.0);
+        [[unroll]] for (uint j = 0u; j < 4u; j++)
+            if (r < rlim && col + j < clim) v[j] = bs16[i + j];
+        return v;
+    }
+#endif
+    vec4 x = load4_b(r, col, rlim, clim, ld);
+    return b_half() ? f16vec4(x) : round4(x);
+}
+#endif
+
 // The stored shapes, bounded by this workgroup's K slice: A is (M, ke) or (ke, M), B is
 // (ke, N) or (N, ke); the row lengths stay K, M or N.
 uint a_rows(uint ke) { return trans_a() ? ke : pc.M; }

@@ -12,9 +12,10 @@
 // shared memory is used FN (or FM) times.
 //
 // Staging: the workgroup reads the next BK slice of A and B from global memory (4 elements
-// per load, one 128-bit load when VKT_FLAG_ALIGNED) into registers while the current slice
-// is multiplied, then rounds them to fp16 into shared memory in the matrices' stored layout:
-// no transpose on store. A stored (M,K) is loaded row-major, A stored (K,M) column-major;
+// per load, one 128-bit load when VKT_FLAG_ALIGNED, 64-bit for fp16 tensors) into fp16
+// registers while the current slice is multiplied (fp32 operands rounded as they arrive,
+// fp16 ones as they are: load4h_*, matmul_common.glsl), then stores them into shared memory
+// in the matrices' stored layout: no transpose on store. A stored (M,K) is loaded row-major, A stored (K,M) column-major;
 // likewise B (K,N) row-major and B (N,K) column-major. Rows are padded by 8 halves (16 bytes:
 // fragment loads stay aligned, and successive rows start 4 banks apart).
 //
@@ -56,7 +57,7 @@ shared float Cw[WARPS * TM * TN]; // each warp's epilogue slice
 
 #define ACC coopmat<float, gl_ScopeSubgroup, TM, TN, gl_MatrixUseAccumulator>
 
-vec4 ra[RA], rb[RB];
+f16vec4 ra[RA], rb[RB]; // the next K slice, in flight, already fp16
 
 // Row lengths in shared memory: the stored matrices' tile widths plus the padding.
 uint sa() { return (trans_a() ? BM : BK) + PAD; }
@@ -75,15 +76,15 @@ void fetch(uint k0, uint m0, uint n0, uint ke, uint tid) {
         uint e = tid + i * WG;
         uvec2 rc = chunk_a(e);
         uvec2 at = trans_a() ? uvec2(k0, m0) : uvec2(m0, k0);
-        ra[i] = e < CHUNKS_A ? load4_a(at.x + rc.x, at.y + rc.y, a_rows(ke), a_cols(ke), a_ld())
-                             : vec4(0.0);
+        ra[i] = e < CHUNKS_A ? load4h_a(at.x + rc.x, at.y + rc.y, a_rows(ke), a_cols(ke), a_ld())
+                             : f16vec4(0.0);
     }
     [[unroll]] for (uint i = 0u; i < RB; i++) {
         uint e = tid + i * WG;
         uvec2 rc = chunk_b(e);
         uvec2 at = trans_b() ? uvec2(n0, k0) : uvec2(k0, n0);
-        rb[i] = e < CHUNKS_B ? load4_b(at.x + rc.x, at.y + rc.y, b_rows(ke), b_cols(ke), b_ld())
-                             : vec4(0.0);
+        rb[i] = e < CHUNKS_B ? load4h_b(at.x + rc.x, at.y + rc.y, b_rows(ke), b_cols(ke), b_ld())
+                             : f16vec4(0.0);
     }
 }
 
@@ -93,13 +94,13 @@ void stage(uint tid) {
         uint e = tid + i * WG;
         if (e >= CHUNKS_A) break;
         uvec2 rc = chunk_a(e);
-        [[unroll]] for (uint j = 0u; j < 4u; j++) As[rc.x * la + rc.y + j] = to_f16(ra[i][j]);
+        [[unroll]] for (uint j = 0u; j < 4u; j++) As[rc.x * la + rc.y + j] = ra[i][j];
     }
     [[unroll]] for (uint i = 0u; i < RB; i++) {
         uint e = tid + i * WG;
         if (e >= CHUNKS_B) break;
         uvec2 rc = chunk_b(e);
-        [[unroll]] for (uint j = 0u; j < 4u; j++) Bs[rc.x * lb + rc.y + j] = to_f16(rb[i][j]);
+        [[unroll]] for (uint j = 0u; j < 4u; j++) Bs[rc.x * lb + rc.y + j] = rb[i][j];
     }
 }
 

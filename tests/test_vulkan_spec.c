@@ -110,6 +110,15 @@ int main(void) {
     printf("  fp32 768x768x16384: block %ux%u, %u K slices of %u\n", p.bm, p.bn, p.splits,
            p.k_split);
 
+    /* the fp16 tiers read fp16 tensors through 16-bit storage where the device has it (and
+     * VKT_VULKAN_DISABLE_STORAGE16 does not turn it off): the *_s16 variant */
+    int f16 = vkt_vk_matmul_tier_index("fp16");
+    CHECK(vkt_vk_matmul_plan_tier(be, f16, 256, 256, 256, &p) == 0 &&
+              !strcmp(p.sh.name, c->storage16 ? "matmul_f16_s16" : "matmul_f16"),
+          "fp16 tier's shader %s with 16-bit storage %s", p.sh.name,
+          c->storage16 ? "enabled" : "off");
+    printf("  fp16 tier: %s (16-bit storage %s)\n", p.sh.name, c->storage16 ? "enabled" : "off");
+
     /* the coopmat tier's fragments are one of the device's own configurations, its workgroup
      * 4 subgroups of the device's size, required of the pipeline (where available) */
     int cm = vkt_vk_matmul_tier_index("coopmat");

@@ -80,6 +80,15 @@ set_tests_properties(test_opencl_fp16_ops PROPERTIES LABELS "opencl" SKIP_RETURN
   ENVIRONMENT "VKT_TEST_DEVICES=opencl:0;VKT_OPENCL_FORCE_FP16=1;${VKT_TEST_ENV}")
 set_property(TEST test_opencl_train APPEND PROPERTY ENVIRONMENT "VKT_OPENCL_FORCE_FP16=1")
 
+# Vulkan devices with 16-bit storage read fp16 matmul operands as fp16 (the *_s16 shader
+# variants); the op comparison once more with it turned off covers the fallback, which reads
+# them as 32-bit words.
+if(TARGET vktrain_shaders)
+  add_test(NAME test_vulkan_ops_no_storage16 COMMAND test_backend_ops)
+  set_tests_properties(test_vulkan_ops_no_storage16 PROPERTIES LABELS "vulkan" SKIP_RETURN_CODE 77
+    ENVIRONMENT "VKT_TEST_DEVICES=vulkan:0;VKT_VULKAN_DISABLE_STORAGE16=1;${VKT_TEST_ENV}")
+endif()
+
 # The run directory: a rerun keeps the earlier run, the lock refuses a second run on one
 # out_dir (none stale after kill -9), prepare --force never removes a foreign directory.
 add_test(NAME cli_rundir COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli_rundir.sh $<TARGET_FILE:vktrain> ${CMAKE_SOURCE_DIR})

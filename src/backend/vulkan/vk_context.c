@@ -122,10 +122,15 @@ int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen) {
         f16.shaderFloat16 = half;
         s16.uniformAndStorageBuffer16BitAccess = s16.storagePushConstant16 =
             s16.storageInputOutput16 = VK_FALSE;
-        /* 16-bit storage only for the coopmat2 tier, which loads fp16 operands as fp16
-         * matrices; every other shader reads fp16 tensors as 32-bit words */
-        VkBool32 sb16 = s16.storageBuffer16BitAccess;
-        s16.storageBuffer16BitAccess = VK_FALSE;
+        /* 16-bit storage where the device has it (with fp16 arithmetic): the fp16 matmul
+         * tiers' *_s16 variants and coopmat2 read fp16 tensors as fp16; without it the
+         * others read them as 32-bit words. A test knob turns it off, so the fallback is
+         * tested on devices that have it. */
+        const char *no_s16 = getenv("VKT_VULKAN_DISABLE_STORAGE16");
+        VkBool32 sb16 = s16.storageBuffer16BitAccess && half &&
+                        !(no_s16 && !strcmp(no_s16, "1"));
+        s16.storageBuffer16BitAccess = sb16;
+        c->storage16 = sb16 == VK_TRUE;
         mm.vulkanMemoryModelDeviceScope = mm.vulkanMemoryModelAvailabilityVisibilityChains =
             VK_FALSE;
         mm.vulkanMemoryModel = phys->info.coopmat ? model : VK_FALSE;
@@ -139,8 +144,6 @@ int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen) {
         if (c->coopmat_on && phys->cm2) {
             exts[next++] = VK_NV_COOPERATIVE_MATRIX_2_EXTENSION_NAME;
             c->cm2_on = 1;
-            s16.storageBuffer16BitAccess = sb16;
-            c->storage16 = sb16 == VK_TRUE;
         }
         if (phys->size_control) {
             if (phys->api_version < VK_API_VERSION_1_3)

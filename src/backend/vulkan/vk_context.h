@@ -63,7 +63,8 @@ typedef struct vkt_vk_ctx {
     int subgroup_ballot; /* subgroupBroadcast in compute: the direct matmul tiers may run */
     int coopmat_on; /* VK_KHR_cooperative_matrix and the memory model enabled */
     int cm2_on;     /* VK_NV_cooperative_matrix2 enabled (the coopmat2 tier) */
-    int storage16;  /* storageBuffer16BitAccess enabled (with cm2_on: its fp16 loads) */
+    int storage16;  /* storageBuffer16BitAccess enabled: fp16 tensors read as fp16 (the
+                     * *_s16 matmul variants, coopmat2) */
     int size_control; /* pipelines may require a subgroup size (full subgroups) */
     int precision_f16; /* option precision = fp16: only tiers that round to fp16 are auto */
     uint64_t submits, dispatches; /* printed at shutdown under VKT_VULKAN_STATS=1 */

@@ -38,15 +38,17 @@ typedef struct tier_def {
     const char *name, *shader;
     int fp16;         /* rounds A and B to fp16: a tier of precision = fp16 */
     kernel_kind kind;
+    const char *shader_s16; /* the variant reading fp16 tensors through 16-bit storage, used
+                             * where the device has storageBuffer16BitAccess; NULL: none */
 } tier_def;
 
 static const tier_def tiers[] = {
-    {"fp32", "matmul_f32", 0, K_TILED},
-    {"fp16", "matmul_f16", 1, K_TILED},
-    {"coopmat", "matmul_coopmat", 1, K_COOPMAT},
-    {"fp32_direct", "matmul_f32_direct", 0, K_DIRECT},
-    {"fp16_direct", "matmul_f16_direct", 1, K_DIRECT},
-    {"coopmat2", "matmul_coopmat2", 1, K_COOPMAT2},
+    {"fp32", "matmul_f32", 0, K_TILED, NULL},
+    {"fp16", "matmul_f16", 1, K_TILED, "matmul_f16_s16"},
+    {"coopmat", "matmul_coopmat", 1, K_COOPMAT, "matmul_coopmat_s16"},
+    {"fp32_direct", "matmul_f32_direct", 0, K_DIRECT, NULL},
+    {"fp16_direct", "matmul_f16_direct", 1, K_DIRECT, NULL},
+    {"coopmat2", "matmul_coopmat2", 1, K_COOPMAT2, NULL},
 };
 #define NTIERS ((int)(sizeof tiers / sizeof tiers[0]))
 enum { TIER_FP32, TIER_FP16, TIER_COOPMAT, TIER_FP32_DIRECT, TIER_FP16_DIRECT, TIER_COOPMAT2 };
@@ -213,7 +215,9 @@ static int plan_coopmat2(const vkt_vk_ctx *c, int b, vkt_vk_shader *sh, uint32_t
 static int plan_block(const vkt_vk_ctx *c, int t, int b, vkt_vk_shader *sh, uint32_t *bm,
                       uint32_t *bn, uint32_t *bk) {
     memset(sh, 0, sizeof *sh);
-    sh->name = tiers[t].shader;
+    sh->name = tiers[t].shader_s16 && c->storage16 && vkt_spirv_find(tiers[t].shader_s16)
+                   ? tiers[t].shader_s16
+                   : tiers[t].shader;
     switch (tiers[t].kind) {
     case K_TILED: return plan_tiled(c, tiers[t].fp16, b, sh, bm, bn, bk);
     case K_DIRECT:
