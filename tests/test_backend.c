@@ -1,5 +1,7 @@
 /* The device and memory half of the backend interface: enumeration, device names, info, and
- * alloc/upload/download/fill/copy/timers on the cpu backend. */
+ * alloc/upload/download/fill/copy/timers on the cpu backend; the op list (backend/ops.def):
+ * a backend that leaves an op empty is named by that op. */
+#include "backend/backend_impl.h"
 #include "vkt_test.h"
 #include "vktrain/backend.h"
 
@@ -71,5 +73,17 @@ int main(void) {
     double t1 = vkt_time_ms(be);
     CHECK(t1 >= t0 && t0 > 0, "timer %g -> %g", t0, t1);
     vkt_backend_destroy(be);
+    /* every compute op filled in the cpu backend; an empty one is found and named (what
+     * vkt_backend_create refuses such a backend with), the first in ops.def's order */
+    CHECK(vkt_backend_missing_op(&vkt_cpu_backend_ops) == NULL, "cpu backend lacks %s",
+          vkt_backend_missing_op(&vkt_cpu_backend_ops));
+    vkt_backend_ops partial = vkt_cpu_backend_ops;
+    partial.to_half = NULL;
+    const char *m1 = vkt_backend_missing_op(&partial);
+    partial.scale = NULL;
+    partial.encoder_forward = NULL;
+    const char *m2 = vkt_backend_missing_op(&partial);
+    CHECK(m1 && !strcmp(m1, "to_half") && m2 && !strcmp(m2, "encoder_forward"),
+          "missing ops named %s, %s", m1 ? m1 : "(none)", m2 ? m2 : "(none)");
     return vkt_test_finish("test_backend");
 }

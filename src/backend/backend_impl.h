@@ -21,6 +21,13 @@ void vkt_profile_table_free(vkt_profile_table *t);
 /* Copies up to max entries, largest total first; returns t->n. */
 int vkt_profile_table_report(const vkt_profile_table *t, vkt_profile_entry *out, int max);
 
+/* "(a, b)" -> "a, b": a parenthesized list from ops.def spliced into another */
+#define VKT_UNPAREN(...) __VA_ARGS__
+/* The function type of each compute op (ops.def): vkt_op_matmul_fn and so on. A backend
+ * declares its entry points with them: `vkt_op_matmul_fn vkt_vk_op_matmul;`. */
+#define VKT_OP(name, params, args) typedef void vkt_op_##name##_fn(vkt_backend *be, VKT_UNPAREN params);
+#include "backend/ops.def"
+
 typedef struct vkt_backend_ops {
     const char *name; /* "cpu" */
 
@@ -53,28 +60,9 @@ typedef struct vkt_backend_ops {
     void (*fill)(vkt_backend *be, vkt_ptr dst, float value, size_t nfloats);
     void (*copy)(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t bytes);
 
-    void (*encoder_forward)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, int, int, int);
-    void (*encoder_backward)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, int, int, int);
-    void (*layernorm_forward)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr,
-                              vkt_ptr, int, int);
-    void (*layernorm_backward)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr,
-                               vkt_ptr, vkt_ptr, vkt_ptr, int, int);
-    void (*matmul)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, int, int, int, int, int,
-                   float, float);
-    void (*to_half)(vkt_backend *, vkt_ptr, vkt_ptr, size_t);
-    void (*bias_backward)(vkt_backend *, vkt_ptr, vkt_ptr, int, int);
-    void (*attention_forward)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, int, int, int, int);
-    void (*attention_backward)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, int, int, int,
-                               int);
-    void (*gelu_forward)(vkt_backend *, vkt_ptr, vkt_ptr, size_t);
-    void (*gelu_backward)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, size_t);
-    void (*residual_forward)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, size_t);
-    void (*softmax_xent)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, int, int, int, float, int);
-    void (*adamw)(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, size_t,
-                  const vkt_adamw_args *);
-    void (*sumsq)(vkt_backend *, vkt_ptr, vkt_ptr, size_t);
-    void (*sum_into)(vkt_backend *, vkt_ptr, vkt_ptr, size_t, float);
-    void (*scale)(vkt_backend *, vkt_ptr, float, size_t);
+    /* the compute ops: one field per line of ops.def, vkt_op_<name>_fn *<name> */
+#define VKT_OP(name, params, args) vkt_op_##name##_fn *name;
+#include "backend/ops.def"
 } vkt_backend_ops;
 
 /* Test knob VKT_FAULT_INJECT=<kind>:<N> (docs/reliability.md): the Nth call of that kind on a
@@ -105,6 +93,10 @@ struct vkt_backend {
     int fault_fired;
     char fault_spec[48];
 };
+
+/* The name of the first compute op (ops.def order) that ops leaves empty, or NULL when it
+ * fills them all: vkt_backend_create refuses such a backend by that name. */
+const char *vkt_backend_missing_op(const vkt_backend_ops *ops);
 
 /* Records a device failure as the backend's sticky error, unless one is already recorded:
  * "<backend>:<N> (<device name>): <call> failed: <result>[. HINT: <hint>]", e.g. call

@@ -81,11 +81,6 @@ void vkt_cl_free_buf(vkt_cl_ctx *c, vkt_buf *b);
  * alive); NULL when out of memory, after failing the device with a message naming `what`. */
 vkt_buf *vkt_cl_scratch(vkt_cl_ctx *c, vkt_buf **slot, size_t bytes, const char *what);
 
-/* The GEMM (cl_gemm.c). */
-/* vkt_to_half (cl_gemm.c, beside the operand decoding it pairs with). */
-void vkt_cl_op_to_half(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t n);
-void vkt_cl_op_matmul(vkt_backend *be, vkt_ptr c, vkt_ptr a, vkt_ptr b, vkt_ptr bias, int M,
-                      int N, int K, int trans_a, int trans_b, float alpha, float beta);
 void vkt_cl_gemm_shutdown(vkt_cl_ctx *c);
 
 /* The embedded kernel sources (generated from cl/ (*.cl) at build time). */

@@ -14,28 +14,8 @@ void vkt_vk_op_upload(vkt_backend *be, vkt_ptr dst, const void *src, size_t byte
 void vkt_vk_op_download(vkt_backend *be, void *dst, vkt_ptr src, size_t bytes);
 void vkt_vk_op_fill(vkt_backend *be, vkt_ptr dst, float value, size_t n);
 void vkt_vk_op_copy(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t bytes);
-void vkt_vk_op_encoder_forward(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, int, int, int);
-void vkt_vk_op_encoder_backward(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, int, int,
-                                int);
-void vkt_vk_op_layernorm_forward(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr,
-                                 vkt_ptr, int, int);
-void vkt_vk_op_layernorm_backward(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr,
-                                  vkt_ptr, vkt_ptr, vkt_ptr, int, int);
-void vkt_vk_op_matmul(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, int, int, int, int, int,
-                      float, float);
-void vkt_vk_op_bias_backward(vkt_backend *, vkt_ptr, vkt_ptr, int, int);
-void vkt_vk_op_attention_forward(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, int, int, int, int);
-void vkt_vk_op_attention_backward(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, int, int,
-                                  int, int);
-void vkt_vk_op_gelu_forward(vkt_backend *, vkt_ptr, vkt_ptr, size_t);
-void vkt_vk_op_gelu_backward(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, size_t);
-void vkt_vk_op_residual_forward(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, size_t);
-void vkt_vk_op_softmax_xent(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, int, int, int, float, int);
-void vkt_vk_op_adamw(vkt_backend *, vkt_ptr, vkt_ptr, vkt_ptr, vkt_ptr, size_t,
-                     const vkt_adamw_args *);
-void vkt_vk_op_sumsq(vkt_backend *, vkt_ptr, vkt_ptr, size_t);
-void vkt_vk_op_sum_into(vkt_backend *, vkt_ptr, vkt_ptr, size_t, float);
-void vkt_vk_op_scale(vkt_backend *, vkt_ptr, float, size_t);
-void vkt_vk_op_to_half(vkt_backend *, vkt_ptr, vkt_ptr, size_t);
+/* The compute ops (backend/ops.def): vkt_vk_op_<name> */
+#define VKT_OP(name, params, args) vkt_op_##name##_fn vkt_vk_op_##name;
+#include "backend/ops.def"
 
 #endif
