@@ -2,9 +2,10 @@
 // Token + position embedding of include/vktrain/backend.h.
 //   OP_FWD  encoder_forward   b0 = out(B,T,C), b1 = tokens (int32), b2 = wte, b3 = wpe;
 //           one thread per output element.
-//   OP_BWD  encoder_backward  b0 = dwte, b1 = dwpe, b2 = dout, b3 = tokens; one thread per
-//           channel, positions in order (several positions may share a token row), so the
-//           sums are those of the cpu reference, in its order.
+//   OP_BWD  encoder_backward  b0 = dwte, b1 = dwpe (unused here), b2 = dout, b3 = tokens:
+//           dwte only, one thread per channel, positions in order (several positions may
+//           share a token row), so the sums are those of the cpu reference, in its order.
+//           dwpe, a column sum over the batch, is colsum.comp's (vk_ops.c).
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
@@ -39,7 +40,6 @@ void main() {
         float d = dout[pc.off2 + bt * pc.C + c];
         uint tk = uint(tok[pc.off3 + bt]);
         dwte[pc.off0 + tk * pc.C + c] += d;
-        dwpe[pc.off1 + (bt % pc.T) * pc.C + c] += d;
     }
 #endif
 }

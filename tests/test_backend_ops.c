@@ -331,6 +331,93 @@ static void check_elementwise(void) {
     pfree(x), pfree(y), pfree(out), pfree(dout), pfree(dinp), pfree(s);
 }
 
+/* The device's copy of p, downloaded. */
+static float *dut_copy(pair p) {
+    float *h = malloc(p.n * sizeof *h);
+    vkt_download(dut, h, D(p), p.n * 4);
+    return h;
+}
+/* Bitwise the same as an earlier download (a deterministic reduction run twice). */
+static void same_bits(const char *what, pair p, const float *first) {
+    float *again = dut_copy(p);
+    size_t d = 0;
+    for (size_t i = 0; i < p.n; i++) d += memcmp(first + i, again + i, sizeof *first) != 0;
+    CHECK(d == 0, "%s: %s: %zu of %zu elements differ between two runs on the same inputs",
+          dut_name, what, d, p.n);
+    printf("  %-34s %s\n", what, d ? "DIFFERS between runs" : "bitwise repeatable");
+    free(again);
+}
+
+/* The reductions at sizes where they split into many parts (column sums over thousands of
+ * rows, a sum of millions): against the reference, and twice on the device from the same
+ * inputs, bitwise equal (fixed partition and order). */
+static void check_reductions(void) {
+    const int M = 5003, NC = 70, C2 = 72;
+    /* thousands of terms summed in another order (partials, float): judged like a GEMM's */
+    double saved_atol = atol_frac;
+    if (atol_frac < ATOL_FRAC_MM) atol_frac = ATOL_FRAC_MM;
+    pair dout = prand((size_t)M * NC, 1), dbias = prand(NC, 1);
+    float *before = malloc(NC * sizeof *before);
+    vkt_download(dut, before, D(dbias), NC * 4);
+    vkt_bias_backward(ref, R(dbias), R(dout), M, NC);
+    vkt_bias_backward(dut, D(dbias), D(dout), M, NC);
+    same("bias_backward 5003 rows (+=)", dbias);
+    float *first = dut_copy(dbias);
+    vkt_upload(dut, D(dbias), before, NC * 4);
+    vkt_bias_backward(dut, D(dbias), D(dout), M, NC);
+    same_bits("bias_backward 5003 rows", dbias, first);
+    free(first), free(before);
+    pfree(dout), pfree(dbias);
+
+    pair inp = prand((size_t)M * C2, 2), w = prand(C2, 1), b = prand(C2, 1),
+         out = pnew((size_t)M * C2), mean = pnew(M), rstd = pnew(M), dy = prand((size_t)M * C2, 1),
+         dinp = pnew((size_t)M * C2), dw = pnew(C2), db = pnew(C2);
+    vkt_layernorm_forward(ref, R(out), R(mean), R(rstd), R(inp), R(w), R(b), M, C2);
+    vkt_layernorm_forward(dut, D(out), D(mean), D(rstd), D(inp), D(w), D(b), M, C2);
+    float *dw1 = NULL, *db1 = NULL;
+    for (int k = 0; k < 2; k++) {
+        vkt_backend *be[2] = {ref, dut};
+        for (int j = 0; j < 2; j++) {
+            vkt_ptr P[3] = {j ? D(dinp) : R(dinp), j ? D(dw) : R(dw), j ? D(db) : R(db)};
+            vkt_fill(be[j], P[0], 0.0f, (size_t)M * C2);
+            vkt_fill(be[j], P[1], 0.0f, C2);
+            vkt_fill(be[j], P[2], 0.0f, C2);
+            vkt_layernorm_backward(be[j], P[0], P[1], P[2], j ? D(dy) : R(dy),
+                                   j ? D(inp) : R(inp), j ? D(w) : R(w), j ? D(mean) : R(mean),
+                                   j ? D(rstd) : R(rstd), M, C2);
+        }
+        if (k == 0) {
+            same("layernorm_backward dweight 5003", dw);
+            same("layernorm_backward dbias 5003", db);
+            dw1 = dut_copy(dw), db1 = dut_copy(db);
+        } else {
+            same_bits("layernorm_backward dweight 5003", dw, dw1);
+            same_bits("layernorm_backward dbias 5003", db, db1);
+        }
+    }
+    free(dw1), free(db1);
+    pfree(inp), pfree(w), pfree(b), pfree(out), pfree(mean), pfree(rstd), pfree(dy);
+    pfree(dinp), pfree(dw), pfree(db);
+    atol_frac = saved_atol;
+
+    const size_t n = 3000017;
+    pair x = prand(n, 1), s = pnew(2);
+    float zero[2] = {0, 0};
+    pset(s, zero);
+    vkt_sumsq(ref, R(s), R(x), n);
+    vkt_sumsq(dut, D(s), D(x), n);
+    vkt_sum_into(ref, vkt_ptr_addf(R(s), 1), R(x), n, 0.5f);
+    vkt_sum_into(dut, vkt_ptr_addf(D(s), 1), D(x), n, 0.5f);
+    same("sumsq, sum_into of 3000017", s);
+    float *s1 = dut_copy(s);
+    pset(s, zero);
+    vkt_sumsq(dut, D(s), D(x), n);
+    vkt_sum_into(dut, vkt_ptr_addf(D(s), 1), D(x), n, 0.5f);
+    same_bits("sumsq, sum_into of 3000017", s, s1);
+    free(s1);
+    pfree(x), pfree(s);
+}
+
 /* vkt_to_half: the reference's bit patterns exactly (ties to even, subnormals, overflow to
  * inf, NaN, both signs), at an odd half offset and an odd length, with the halves on either
  * side (other tensors' data) left as they were. */
@@ -443,6 +530,7 @@ static void run_device(int dev) {
     check_attention(B, T, C, NH);
     check_attention(2, 130, 64, 2);
     check_elementwise();
+    check_reductions();
     check_to_half();
     check_softmax_xent();
     check_adamw();

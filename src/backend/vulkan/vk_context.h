@@ -91,6 +91,7 @@ typedef struct vkt_vk_ctx {
     VkDescriptorPool dpool;
 
     vkt_buf *scratch; /* attention backward's row dots; grows */
+    vkt_buf *partials; /* the two-stage reductions' partial sums (vk_ops.c); grows */
 
     /* matmul tiers and the on-disk caches (vk_matmul.c) */
     char cache_dir[4096];   /* "" = no caches written or read */

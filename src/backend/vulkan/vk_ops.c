@@ -61,6 +61,78 @@ static void run_chunked(vkt_backend *be, const char *name, int nb, const vkt_ptr
     }
 }
 
+/* ---- two-stage deterministic reductions (shaders/colsum.comp, shaders/reduce.comp) ----
+ * Stage 1 spreads a reduction over enough workgroups to fill a large GPU (REDUCE_TARGET),
+ * each summing a fixed part in a fixed order into a partial; stage 2 sums the partials in
+ * order. The partition depends only on the shape, so a result is bitwise the same run after
+ * run on one device; nothing is atomic. */
+#define REDUCE_TARGET 256u
+#define REDUCE_MAX_GROUPS 1024u
+
+/* Scratch for the partials, grown to the largest need so far (the old buffer is freed after
+ * the work queued with it). NULL, the device failed, when there is no memory. */
+static vkt_buf *partials(vkt_backend *be, const char *op, size_t floats) {
+    vkt_vk_ctx *c = vkt_vk(be);
+    size_t bytes = floats * sizeof(float);
+    if (c->partials && c->partials->size >= bytes) return c->partials;
+    char err[256];
+    vkt_buf *n = vkt_vk_alloc(c, bytes < 4096 ? 4096 : bytes, err, sizeof err);
+    if (!n) {
+        vkt_backend_failf(be, "%s: no device memory for %zu bytes of partial sums: %s", op,
+                          bytes, err);
+        return NULL;
+    }
+    if (c->partials) vkt_vk_free(c, c->partials);
+    c->partials = n;
+    return n;
+}
+
+/* out[j] += sum over the M rows of column j of x (M x N, row-major); with ln (layernorm's
+ * parameter gradients) x is dout, out gets sum dout * norm, out2 sum dout, where norm =
+ * (inp - mean[i]) * rstd[i]. */
+static void colsum(vkt_backend *be, const char *op, vkt_ptr out, vkt_ptr out2, vkt_ptr x,
+                   vkt_ptr inp, vkt_ptr mean, vkt_ptr rstd, int M, int N, int ln) {
+    vkt_vk_ctx *c = vkt_vk(be);
+    if (M <= 0 || N <= 0 || vkt_vk_failed(c)) return;
+    uint32_t cols = ((uint32_t)N + 63) / 64, most = ((uint32_t)M + 63) / 64; /* rows >= 64 */
+    uint32_t chunks = (REDUCE_TARGET + cols - 1) / cols;
+    if (chunks > most) chunks = most;
+    if (chunks < 1) chunks = 1;
+    uint32_t rows = ((uint32_t)M + chunks - 1) / chunks;
+    chunks = ((uint32_t)M + rows - 1) / rows;
+    vkt_buf *pb = partials(be, op, (size_t)chunks * N * (ln ? 2 : 1));
+    if (!pb) return;
+    struct { uint32_t M, N, rows, chunks, o[5]; } pc = {(uint32_t)M, (uint32_t)N, rows, chunks, {0}};
+    vkt_ptr p1[5] = {vkt_at(pb, 0), x, inp, mean, rstd};
+    vkt_vk_bindings b;
+    vkt_vk_bind(c, &b, ln ? 5 : 2, p1);
+    memcpy(pc.o, b.elem_off, sizeof pc.o);
+    vkt_vk_shader sh = vkt_vk_shader_1d(ln ? "colsum_partial_ln" : "colsum_partial", 256);
+    vkt_vk_dispatch(c, &sh, &b, &pc, sizeof pc, cols, chunks, 1);
+    struct { uint32_t N, chunks, two, o[3]; } fc = {(uint32_t)N, chunks, ln ? 1u : 0u, {0}};
+    vkt_ptr p2[3] = {out, vkt_at(pb, 0), ln ? out2 : out};
+    run(be, "colsum_final", 3, p2, &fc, sizeof fc, fc.o, (size_t)N, 256);
+}
+
+/* out[0] = (or +=, see reduce.comp) the sum of x(n), squared with square: stage 1 over at
+ * most REDUCE_MAX_GROUPS workgroups of at least 4096 elements each, stage 2 in one. */
+typedef struct { uint32_t n, m, o[2]; float s; } red_push;
+static void whole_sum(vkt_backend *be, const char *final, vkt_ptr out, vkt_ptr x, size_t n,
+                      int square, float s) {
+    size_t per = (n + REDUCE_MAX_GROUPS - 1) / REDUCE_MAX_GROUPS;
+    if (per < 4096) per = 4096;
+    uint32_t groups = n ? (uint32_t)((n + per - 1) / per) : 1;
+    vkt_buf *pb = partials(be, final, groups);
+    if (!pb) return;
+    red_push pc = {(uint32_t)n, (uint32_t)per, {0}, 0};
+    vkt_ptr p1[2] = {vkt_at(pb, 0), x};
+    run(be, square ? "sumsq_partial" : "sum_partial", 2, p1, &pc, sizeof pc, pc.o,
+        (size_t)groups * 256, 256);
+    red_push fc = {groups, 0, {0}, s};
+    vkt_ptr p2[2] = {out, vkt_at(pb, 0)};
+    run(be, final, 2, p2, &fc, sizeof fc, fc.o, 256, 256);
+}
+
 /* ---- device ---- */
 
 int vkt_vk_op_init(vkt_backend *be, char *err, size_t errlen) {
@@ -69,7 +141,8 @@ int vkt_vk_op_init(vkt_backend *be, char *err, size_t errlen) {
 void vkt_vk_op_shutdown(vkt_backend *be) {
     vkt_vk_ctx *c = vkt_vk(be);
     if (c && c->scratch) vkt_vk_free(c, c->scratch);
-    if (c) c->scratch = NULL;
+    if (c && c->partials) vkt_vk_free(c, c->partials);
+    if (c) c->scratch = c->partials = NULL;
     if (c && c->dev) vkt_vk_matmul_shutdown(c);
     vkt_vk_context_shutdown(be);
 }
@@ -83,7 +156,9 @@ vkt_buf *vkt_vk_op_alloc(vkt_backend *be, size_t bytes, char *err, size_t errlen
 void vkt_vk_op_free(vkt_backend *be, vkt_buf *buf) { vkt_vk_free(vkt_vk(be), buf); }
 uint64_t vkt_vk_op_own_bytes(vkt_backend *be) {
     vkt_vk_ctx *c = vkt_vk(be);
-    return c ? c->staging_size + (c->scratch ? c->scratch->size : 0) : 0;
+    return c ? c->staging_size + (c->scratch ? c->scratch->size : 0) +
+                   (c->partials ? c->partials->size : 0)
+             : 0;
 }
 void vkt_vk_op_upload(vkt_backend *be, vkt_ptr dst, const void *src, size_t bytes) {
     if (bytes) vkt_vk_upload(vkt_vk(be), dst, src, bytes);
@@ -151,7 +226,11 @@ void vkt_vk_op_encoder_backward(vkt_backend *be, vkt_ptr dwte, vkt_ptr dwpe, vkt
     struct { uint32_t B, T, C, o[4]; } pc = {(uint32_t)B, (uint32_t)T, (uint32_t)C, {0}};
     vkt_ptr p[4] = {dwte, dwpe, dout, tokens};
     need(be, "encoder_backward", dout, (size_t)B * T * C * 4);
+    /* dwte: one thread per channel, positions in order (positions share token rows) */
     run(be, "encoder_backward", 4, p, &pc, sizeof pc, pc.o, (size_t)C, 64);
+    /* dwpe(T, C) += the column sums of dout seen as B rows of T*C */
+    colsum(be, "encoder_backward", dwpe, VKT_NULL_PTR, dout, VKT_NULL_PTR, VKT_NULL_PTR,
+           VKT_NULL_PTR, B, T * C, 0);
 }
 
 typedef struct { uint32_t N, C, mode, o[8]; } ln_push;
@@ -174,8 +253,12 @@ void vkt_vk_op_layernorm_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight
     need(be, "layernorm_backward", inp, (size_t)N * C * 4);
     const char *name = vkt_vk(be)->fp64 ? "layernorm_backward_f64" : "layernorm_backward";
     run(be, name, 8, p, &pc, sizeof pc, pc.o, (size_t)N, 64);
-    pc.mode = 1;
-    run(be, name, 8, p, &pc, sizeof pc, pc.o, (size_t)C, 64);
+    if (vkt_vk(be)->fp64) { /* the diagnostic: one thread per channel, sums in double */
+        pc.mode = 1;
+        run(be, name, 8, p, &pc, sizeof pc, pc.o, (size_t)C, 64);
+        return;
+    }
+    colsum(be, "layernorm_backward", dweight, dbias, dout, inp, mean, rstd, N, C, 1);
 }
 
 /* One matmul of tensors within the descriptor range (vk_matmul.c plans and records it). */
@@ -224,12 +307,10 @@ void vkt_vk_op_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a, vkt_ptr b, vkt_ptr
     }
 }
 
-typedef struct { uint32_t n, m, o[2]; float s; } red_push;
 void vkt_vk_op_bias_backward(vkt_backend *be, vkt_ptr dbias, vkt_ptr dout, int M, int N) {
-    red_push pc = {(uint32_t)N, (uint32_t)M, {0}, 0};
-    vkt_ptr p[2] = {dbias, dout};
     need(be, "bias_backward", dout, (size_t)M * N * 4);
-    run(be, "bias_backward", 2, p, &pc, sizeof pc, pc.o, (size_t)N, 256);
+    colsum(be, "bias_backward", dbias, VKT_NULL_PTR, dout, VKT_NULL_PTR, VKT_NULL_PTR,
+           VKT_NULL_PTR, M, N, 0);
 }
 
 /* Attention (shaders/attention.comp): workgroups of 64 rows of one (batch, head), grid
@@ -350,13 +431,20 @@ void vkt_vk_op_adamw(vkt_backend *be, vkt_ptr params, vkt_ptr grads, vkt_ptr m, 
     run_chunked(be, "adamw", 5, p, &pc, sizeof pc, pc.o, &pc.n, n, 256, 15u, NULL, 0);
 }
 
+/* In chunks one descriptor covers; sumsq's later chunks add to the first's. */
 void vkt_vk_op_sumsq(vkt_backend *be, vkt_ptr out, vkt_ptr x, size_t n) {
-    red_push pc = {(uint32_t)n, 0, {0}, 0}; /* s: 0 overwrites out, 1 adds (later chunks) */
-    vkt_ptr p[2] = {out, x};
-    run_chunked(be, "sumsq", 2, p, &pc, sizeof pc, pc.o, &pc.n, n, 256, 2u, &pc.s, 1);
+    size_t chunk = chunk_elems(be), at = 0;
+    do {
+        size_t len = n - at < chunk ? n - at : chunk;
+        whole_sum(be, "sumsq", out, vkt_ptr_addf(x, at), len, 1, at ? 1.0f : 0.0f);
+        at += len;
+    } while (at < n);
 }
 void vkt_vk_op_sum_into(vkt_backend *be, vkt_ptr out, vkt_ptr x, size_t n, float scale) {
-    red_push pc = {(uint32_t)n, 0, {0}, scale};
-    vkt_ptr p[2] = {out, x};
-    run_chunked(be, "sum_into", 2, p, &pc, sizeof pc, pc.o, &pc.n, n, 256, 2u, NULL, 1);
+    size_t chunk = chunk_elems(be), at = 0;
+    do {
+        size_t len = n - at < chunk ? n - at : chunk;
+        whole_sum(be, "sum_into", out, vkt_ptr_addf(x, at), len, 0, scale);
+        at += len;
+    } while (at < n);
 }
