@@ -1,6 +1,8 @@
 #version 450
-// LayerNorm of include/vktrain/backend.h (eps 1e-5). `precise` keeps the compiler from
-// fusing multiply-adds, so results round like the cpu reference (tests compare at 1e-4).
+// LayerNorm of include/vktrain/backend.h (eps 1e-5), thread per row: built only as the fp64
+// diagnostic (layernorm_*_f64, VKT_VULKAN_FP64=1, statistics in double); the default kernels
+// are layernorm_rows.comp's. `precise` keeps the compiler from fusing multiply-adds, so
+// results round like the cpu reference.
 //   OP_FWD  b0 = out, b1 = mean, b2 = rstd, b3 = inp, b4 = weight, b5 = bias; one thread per row.
 //   OP_BWD  b0 = dinp, b1 = dweight, b2 = dbias, b3 = dout, b4 = inp, b5 = weight, b6 = mean,
 //           b7 = rstd. pc.mode 0: one thread per row, dinp += ...; mode 1: one thread per

@@ -240,8 +240,10 @@ void vkt_vk_op_layernorm_forward(vkt_backend *be, vkt_ptr out, vkt_ptr mean, vkt
     vkt_ptr p[6] = {out, mean, rstd, inp, weight, bias};
     need(be, "layernorm_forward", out, (size_t)N * C * 4);
     need(be, "layernorm_forward", inp, (size_t)N * C * 4);
-    run(be, vkt_vk(be)->fp64 ? "layernorm_forward_f64" : "layernorm_forward", 6, p, &pc,
-        sizeof pc, pc.o, (size_t)N, 64);
+    /* a workgroup of 64 per row (layernorm_rows.comp); the fp64 diagnostic a thread per row */
+    int f64 = vkt_vk(be)->fp64;
+    run(be, f64 ? "layernorm_forward_f64" : "layernorm_forward", 6, p, &pc, sizeof pc, pc.o,
+        f64 ? (size_t)N : (size_t)N * 64, 64);
 }
 void vkt_vk_op_layernorm_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight,
                                   vkt_ptr dbias, vkt_ptr dout, vkt_ptr inp, vkt_ptr weight,
@@ -251,9 +253,10 @@ void vkt_vk_op_layernorm_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight
     need(be, "layernorm_backward", dinp, (size_t)N * C * 4);
     need(be, "layernorm_backward", dout, (size_t)N * C * 4);
     need(be, "layernorm_backward", inp, (size_t)N * C * 4);
-    const char *name = vkt_vk(be)->fp64 ? "layernorm_backward_f64" : "layernorm_backward";
-    run(be, name, 8, p, &pc, sizeof pc, pc.o, (size_t)N, 64);
-    if (vkt_vk(be)->fp64) { /* the diagnostic: one thread per channel, sums in double */
+    int f64 = vkt_vk(be)->fp64;
+    const char *name = f64 ? "layernorm_backward_f64" : "layernorm_backward";
+    run(be, name, 8, p, &pc, sizeof pc, pc.o, f64 ? (size_t)N : (size_t)N * 64, 64);
+    if (f64) { /* the diagnostic: one thread per channel, sums in double */
         pc.mode = 1;
         run(be, name, 8, p, &pc, sizeof pc, pc.o, (size_t)C, 64);
         return;

@@ -1,0 +1,89 @@
+#version 450
+// LayerNorm's row kernels (include/vktrain/backend.h, eps 1e-5): one workgroup of 64 per row,
+// its threads striding over the channels (neighbouring threads read neighbouring floats:
+// coalesced), the row's sums reduced in shared memory in a fixed tree (deterministic).
+//   OP_FWD  layernorm_forward   b0 = out, b1 = mean, b2 = rstd, b3 = inp, b4 = weight, b5 = bias:
+//           mean, then the variance about it (two passes over the row, the second from
+//           cache), then the output.
+//   OP_BWD  layernorm_backward  b0 = dinp, b1, b2 unused (dweight and dbias are colsum.comp's
+//           column sums, vk_ops.c), b3 = dout, b4 = inp, b5 = weight, b6 = mean, b7 = rstd:
+//           dinp += (dnorm - mean(dnorm) - norm * mean(dnorm * norm)) * rstd, both means in
+//           one pass.
+// The fp64 diagnostic (VKT_VULKAN_FP64=1) keeps layernorm.comp's thread-per-row kernels.
+// `precise` keeps the compiler from fusing multiply-adds, as in the reference's rounding.
+#extension GL_GOOGLE_include_directive : require
+#include "common.glsl"
+
+layout(local_size_x = 64) in;
+layout(set = 0, binding = 0) buffer B0 { float b0[]; };
+layout(set = 0, binding = 1) buffer B1 { float b1[]; };
+layout(set = 0, binding = 2) buffer B2 { float b2[]; };
+layout(set = 0, binding = 3) readonly buffer B3 { float b3[]; };
+layout(set = 0, binding = 4) readonly buffer B4 { float b4[]; };
+layout(set = 0, binding = 5) readonly buffer B5 { float b5[]; };
+#if defined(OP_BWD)
+layout(set = 0, binding = 6) readonly buffer B6 { float b6[]; };
+layout(set = 0, binding = 7) readonly buffer B7 { float b7[]; };
+#endif
+
+layout(push_constant) uniform PushConstants {
+    uint N, C, mode;
+    uint o0, o1, o2, o3, o4, o5, o6, o7;
+} pc;
+
+shared vec2 red[64];
+
+// The workgroup's sum of v (both components), the same tree every time.
+vec2 wg_sum(vec2 v) {
+    uint t = gl_LocalInvocationID.x;
+    red[t] = v;
+    barrier();
+    for (uint w = 32u; w > 0u; w >>= 1) {
+        if (t < w) red[t] += red[t + w];
+        barrier();
+    }
+    vec2 s = red[0];
+    barrier(); // red is reused by the next sum
+    return s;
+}
+
+void main() {
+    uint row = flat_group(), t = gl_LocalInvocationID.x, C = pc.C;
+    if (row >= pc.N) return; // the whole workgroup: no barrier is left waiting
+#if defined(OP_FWD)
+    uint x0 = pc.o3 + row * C;
+    float s = 0.0;
+    for (uint c = t; c < C; c += 64u) s += b3[x0 + c];
+    precise float m = wg_sum(vec2(s, 0.0)).x / float(C);
+    float ss = 0.0;
+    for (uint c = t; c < C; c += 64u) {
+        precise float d = b3[x0 + c] - m;
+        ss += d * d;
+    }
+    precise float r = 1.0 / sqrt(wg_sum(vec2(ss, 0.0)).x / float(C) + 1e-5);
+    for (uint c = t; c < C; c += 64u) {
+        precise float o = ((b3[x0 + c] - m) * r) * b4[pc.o4 + c] + b5[pc.o5 + c];
+        b0[pc.o0 + row * C + c] = o;
+    }
+    if (t == 0u) {
+        b1[pc.o1 + row] = m;
+        b2[pc.o2 + row] = r;
+    }
+#else
+    float m = b6[pc.o6 + row], r = b7[pc.o7 + row];
+    vec2 acc = vec2(0.0); // sum dnorm, sum dnorm * norm
+    for (uint c = t; c < C; c += 64u) {
+        precise float norm = (b4[pc.o4 + row * C + c] - m) * r;
+        precise float dnorm = b5[pc.o5 + c] * b3[pc.o3 + row * C + c];
+        precise float dn = dnorm * norm;
+        acc += vec2(dnorm, dn);
+    }
+    vec2 mm = wg_sum(acc) / float(C);
+    for (uint c = t; c < C; c += 64u) {
+        precise float norm = (b4[pc.o4 + row * C + c] - m) * r;
+        precise float dnorm = b5[pc.o5 + c] * b3[pc.o3 + row * C + c];
+        precise float o = b0[pc.o0 + row * C + c] + (dnorm - mm.x - norm * mm.y) * r;
+        b0[pc.o0 + row * C + c] = o;
+    }
+#endif
+}
