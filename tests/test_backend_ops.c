@@ -457,7 +457,21 @@ static void check_to_half(void) {
     pfree(src), pfree(dst);
 }
 
+/* A wide row (many elements per thread: the online max/sum rescales as the max grows). */
+static void check_softmax_xent_wide(void) {
+    enum { RW = 7, VW = 5000, VPW = 5056 };
+    int32_t tg[RW] = {0, 4999, 17, -1, 2500, 1, 4000};
+    pair logits = prand((size_t)RW * VPW, 8), losses = pnew(RW), t = pnew(RW);
+    pset(t, tg);
+    vkt_softmax_xent(ref, R(losses), R(logits), R(t), RW, VW, VPW, 0.5f, 1);
+    vkt_softmax_xent(dut, D(losses), D(logits), D(t), RW, VW, VPW, 0.5f, 1);
+    same("softmax_xent losses V=5000", losses);
+    same("softmax_xent dlogits V=5000", logits);
+    pfree(logits), pfree(losses), pfree(t);
+}
+
 static void check_softmax_xent(void) {
+    check_softmax_xent_wide();
     int32_t tg[N];
     for (int i = 0; i < N; i++) tg[i] = i % 17 == 0 ? -1 : (int32_t)((i * 13 + 5) % V);
     for (int want_grad = 0; want_grad < 2; want_grad++) {

@@ -405,7 +405,7 @@ void vkt_vk_op_softmax_xent(vkt_backend *be, vkt_ptr losses, vkt_ptr logits, vkt
                             int N, int V, int Vp, float grad_scale, int want_grad) {
     struct { uint32_t N, V, Vp, o[3], want_grad; float grad_scale; } pc = {
         (uint32_t)N, (uint32_t)V, (uint32_t)Vp, {0}, want_grad ? 1u : 0u, grad_scale};
-    /* one workgroup of 64 per row; row blocks that one descriptor covers */
+    /* one workgroup of 256 per row; row blocks that one descriptor covers */
     size_t rows = chunk_elems(be) / (size_t)Vp;
     if (rows == 0) too_large(be, "softmax_xent", (size_t)Vp * 4); /* one row */
     if (vkt_vk_failed(vkt_vk(be))) return;
@@ -414,7 +414,7 @@ void vkt_vk_op_softmax_xent(vkt_backend *be, vkt_ptr losses, vkt_ptr logits, vkt
         vkt_ptr p[3] = {vkt_ptr_addf(losses, r0), vkt_ptr_addf(logits, r0 * Vp),
                         vkt_ptr_addf(targets, r0)};
         pc.N = (uint32_t)nr;
-        run(be, "softmax_xent", 3, p, &pc, sizeof pc, pc.o, nr * 64, 64);
+        run(be, "softmax_xent", 3, p, &pc, sizeof pc, pc.o, nr * 256, 256);
     }
 }
 
