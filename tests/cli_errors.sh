@@ -85,7 +85,7 @@ cases=$((cases + 1))
 expect 0 "nothing left to do" --resume "$T/good.ini"
 expect 2 "differs from the config" --set model.init_from="$T/out/checkpoint.bin" --set model.n_layer=2 "$T/good.ini"
 # --profile: the op table on stderr after the run (host timing on cpu:0)
-expect 0 "op                                calls     total ms    ms/step   share" --profile --device cpu:0 --set train.out_dir="$T/prof" "$T/good.ini"
+expect 0 "op                                calls     total ms    ms/step   share  workgroups min/median" --profile --device cpu:0 --set train.out_dir="$T/prof" "$T/good.ini"
 expect 0 "matmul" --profile --device cpu:0 --set train.out_dir="$T/prof2" "$T/good.ini"
 
 # Ctrl-C: the run stops after its step, saves a checkpoint, exits 130, and resumes from it

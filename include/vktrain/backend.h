@@ -124,6 +124,10 @@ typedef struct vkt_profile_entry {
     char name[48];
     uint64_t calls;  /* dispatches (device timers) or calls (host timing) */
     double total_ms;
+    /* workgroups per dispatch, the smallest and the median over the calls (vulkan's compute
+     * dispatches: how well each op would fill a GPU); 0 where not known (copies, fills, host
+     * timing, other backends) */
+    uint64_t min_groups, median_groups;
 } vkt_profile_entry;
 /* on: clears the totals and starts counting; off: stops counting, the totals stay readable.
  * Returns 0, or -1 when this device cannot time its work (the report then stays empty). */

@@ -277,28 +277,61 @@ void vkt_backend_destroy(vkt_backend *be) {
 
 /* ---- profiling ---- */
 
-void vkt_profile_table_add(vkt_profile_table *t, const char *name, double ms) {
+static void add_groups(struct vkt_profile_slot *s, uint32_t groups) {
+    if (!groups) return;
+    if (s->ngroups == s->capgroups) {
+        uint32_t cap = s->capgroups ? 2 * s->capgroups : 16;
+        uint32_t *g = realloc(s->groups, cap * sizeof *g);
+        if (!g) return; /* a profile that misses a count beats a failed run */
+        s->groups = g;
+        s->capgroups = cap;
+    }
+    s->groups[s->ngroups++] = groups;
+}
+
+void vkt_profile_table_add_groups(vkt_profile_table *t, const char *name, double ms,
+                                  uint32_t groups) {
     for (int i = 0; i < t->n; i++)
         if (t->slots[i].name == name || strcmp(t->slots[i].name, name) == 0) {
             t->slots[i].calls++;
             t->slots[i].total_ms += ms;
+            add_groups(&t->slots[i], groups);
             return;
         }
     if (t->n == t->cap) {
         int cap = t->cap ? 2 * t->cap : 32;
         struct vkt_profile_slot *s = realloc(t->slots, (size_t)cap * sizeof *s);
         if (!s) return; /* a profile that misses a name beats a failed run */
+        memset(s + t->cap, 0, (size_t)(cap - t->cap) * sizeof *s);
         t->slots = s;
         t->cap = cap;
     }
-    t->slots[t->n++] = (struct vkt_profile_slot){name, 1, ms};
+    struct vkt_profile_slot *s = &t->slots[t->n++];
+    s->name = name;
+    s->calls = 1;
+    s->total_ms = ms;
+    s->ngroups = 0; /* a cleared table keeps its arrays for reuse */
+    add_groups(s, groups);
 }
 
-void vkt_profile_table_clear(vkt_profile_table *t) { t->n = 0; }
+void vkt_profile_table_add(vkt_profile_table *t, const char *name, double ms) {
+    vkt_profile_table_add_groups(t, name, ms, 0);
+}
+
+void vkt_profile_table_clear(vkt_profile_table *t) {
+    for (int i = 0; i < t->n; i++) t->slots[i].ngroups = 0;
+    t->n = 0;
+}
 
 void vkt_profile_table_free(vkt_profile_table *t) {
+    for (int i = 0; i < t->cap; i++) free(t->slots[i].groups);
     free(t->slots);
     memset(t, 0, sizeof *t);
+}
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
 }
 
 static int by_time_desc(const void *a, const void *b) {
@@ -315,6 +348,13 @@ int vkt_profile_table_report(const vkt_profile_table *t, vkt_profile_entry *out,
         snprintf(all[i].name, sizeof all[i].name, "%s", t->slots[i].name);
         all[i].calls = t->slots[i].calls;
         all[i].total_ms = t->slots[i].total_ms;
+        all[i].min_groups = all[i].median_groups = 0;
+        uint32_t ng = t->slots[i].ngroups;
+        if (ng) { /* sorted in place: the order of the counts does not matter */
+            qsort(t->slots[i].groups, ng, sizeof *t->slots[i].groups, cmp_u32);
+            all[i].min_groups = t->slots[i].groups[0];
+            all[i].median_groups = t->slots[i].groups[ng / 2];
+        }
     }
     qsort(all, (size_t)t->n, sizeof *all, by_time_desc);
     memcpy(out, all, (size_t)(t->n < max ? t->n : max) * sizeof *all);

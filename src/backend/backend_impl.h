@@ -12,10 +12,15 @@ typedef struct vkt_profile_table {
         const char *name;
         uint64_t calls;
         double total_ms;
+        uint32_t *groups; /* workgroups of each call that reported them */
+        uint32_t ngroups, capgroups;
     } *slots;
     int n, cap;
 } vkt_profile_table;
 void vkt_profile_table_add(vkt_profile_table *t, const char *name, double ms);
+/* The same, with the call's workgroup count (0: none known): reported as min and median. */
+void vkt_profile_table_add_groups(vkt_profile_table *t, const char *name, double ms,
+                                  uint32_t groups);
 void vkt_profile_table_clear(vkt_profile_table *t);
 void vkt_profile_table_free(vkt_profile_table *t);
 /* Copies up to max entries, largest total first; returns t->n. */

@@ -135,11 +135,17 @@ void vkt_log_profile(FILE *f, const vkt_profile_entry *e, int n, int steps, cons
     int per = steps > 0 ? steps : 1;
     fprintf(f, "profile: %s, %d step%s (evaluation and checkpoint transfers included)\n", source,
             steps, steps == 1 ? "" : "s");
-    fprintf(f, "%-28s %10s %12s %10s %7s\n", "op", "calls", "total ms", "ms/step", "share");
-    for (int i = 0; i < n; i++)
-        fprintf(f, "%-28s %10llu %12.3f %10.3f %6.1f%%\n", e[i].name,
+    fprintf(f, "%-28s %10s %12s %10s %7s  %s\n", "op", "calls", "total ms", "ms/step", "share",
+            "workgroups min/median");
+    for (int i = 0; i < n; i++) {
+        char wg[48] = "-";
+        if (e[i].median_groups)
+            snprintf(wg, sizeof wg, "%llu/%llu", (unsigned long long)e[i].min_groups,
+                     (unsigned long long)e[i].median_groups);
+        fprintf(f, "%-28s %10llu %12.3f %10.3f %6.1f%%  %s\n", e[i].name,
                 (unsigned long long)e[i].calls, e[i].total_ms, e[i].total_ms / per,
-                total > 0 ? 100 * e[i].total_ms / total : 0.0);
+                total > 0 ? 100 * e[i].total_ms / total : 0.0, wg);
+    }
     fprintf(f, "%-28s %10llu %12.3f %10.3f %6.1f%%\n", "total", (unsigned long long)calls, total,
             total / per, total > 0 ? 100.0 : 0.0);
 }

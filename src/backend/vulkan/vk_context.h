@@ -108,6 +108,7 @@ typedef struct vkt_vk_ctx {
     VkQueryPool prof_pool;
     uint32_t prof_cap, prof_used, prof_want; /* queries: in the pool, written, wanted next */
     const char **prof_names;  /* per pair: the command's name */
+    uint32_t *prof_groups;    /* per pair: its workgroups (dispatches; 0 for other commands) */
     vkt_profile_table prof;   /* totals since enabling */
 } vkt_vk_ctx;
 
@@ -198,6 +199,8 @@ void vkt_vk_dispatch(vkt_vk_ctx *c, const vkt_vk_shader *sh, const vkt_vk_bindin
 void vkt_vk_prof_reserve(vkt_vk_ctx *c);
 void vkt_vk_prof_begin(vkt_vk_ctx *c, const char *name);
 void vkt_vk_prof_end(vkt_vk_ctx *c);
+/* The workgroups of the dispatch just begun (its profile entry reports min and median). */
+void vkt_vk_prof_groups(vkt_vk_ctx *c, uint32_t groups);
 void vkt_vk_prof_collect(vkt_vk_ctx *c); /* flush, after the fence */
 void vkt_vk_prof_shutdown(vkt_vk_ctx *c);
 int vkt_vk_op_profile_enable(vkt_backend *be, int on);

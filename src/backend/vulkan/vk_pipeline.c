@@ -338,6 +338,7 @@ void vkt_vk_dispatch(vkt_vk_ctx *c, const vkt_vk_shader *sh, const vkt_vk_bindin
     }
     c->d.vkUpdateDescriptorSets(c->dev, (uint32_t)b->n, w, 0, NULL);
     vkt_vk_prof_begin(c, p->name);
+    vkt_vk_prof_groups(c, gx * gy * gz);
     VkCommandBuffer cmd = vkt_vk_cmd(c);
     if (!cmd) return;
     c->d.vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);

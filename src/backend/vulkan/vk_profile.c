@@ -12,7 +12,9 @@ static void destroy_pool(vkt_vk_ctx *c) {
     if (c->prof_pool) c->d.vkDestroyQueryPool(c->dev, c->prof_pool, NULL);
     c->prof_pool = VK_NULL_HANDLE;
     free(c->prof_names);
+    free(c->prof_groups);
     c->prof_names = NULL;
+    c->prof_groups = NULL;
     c->prof_cap = 0;
 }
 
@@ -29,7 +31,8 @@ static void make_pool(vkt_vk_ctx *c, uint32_t cap) {
         return;
     }
     c->prof_names = calloc(cap / 2, sizeof *c->prof_names);
-    VKT_VK_ASSERT(c->prof_names != NULL);
+    c->prof_groups = calloc(cap / 2, sizeof *c->prof_groups);
+    VKT_VK_ASSERT(c->prof_names != NULL && c->prof_groups != NULL);
     c->prof_cap = cap;
 }
 
@@ -59,8 +62,13 @@ void vkt_vk_prof_begin(vkt_vk_ctx *c, const char *name) {
     c->d.vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, c->prof_pool,
                              c->prof_used);
     c->prof_names[c->prof_used / 2] = name;
+    c->prof_groups[c->prof_used / 2] = 0;
     c->prof_used++;
     c->prof_open = 1;
+}
+
+void vkt_vk_prof_groups(vkt_vk_ctx *c, uint32_t groups) {
+    if (c->prof_open && c->prof_depth == 1) c->prof_groups[(c->prof_used - 1) / 2] = groups;
 }
 
 void vkt_vk_prof_end(vkt_vk_ctx *c) {
@@ -87,7 +95,8 @@ void vkt_vk_prof_collect(vkt_vk_ctx *c) {
         double ms_per_tick = (double)c->props.limits.timestampPeriod * 1e-6;
         for (uint32_t i = 0; i + 1 < used; i += 2) {
             uint64_t ticks = (t[i + 1] - t[i]) & c->prof_mask; /* wraps at validBits */
-            vkt_profile_table_add(&c->prof, c->prof_names[i / 2], (double)ticks * ms_per_tick);
+            vkt_profile_table_add_groups(&c->prof, c->prof_names[i / 2],
+                                         (double)ticks * ms_per_tick, c->prof_groups[i / 2]);
         }
         free(t);
     }
