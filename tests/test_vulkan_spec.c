@@ -190,6 +190,21 @@ int main(void) {
         *d = saved;
     }
 
+    /* downloads go through host-cached memory where the device has such a type */
+    {
+        float one;
+        vkt_download(be, &one, vkt_at(a, 0), sizeof one);
+        int cached = 0;
+        for (uint32_t i = 0; i < c->memprops.memoryTypeCount; i++) {
+            VkMemoryPropertyFlags f = c->memprops.memoryTypes[i].propertyFlags;
+            cached |= (f & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) &&
+                      (f & VK_MEMORY_PROPERTY_HOST_CACHED_BIT);
+        }
+        CHECK(!cached || c->readback_map != NULL,
+              "the device has host-cached memory, but downloads do not use it");
+        printf("  downloads: %s\n", c->readback_map ? "host-cached readback buffer"
+                                                     : "the staging ring (no host-cached memory)");
+    }
     check_mismatch_aborts(be, c_, a, b);
     vkt_free(be, a);
     vkt_free(be, b);

@@ -84,6 +84,14 @@ typedef struct vkt_vk_ctx {
     void *staging_map;
     VkDeviceSize staging_size, staging_used;
     int staging_coherent;
+    /* downloads: a host-cached buffer where the device has such memory (reading the ring's
+     * write-combined memory is slow on discrete GPUs), made at the first download; without
+     * one (or when it cannot be made) downloads use the ring */
+    int readback_tried, readback_coherent;
+    VkBuffer readback;
+    VkDeviceMemory readback_mem;
+    void *readback_map;
+    VkDeviceSize readback_size;
 
     /* pipelines (vk_pipeline.c) */
     vkt_vk_pipeline *pipelines;

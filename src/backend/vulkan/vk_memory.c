@@ -1,6 +1,7 @@
 /* Device memory for the vulkan backend: a few large VkDeviceMemory blocks, each covered by
  * one VkBuffer, carved first-fit (256-byte aligned, free neighbours coalesced) into the
  * opaque vkt_buf handles; and a host-visible staging ring for uploads and downloads. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend/vulkan/vk_context.h"
@@ -108,6 +109,12 @@ void vkt_vk_memory_shutdown(vkt_vk_ctx *c) {
     free(c->blocks);
     c->blocks = NULL;
     c->nblocks = c->cap_blocks = 0;
+    if (c->readback_map) c->d.vkUnmapMemory(c->dev, c->readback_mem);
+    if (c->readback) c->d.vkDestroyBuffer(c->dev, c->readback, NULL);
+    if (c->readback_mem) c->d.vkFreeMemory(c->dev, c->readback_mem, NULL);
+    c->readback_map = NULL;
+    c->readback = VK_NULL_HANDLE;
+    c->readback_mem = VK_NULL_HANDLE;
     if (c->staging_map) c->d.vkUnmapMemory(c->dev, c->staging_mem);
     if (c->staging) c->d.vkDestroyBuffer(c->dev, c->staging, NULL);
     if (c->staging_mem) c->d.vkFreeMemory(c->dev, c->staging_mem, NULL);
@@ -302,9 +309,75 @@ void vkt_vk_upload(vkt_vk_ctx *c, vkt_ptr dst, const void *src, size_t bytes) {
     }
 }
 
+/* The host-cached readback buffer (vk_context.h), made once; 0 when there is none. Made
+ * outside the fault-injection count (VKT_FAULT_INJECT=alloc:N numbers the model's blocks):
+ * it is an optimization, and a refusal only means downloads use the ring. */
+static int readback_ready(vkt_vk_ctx *c) {
+    if (c->readback_tried) return c->readback_map != NULL;
+    c->readback_tried = 1;
+    const char *off = getenv("VKT_VULKAN_NO_READBACK"); /* a test knob: the ring's path */
+    if (off && !strcmp(off, "1")) return 0;
+    VkBuffer buf;
+    if (make_buffer(c, STAGING_BYTES, &buf) != VK_SUCCESS) return 0;
+    VkMemoryRequirements req;
+    c->d.vkGetBufferMemoryRequirements(c->dev, buf, &req);
+    const VkMemoryPropertyFlags cached =
+        VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_CACHED_BIT;
+    int t = find_type(c, req.memoryTypeBits, cached | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT);
+    c->readback_coherent = t >= 0;
+    if (t < 0) t = find_type(c, req.memoryTypeBits, cached);
+    VkMemoryAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
+                               .allocationSize = req.size,
+                               .memoryTypeIndex = (uint32_t)t};
+    VkDeviceMemory mem = VK_NULL_HANDLE;
+    void *map = NULL;
+    if (t < 0 || c->d.vkAllocateMemory(c->dev, &ai, NULL, &mem) != VK_SUCCESS ||
+        c->d.vkBindBufferMemory(c->dev, buf, mem, 0) != VK_SUCCESS ||
+        c->d.vkMapMemory(c->dev, mem, 0, VK_WHOLE_SIZE, 0, &map) != VK_SUCCESS) {
+        if (mem) c->d.vkFreeMemory(c->dev, mem, NULL);
+        c->d.vkDestroyBuffer(c->dev, buf, NULL);
+        return 0;
+    }
+    c->readback = buf;
+    c->readback_mem = mem;
+    c->readback_map = map;
+    c->readback_size = STAGING_BYTES;
+    return 1;
+}
+
+/* A download through the readback buffer: each piece one submission and wait. */
+static void download_cached(vkt_vk_ctx *c, char *d, vkt_ptr src, size_t bytes) {
+    while (bytes && !vkt_vk_failed(c)) {
+        VkDeviceSize n = bytes < c->readback_size ? bytes : c->readback_size;
+        VkBufferCopy bc = {.srcOffset = src.buf->off + src.off, .dstOffset = 0, .size = n};
+        vkt_vk_prof_reserve(c);
+        vkt_vk_prof_begin(c, "download");
+        VkCommandBuffer cmd = vkt_vk_cmd(c);
+        if (!cmd) return; /* failed: vkt_download zero-fills dst and returns the error */
+        c->d.vkCmdCopyBuffer(cmd, vkt_vk_buffer_of(c, src.buf), c->readback, 1, &bc);
+        vkt_vk_prof_end(c);
+        vkt_vk_flush(c);
+        if (vkt_vk_failed(c)) return;
+        if (!c->readback_coherent) {
+            VkMappedMemoryRange mr = {.sType = VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE,
+                                      .memory = c->readback_mem,
+                                      .size = VK_WHOLE_SIZE};
+            if (VKT_VK_TRY(c, vkInvalidateMappedMemoryRanges, (c->dev, 1, &mr))) return;
+        }
+        memcpy(d, c->readback_map, n);
+        d += n;
+        src.off += n;
+        bytes -= n;
+    }
+}
+
 void vkt_vk_download(vkt_vk_ctx *c, void *dst, vkt_ptr src, size_t bytes) {
     VKT_VK_ASSERT(src.buf && src.off + bytes <= src.buf->size);
     char *d = dst;
+    if (readback_ready(c)) {
+        download_cached(c, d, src, bytes);
+        return;
+    }
     /* the copy into staging joins the queued work, so a step's download is one submission;
      * larger reads go through the ring in pieces, one submission each */
     while (bytes && !vkt_vk_failed(c)) {

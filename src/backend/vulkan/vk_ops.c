@@ -156,8 +156,8 @@ vkt_buf *vkt_vk_op_alloc(vkt_backend *be, size_t bytes, char *err, size_t errlen
 void vkt_vk_op_free(vkt_backend *be, vkt_buf *buf) { vkt_vk_free(vkt_vk(be), buf); }
 uint64_t vkt_vk_op_own_bytes(vkt_backend *be) {
     vkt_vk_ctx *c = vkt_vk(be);
-    return c ? c->staging_size + (c->scratch ? c->scratch->size : 0) +
-                   (c->partials ? c->partials->size : 0)
+    return c ? c->staging_size + (c->readback_map ? c->readback_size : 0) +
+                   (c->scratch ? c->scratch->size : 0) + (c->partials ? c->partials->size : 0)
              : 0;
 }
 void vkt_vk_op_upload(vkt_backend *be, vkt_ptr dst, const void *src, size_t bytes) {
