@@ -72,8 +72,10 @@ static void check_local_sizes(void) {
     expect_size("sumsq", NULL, 0, 256, 1, 1);
     expect_size("layernorm_forward", NULL, 0, 64, 1, 1);
     expect_size("attention_backward_kv", NULL, 0, 64, 1, 1);
-    expect_size("softmax_xent", NULL, 0, 64, 1, 1);
+    expect_size("softmax_xent", NULL, 0, 256, 1, 1);
     expect_size("encoder_backward", NULL, 0, 64, 1, 1);
+    expect_size("colsum_partial", NULL, 0, 256, 1, 1);
+    expect_size("to_half", NULL, 0, 256, 1, 1);
     vkt_spec_const stray[1] = {{7, 1}};
     expect_size("adamw", stray, 1, 0, 0, 0);
     uint32_t junk[8] = {0x07230203u, 0x00010500u, 0, 10, 0, 0, 0, 0};
