@@ -3,8 +3,10 @@
 //   OP_FWD  encoder_forward   b0 = out(B,T,C), b1 = tokens (int32), b2 = wte, b3 = wpe;
 //           one thread per output element.
 //   OP_BWD  encoder_backward  b0 = dwte, b1 = dwpe (unused here), b2 = dout, b3 = tokens:
-//           dwte only, one thread per channel, positions in order (several positions may
-//           share a token row), so the sums are those of the cpu reference, in its order.
+//           dwte only. Thread (k, c) owns channel c of the token rows v with v % K == k
+//           (K = pc.buckets buckets, so C * K threads fill the GPU): it scans the positions
+//           in order and adds those whose token it owns. Each (row, channel) is summed by one
+//           thread, positions in order: deterministic, and the cpu reference's own order.
 //           dwpe, a column sum over the batch, is colsum.comp's (vk_ops.c).
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
@@ -23,7 +25,7 @@ layout(set = 0, binding = 3) readonly buffer B3 { int tok[]; };
 #endif
 
 layout(push_constant) uniform PushConstants {
-    uint B, T, C, off0, off1, off2, off3;
+    uint B, T, C, off0, off1, off2, off3, buckets;
 } pc;
 
 void main() {
@@ -34,12 +36,12 @@ void main() {
     int tk = tok[pc.off1 + bt];
     outv[pc.off0 + i] = wte[pc.off2 + uint(tk) * pc.C + c] + wpe[pc.off3 + t * pc.C + c];
 #else
-    if (i >= pc.C) return;
-    uint c = i;
+    if (i >= pc.C * pc.buckets) return;
+    uint c = i % pc.C, k = i / pc.C;
     for (uint bt = 0; bt < pc.B * pc.T; bt++) {
-        float d = dout[pc.off2 + bt * pc.C + c];
         uint tk = uint(tok[pc.off3 + bt]);
-        dwte[pc.off0 + tk * pc.C + c] += d;
+        if (tk % pc.buckets != k) continue;
+        dwte[pc.off0 + tk * pc.C + c] += dout[pc.off2 + bt * pc.C + c];
     }
 #endif
 }

@@ -223,11 +223,15 @@ void vkt_vk_op_encoder_forward(vkt_backend *be, vkt_ptr out, vkt_ptr tokens, vkt
 }
 void vkt_vk_op_encoder_backward(vkt_backend *be, vkt_ptr dwte, vkt_ptr dwpe, vkt_ptr dout,
                                 vkt_ptr tokens, int B, int T, int C) {
-    struct { uint32_t B, T, C, o[4]; } pc = {(uint32_t)B, (uint32_t)T, (uint32_t)C, {0}};
+    /* dwte: C x K threads, thread (k, c) owning channel c of the token rows v % K == k
+     * (encoder.comp): about 64 K threads, K at most 64 (each thread scans every position) */
+    uint32_t k = (65536u + (uint32_t)C - 1) / (uint32_t)C;
+    if (k > 64) k = 64;
+    if (k < 1) k = 1;
+    struct { uint32_t B, T, C, o[4], buckets; } pc = {(uint32_t)B, (uint32_t)T, (uint32_t)C, {0}, k};
     vkt_ptr p[4] = {dwte, dwpe, dout, tokens};
     need(be, "encoder_backward", dout, (size_t)B * T * C * 4);
-    /* dwte: one thread per channel, positions in order (positions share token rows) */
-    run(be, "encoder_backward", 4, p, &pc, sizeof pc, pc.o, (size_t)C, 64);
+    run(be, "encoder_backward", 4, p, &pc, sizeof pc, pc.o, (size_t)C * k, 64);
     /* dwpe(T, C) += the column sums of dout seen as B rows of T*C */
     colsum(be, "encoder_backward", dwpe, VKT_NULL_PTR, dout, VKT_NULL_PTR, VKT_NULL_PTR,
            VKT_NULL_PTR, B, T * C, 0);
