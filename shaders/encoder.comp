@@ -25,7 +25,10 @@ layout(set = 0, binding = 3) readonly buffer B3 { int tok[]; };
 #endif
 
 layout(push_constant) uniform PushConstants {
-    uint B, T, C, off0, off1, off2, off3, buckets;
+    uint B, T, C, off0, off1, off2, off3;
+#if defined(OP_BWD)
+    uint buckets;
+#endif
 } pc;
 
 void main() {
