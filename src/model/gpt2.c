@@ -460,9 +460,8 @@ static vkt_ptr param0(vkt_model *m, vkt_buf *buf, int i) {
 /* What the matmuls read: under precision = fp16 the fp16 copies (weights from params_h,
  * activations from their BUF_HALF buffers), else the fp32 tensors themselves. */
 static vkt_ptr mm_weight(vkt_model *m, int i, int l) {
-    if (!m->fp16) return param(m, m->params, i, l);
-    const vkt_param_tensor *t = &m->tensors[i];
-    return vkt_half_at(m->params_h, (t->offset + t->size / m->shape.num_layers * l) * 2);
+    vkt_ptr w = param(m, m->params, i, l);
+    return m->fp16 ? vkt_half_at(m->params_h, w.off / 2) : w; /* the same element offset */
 }
 typedef struct mm_inputs {
     vkt_ptr ln1, atty, ln2, fch_gelu;

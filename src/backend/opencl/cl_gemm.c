@@ -59,27 +59,16 @@ static const char *blast_status(CLBlastStatusCode s) {
     }
 }
 
-/* p's n floats rounded to fp16 values into *slot; returns where they are. */
-static vkt_ptr rounded(vkt_cl_ctx *c, vkt_buf **slot, vkt_ptr p, size_t n) {
+/* p's n elements as fp32 in *slot through kernel `name` (round_f16: fp32 rounded to fp16
+ * values; from_half: an fp16 tensor decoded); returns where they are. */
+static vkt_ptr to_scratch(vkt_cl_ctx *c, vkt_buf **slot, vkt_ptr p, size_t n, const char *name) {
     vkt_buf *s = vkt_cl_scratch(c, slot, n * sizeof(float), "matmul: fp16 operands");
     if (!s) return VKT_NULL_PTR; /* the device has failed */
     cl_mem dst = s->mem, src = p.buf->mem;
-    cl_uint o_dst = 0, o_src = (cl_uint)(p.off / 4), nn = (cl_uint)n;
+    cl_uint o_dst = 0, o_src = (cl_uint)(p.off / vkt_elem_bytes(p)), nn = (cl_uint)n;
     vkt_cl_arg a[] = {CL_VAL(dst), CL_VAL(o_dst), CL_VAL(src), CL_VAL(o_src), CL_VAL(nn)};
     size_t g[1] = {n}, l[1] = {256};
-    vkt_cl_launch(c, "round_f16", 1, g, l, 5, a);
-    return vkt_at(s, 0);
-}
-
-/* The values of fp16 tensor p (n elements) as floats in *slot, for the SGEMM. */
-static vkt_ptr decoded(vkt_cl_ctx *c, vkt_buf **slot, vkt_ptr p, size_t n) {
-    vkt_buf *s = vkt_cl_scratch(c, slot, n * sizeof(float), "matmul: fp16 operands");
-    if (!s) return VKT_NULL_PTR; /* the device has failed */
-    cl_mem dst = s->mem, src = p.buf->mem;
-    cl_uint o_dst = 0, o_src = (cl_uint)(p.off / 2), nn = (cl_uint)n;
-    vkt_cl_arg a[] = {CL_VAL(dst), CL_VAL(o_dst), CL_VAL(src), CL_VAL(o_src), CL_VAL(nn)};
-    size_t g[1] = {n}, l[1] = {256};
-    vkt_cl_launch(c, "from_half", 1, g, l, 5, a);
+    vkt_cl_launch(c, name, 1, g, l, 5, a);
     return vkt_at(s, 0);
 }
 
@@ -87,8 +76,8 @@ static vkt_ptr decoded(vkt_cl_ctx *c, vkt_buf **slot, vkt_ptr p, size_t n) {
  * under precision = fp16, as it is otherwise. */
 static vkt_ptr operand(vkt_backend *be, vkt_buf **slot, vkt_ptr p, size_t n) {
     vkt_cl_ctx *c = vkt_cl(be);
-    if (p.half) return decoded(c, slot, p, n);
-    return be->fp16_matmul ? rounded(c, slot, p, n) : p;
+    if (p.half) return to_scratch(c, slot, p, n, "from_half");
+    return be->fp16_matmul ? to_scratch(c, slot, p, n, "round_f16") : p;
 }
 
 void vkt_cl_op_to_half(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t n) {

@@ -345,61 +345,35 @@ static int readback_ready(vkt_vk_ctx *c) {
     return 1;
 }
 
-/* A download through the readback buffer: each piece one submission and wait. */
-static void download_cached(vkt_vk_ctx *c, char *d, vkt_ptr src, size_t bytes) {
-    while (bytes && !vkt_vk_failed(c)) {
-        VkDeviceSize n = bytes < c->readback_size ? bytes : c->readback_size;
-        VkBufferCopy bc = {.srcOffset = src.buf->off + src.off, .dstOffset = 0, .size = n};
-        vkt_vk_prof_reserve(c);
-        vkt_vk_prof_begin(c, "download");
-        VkCommandBuffer cmd = vkt_vk_cmd(c);
-        if (!cmd) return; /* failed: vkt_download zero-fills dst and returns the error */
-        c->d.vkCmdCopyBuffer(cmd, vkt_vk_buffer_of(c, src.buf), c->readback, 1, &bc);
-        vkt_vk_prof_end(c);
-        vkt_vk_flush(c);
-        if (vkt_vk_failed(c)) return;
-        if (!c->readback_coherent) {
-            VkMappedMemoryRange mr = {.sType = VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE,
-                                      .memory = c->readback_mem,
-                                      .size = VK_WHOLE_SIZE};
-            if (VKT_VK_TRY(c, vkInvalidateMappedMemoryRanges, (c->dev, 1, &mr))) return;
-        }
-        memcpy(d, c->readback_map, n);
-        d += n;
-        src.off += n;
-        bytes -= n;
-    }
-}
-
 void vkt_vk_download(vkt_vk_ctx *c, void *dst, vkt_ptr src, size_t bytes) {
     VKT_VK_ASSERT(src.buf && src.off + bytes <= src.buf->size);
     char *d = dst;
-    if (readback_ready(c)) {
-        download_cached(c, d, src, bytes);
-        return;
-    }
-    /* the copy into staging joins the queued work, so a step's download is one submission;
-     * larger reads go through the ring in pieces, one submission each */
+    int cached = readback_ready(c);
+    /* the copy joins the queued work, so a step's download is one submission; larger reads
+     * go in pieces of the readback buffer (or of what is left of the ring), one submission
+     * each */
     while (bytes && !vkt_vk_failed(c)) {
         vkt_vk_prof_reserve(c);
-        if (c->staging_used >= c->staging_size) vkt_vk_flush(c);
-        VkDeviceSize at = c->staging_used, room = c->staging_size - at;
+        if (!cached && c->staging_used >= c->staging_size) vkt_vk_flush(c);
+        VkDeviceSize at = cached ? 0 : c->staging_used;
+        VkDeviceSize room = cached ? c->readback_size : c->staging_size - at;
         VkDeviceSize n = bytes < room ? bytes : room;
         VkBufferCopy bc = {.srcOffset = src.buf->off + src.off, .dstOffset = at, .size = n};
         vkt_vk_prof_begin(c, "download");
         VkCommandBuffer cmd = vkt_vk_cmd(c);
         if (!cmd) return; /* failed: vkt_download zero-fills dst and returns the error */
-        c->d.vkCmdCopyBuffer(cmd, vkt_vk_buffer_of(c, src.buf), c->staging, 1, &bc);
+        c->d.vkCmdCopyBuffer(cmd, vkt_vk_buffer_of(c, src.buf),
+                             cached ? c->readback : c->staging, 1, &bc);
         vkt_vk_prof_end(c);
         vkt_vk_flush(c);
         if (vkt_vk_failed(c)) return;
-        if (!c->staging_coherent) {
+        if (!(cached ? c->readback_coherent : c->staging_coherent)) {
             VkMappedMemoryRange mr = {.sType = VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE,
-                                      .memory = c->staging_mem,
+                                      .memory = cached ? c->readback_mem : c->staging_mem,
                                       .size = VK_WHOLE_SIZE};
             if (VKT_VK_TRY(c, vkInvalidateMappedMemoryRanges, (c->dev, 1, &mr))) return;
         }
-        memcpy(d, (char *)c->staging_map + at, n);
+        memcpy(d, (char *)(cached ? c->readback_map : c->staging_map) + at, n);
         d += n;
         src.off += n;
         bytes -= n;

@@ -39,13 +39,11 @@ static int need(vkt_backend *be, const char *op, vkt_ptr p, size_t bytes) {
     return 1;
 }
 
-/* A 1-D op over n elements in chunks; bindings whose bit is set in `advance` move with the
- * chunk. *n_field receives each chunk's length; first_only, when not NULL, is set to 1 after
- * the first chunk (sumsq then accumulates). */
+/* A 1-D op over n elements (a thread each) in chunks; bindings whose bit is set in `advance`
+ * move with the chunk. *n_field receives each chunk's length. */
 static void run_chunked(vkt_backend *be, const char *name, int nb, const vkt_ptr *ptrs,
                         void *push, uint32_t push_size, uint32_t *offs, uint32_t *n_field,
-                        size_t n, uint32_t wg, unsigned advance, float *first_only,
-                        int one_group) {
+                        size_t n, uint32_t wg, unsigned advance) {
     size_t chunk = chunk_elems(be);
     for (size_t at = 0; at < n || (n == 0 && at == 0); at += chunk) {
         size_t len = n - at < chunk ? n - at : chunk;
@@ -55,8 +53,7 @@ static void run_chunked(vkt_backend *be, const char *name, int nb, const vkt_ptr
             if ((advance >> i) & 1u) p[i].off += at * vkt_elem_bytes(p[i]);
         }
         *n_field = (uint32_t)len;
-        run(be, name, nb, p, push, push_size, offs, one_group ? wg : len, wg);
-        if (first_only) *first_only = 1.0f;
+        run(be, name, nb, p, push, push_size, offs, len, wg);
         if (n == 0) break;
     }
 }
@@ -373,19 +370,19 @@ void vkt_vk_op_gelu_forward(vkt_backend *be, vkt_ptr out, vkt_ptr inp, size_t n)
     ew_push pc = {(uint32_t)n, {0}, 0};
     vkt_ptr p[3] = {out, inp, out};
     run_chunked(be, vkt_vk(be)->fp64 ? "gelu_forward_f64" : "gelu_forward", 3, p, &pc,
-                sizeof pc, pc.o, &pc.n, n, 256, 7u, NULL, 0);
+                sizeof pc, pc.o, &pc.n, n, 256, 7u);
 }
 void vkt_vk_op_gelu_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr inp, vkt_ptr dout,
                              size_t n) {
     ew_push pc = {(uint32_t)n, {0}, 0};
     vkt_ptr p[3] = {dinp, inp, dout};
     run_chunked(be, vkt_vk(be)->fp64 ? "gelu_backward_f64" : "gelu_backward", 3, p, &pc,
-                sizeof pc, pc.o, &pc.n, n, 256, 7u, NULL, 0);
+                sizeof pc, pc.o, &pc.n, n, 256, 7u);
 }
 void vkt_vk_op_residual_forward(vkt_backend *be, vkt_ptr out, vkt_ptr a, vkt_ptr b, size_t n) {
     ew_push pc = {(uint32_t)n, {0}, 0};
     vkt_ptr p[3] = {out, a, b};
-    run_chunked(be, "residual_forward", 3, p, &pc, sizeof pc, pc.o, &pc.n, n, 256, 7u, NULL, 0);
+    run_chunked(be, "residual_forward", 3, p, &pc, sizeof pc, pc.o, &pc.n, n, 256, 7u);
 }
 /* In chunks a descriptor covers; one thread per 32-bit word of dst (n/2 + 1 of them at most,
  * the shader skips those past the end). */
@@ -402,7 +399,7 @@ void vkt_vk_op_to_half(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t n) {
 void vkt_vk_op_scale(vkt_backend *be, vkt_ptr x, float s, size_t n) {
     ew_push pc = {(uint32_t)n, {0}, s};
     vkt_ptr p[3] = {x, x, x};
-    run_chunked(be, "scale", 3, p, &pc, sizeof pc, pc.o, &pc.n, n, 256, 7u, NULL, 0);
+    run_chunked(be, "scale", 3, p, &pc, sizeof pc, pc.o, &pc.n, n, 256, 7u);
 }
 
 void vkt_vk_op_softmax_xent(vkt_backend *be, vkt_ptr losses, vkt_ptr logits, vkt_ptr targets,
@@ -435,7 +432,7 @@ void vkt_vk_op_adamw(vkt_backend *be, vkt_ptr params, vkt_ptr grads, vkt_ptr m, 
         .max_norm = a->max_norm,
     };
     vkt_ptr p[5] = {params, grads, m, v, a->norm_sq};
-    run_chunked(be, "adamw", 5, p, &pc, sizeof pc, pc.o, &pc.n, n, 256, 15u, NULL, 0);
+    run_chunked(be, "adamw", 5, p, &pc, sizeof pc, pc.o, &pc.n, n, 256, 15u);
 }
 
 /* In chunks one descriptor covers; sumsq's later chunks add to the first's. */
