@@ -1,6 +1,6 @@
 /* The vulkan backend's cooperative-matrix matmul tiers, listed once for every test that
  * exercises them (test_shaders, test_backend_ops, test_vulkan_tiers, test_vulkan_validation,
- * test_vulkan_train), and what VKT_REQUIRE_COOPMAT asks of them:
+ * test_vulkan_sync, test_vulkan_train), and what VKT_REQUIRE_COOPMAT asks of them:
  *   unset, 0  a tier this binary or device cannot run is noted in the output and not run;
  *   built     every tier's shader variant is compiled into this binary (test_shaders): what a
  *             glslang >= 13 gives on any machine (CI's glslang 15 leg, on Debian 12's lavapipe,

@@ -86,6 +86,54 @@ static void check_local_sizes(void) {
           "a module without a workgroup size was accepted");
 }
 
+/* vkt_spirv_written_bindings, on which the vulkan backend decides what a dispatch must wait
+ * for: every variant's stored-to bindings as its shader's code says (a binding missing here
+ * would let a reader overtake this writer; an extra one only costs a barrier). A variant
+ * not listed, or not built, is skipped; a module that is not SPIR-V is refused. */
+static void check_written_bindings(void) {
+    static const struct { const char *name; uint32_t mask; } want[] = {
+        {"matmul_f32", 0x1}, {"matmul_f16", 0x1}, {"matmul_f32_direct", 0x1},
+        {"matmul_f16_direct", 0x1}, {"matmul_f16_s16", 0x1}, {"matmul_coopmat", 0x1},
+        {"matmul_coopmat_s16", 0x1}, {"matmul_coopmat2", 0x1}, {"matmul_splitk_reduce", 0x1},
+        {"to_half", 0x1}, {"gelu_forward", 0x1}, {"gelu_backward", 0x1},
+        {"residual_forward", 0x1}, {"scale", 0x1}, {"sumsq", 0x1}, {"sum_into", 0x1},
+        {"colsum_partial", 0x1}, {"colsum_partial_ln", 0x1},
+        {"colsum_final", 0x5}, /* the sums and, for layernorm, the second output */
+        {"sum_partial", 0x1}, {"sumsq_partial", 0x1},
+        {"adamw", 0xd}, /* parameters, m and v; not the gradients or the norm */
+        {"encoder_forward", 0x1}, {"encoder_backward", 0x1},
+        {"layernorm_forward", 0x7}, /* out, mean, rstd */
+        {"layernorm_backward", 0x1}, {"layernorm_backward_f64", 0x7},
+        {"softmax_xent", 0x3}, /* losses, and the logits overwritten by their gradient */
+        {"attention_forward", 0x3}, {"attention_backward_q", 0x11},
+        {"attention_backward_kv", 0x1},
+    };
+    int n = 0;
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        const vkt_spirv *s = vkt_spirv_find(want[i].name);
+        if (!s) continue;
+        uint32_t got = 0;
+        char err[160] = "";
+        CHECK(vkt_spirv_written_bindings(s, &got, err, sizeof err) == 0, "%s: %s", want[i].name,
+              err);
+        CHECK(got == want[i].mask, "%s: writes bindings 0x%x, want 0x%x", want[i].name, got,
+              want[i].mask);
+        n++;
+    }
+    printf("written bindings: %d variants as expected\n", n);
+    for (int i = 0; i < vkt_spirv_count; i++) {
+        uint32_t got;
+        char err[160];
+        CHECK(vkt_spirv_written_bindings(&vkt_spirv_table[i], &got, err, sizeof err) == 0,
+              "%s: %s", vkt_spirv_table[i].name, err);
+    }
+    uint32_t junk[8] = {0x12345678u, 0, 0, 0, 0, 0, 0, 0}, got;
+    vkt_spirv bad = {"junk", junk, 8};
+    char err[160] = "";
+    CHECK(vkt_spirv_written_bindings(&bad, &got, err, sizeof err) != 0 && err[0],
+          "a module that is not SPIR-V was accepted");
+}
+
 int main(void) {
     printf("%d embedded SPIR-V variants:\n", vkt_spirv_count);
     CHECK(vkt_spirv_count > 0, "empty table");
@@ -117,6 +165,7 @@ int main(void) {
     }
 
     check_local_sizes();
+    check_written_bindings();
 
     return vkt_test_finish("test_shaders");
 }

@@ -1,12 +1,15 @@
 /* The vulkan backend runs clean under VK_LAYER_KHRONOS_validation (core checks and
  * synchronization validation, VKT_VULKAN_VALIDATION=1): every op of the backend interface
  * forward and backward on small odd shapes at odd offsets (under precision = fp16 too, once more
- * per cooperative-matrix tier that runs: coopmat_tiers.h), the memory calls, ops split by a
- * small VKT_VULKAN_MAX_RANGE, profiling (timestamp queries), and a two-step training run with
- * profiling and timed matmul tiers report zero validation errors, counted until after the
- * instance is destroyed. A self-test first proves that an invalid call is counted, and a
- * missing layer fails the test (it never passes unvalidated). Skips (77) without a Vulkan
- * device unless VKT_REQUIRE_BACKENDS names vulkan. */
+ * per cooperative-matrix tier that runs: coopmat_tiers.h; once more profiled), the memory
+ * calls, ops split by a small VKT_VULKAN_MAX_RANGE, and two-step training runs (profiled and
+ * not, with timed matmul tiers) report zero validation errors, counted until after the
+ * instance is destroyed. Commands are ordered only after those they depend on
+ * (vkt_vk_order), so synchronization validation is what proves no barrier is missing. Two
+ * self-tests first prove that an invalid call and an unordered pair of writes are counted,
+ * and a missing layer fails the test (it never passes unvalidated). Run with push
+ * descriptors and, as test_vulkan_validation_pools, with descriptor sets from pools. Skips
+ * (77) without a Vulkan device unless VKT_REQUIRE_BACKENDS names vulkan. */
 #include <math.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -188,8 +191,9 @@ static void split_ops(int dev) {
     vkt_backend_destroy(be);
 }
 
-/* ---- two training steps of a tiny model, profiled, with the matmul tiers timed ---- */
-static void train_steps(const char *precision) {
+/* ---- two training steps of a tiny model, with the matmul tiers timed; profiled or not (the
+ * ordering differs: vkt_vk_order) ---- */
+static void train_steps(const char *precision, int profile) {
     char dir[] = "/tmp/vkt_test_validation_XXXXXX";
     if (!mkdtemp(dir)) {
         CHECK(0, "mkdtemp");
@@ -204,7 +208,7 @@ static void train_steps(const char *precision) {
     vkt_config cfg;
     CHECK(small_config(&cfg, dir, extra, (int)(sizeof extra / sizeof extra[0])) == 0, "config");
     setenv("VKT_MATMUL_TIERS_FORCE_TIMING", "1", 1); /* the timing path, with one tier */
-    vkt_train_opts opts = {.profile = 1};
+    vkt_train_opts opts = {.profile = profile};
     vkt_train_result res;
     float losses[2] = {0};
     char err[1024];
@@ -249,8 +253,14 @@ int main(void) {
     selftest_errors = vkt_vk_validation_selftest(be);
     CHECK(selftest_errors >= 1, "the deliberate invalid call was not reported (%d): the "
           "counter does not work", selftest_errors);
-    int timed = vkt_profile_enable(be, 1) == 0;
+    /* the ops are ordered by what they read and write (vkt_vk_order); that a missing barrier
+     * would be seen is proven first */
+    int sync = vkt_vk_validation_sync_selftest(be);
+    CHECK(sync >= 1, "two unordered writes were not reported (%d): synchronization "
+          "validation does not work", sync);
+    if (sync > 0) selftest_errors += sync;
     arena a = arena_new(be);
+    int timed = 0;
     if (a.buf) {
         all_ops(be, &a);
         memory_calls(be, &a);
@@ -266,10 +276,14 @@ int main(void) {
                 all_ops(be, &a);
             }
             vkt_backend_set_option(be, "matmul", "auto", err16, sizeof err16);
+            vkt_backend_set_option(be, "precision", "fp32", err16, sizeof err16);
         } else {
             printf("precision fp16 not exercised: %s\n", err16);
             vkt_test_coopmat_all_missing("test_vulkan_validation", err16);
         }
+        /* profiled (timestamp queries; every command then ordered after the one before) */
+        timed = vkt_profile_enable(be, 1) == 0;
+        all_ops(be, &a);
         vkt_free(be, a.buf);
     }
     if (timed) {
@@ -279,8 +293,9 @@ int main(void) {
     }
     vkt_backend_destroy(be);
     split_ops(dev);
-    train_steps("train.precision=fp32");
-    if (vkt_device_info_get(dev, &info) == 0 && info.fp16) train_steps("train.precision=fp16");
+    train_steps("train.precision=fp32", 0);
+    train_steps("train.precision=fp32", 1);
+    if (vkt_device_info_get(dev, &info) == 0 && info.fp16) train_steps("train.precision=fp16", 0);
 
     int errors = vkt_vk_validation_errors() - selftest_errors;
     int warnings = vkt_vk_validation_warnings();

@@ -80,13 +80,17 @@ set_tests_properties(test_opencl_fp16_ops PROPERTIES LABELS "opencl" SKIP_RETURN
   ENVIRONMENT "VKT_TEST_DEVICES=opencl:0;VKT_OPENCL_FORCE_FP16=1;${VKT_TEST_ENV}")
 set_property(TEST test_opencl_train APPEND PROPERTY ENVIRONMENT "VKT_OPENCL_FORCE_FP16=1")
 
-# The Vulkan paths a device with 16-bit storage and host-cached memory does not take: the op
-# comparison once more without them (fp16 matmul operands read as 32-bit words; downloads
-# through the staging ring).
+# The Vulkan paths a device with 16-bit storage, host-cached memory and push descriptors does
+# not take: the op comparison once more without them (fp16 matmul operands read as 32-bit
+# words; downloads through the staging ring; descriptor sets from pools), and the validation
+# run with descriptor sets.
 if(TARGET vktrain_shaders)
   add_test(NAME test_vulkan_ops_fallbacks COMMAND test_backend_ops)
   set_tests_properties(test_vulkan_ops_fallbacks PROPERTIES LABELS "vulkan" SKIP_RETURN_CODE 77
-    ENVIRONMENT "VKT_TEST_DEVICES=vulkan:0;VKT_VULKAN_DISABLE_STORAGE16=1;VKT_VULKAN_NO_READBACK=1;${VKT_TEST_ENV}")
+    ENVIRONMENT "VKT_TEST_DEVICES=vulkan:0;VKT_VULKAN_DISABLE_STORAGE16=1;VKT_VULKAN_NO_READBACK=1;VKT_VULKAN_NO_PUSH_DESCRIPTORS=1;${VKT_TEST_ENV}")
+  add_test(NAME test_vulkan_validation_pools COMMAND test_vulkan_validation)
+  set_tests_properties(test_vulkan_validation_pools PROPERTIES LABELS "vulkan" SKIP_RETURN_CODE 77
+    ENVIRONMENT "VKT_VULKAN_NO_PUSH_DESCRIPTORS=1;VKT_SOURCE_DIR=${CMAKE_SOURCE_DIR};${VKT_TEST_ENV}")
 endif()
 
 # The run directory: a rerun keeps the earlier run, the lock refuses a second run on one

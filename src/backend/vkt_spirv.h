@@ -29,6 +29,11 @@ typedef struct vkt_spec_const {
 int vkt_spirv_local_size(const vkt_spirv *sp, const vkt_spec_const *spec, int nspec,
                          uint32_t out[3], char *err, size_t errlen);
 
+/* Which of sp's buffer bindings (descriptor set 0, bindings 0..31) the shader may store to,
+ * as bits of *mask, from its SPIR-V (spirv_reflect.c): a binding it only reads has its bit
+ * clear. 0, or -1 with err saying why. */
+int vkt_spirv_written_bindings(const vkt_spirv *sp, uint32_t *mask, char *err, size_t errlen);
+
 /* Push constants of shaders/matmul.comp (every matmul_* variant), 44 bytes; must match its
  * `pc` block. Offsets are in elements of each buffer's type (halves for fp16 A and B). */
 typedef struct vkt_matmul_push {

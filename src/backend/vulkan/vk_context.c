@@ -76,7 +76,7 @@ int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen) {
     /* optional features: fp16 arithmetic (a 1.2 core structure); for cooperative matrices
      * the memory model plus the KHR extension, and VK_NV_cooperative_matrix2 on top; subgroup
      * size control, so that kernels laid out for one subgroup size get it */
-    const char *exts[4];
+    const char *exts[5];
     uint32_t next = 0;
     VkPhysicalDeviceShaderFloat16Int8Features f16 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
@@ -180,6 +180,21 @@ int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen) {
     c->fp64 = base.shaderFloat64 == VK_TRUE && want64 && !strcmp(want64, "1");
     enabled.shaderFloat64 = c->fp64 ? VK_TRUE : VK_FALSE;
 
+    /* push descriptors where the device has them: a dispatch then writes its bindings into
+     * the command buffer instead of allocating a set (a test knob turns them off, so that
+     * the pools' path is tested on devices that have them) */
+    const char *no_push = getenv("VKT_VULKAN_NO_PUSH_DESCRIPTORS");
+    if (phys->push_desc && !(no_push && !strcmp(no_push, "1"))) {
+        exts[next++] = VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME;
+        c->push_desc = 1;
+    }
+    /* VKT_VULKAN_BARRIERS=all: the diagnostic ordering, a barrier between any two commands;
+     * =none, a test knob that is wrong on purpose: no barriers, so that the validation test
+     * can prove that synchronization validation reports what a missing one does */
+    const char *bar = getenv("VKT_VULKAN_BARRIERS");
+    c->all_barriers = bar && !strcmp(bar, "all");
+    c->no_barriers = bar && !strcmp(bar, "none");
+
     float prio = 1.0f;
     VkDeviceQueueCreateInfo qci = {
         .sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
@@ -209,6 +224,11 @@ int vkt_vk_context_init(vkt_backend *be, char *err, size_t errlen) {
         return -1;
     }
     c->d.vkGetDeviceQueue(c->dev, c->queue_family, 0, &c->queue);
+    if (c->push_desc) {
+        c->push_set = (PFN_vkCmdPushDescriptorSetKHR)vkt_vk_loader_device_proc(
+            c->dev, "vkCmdPushDescriptorSetKHR");
+        if (!c->push_set) c->push_desc = 0; /* the extension without its entry point */
+    }
     VkCommandPoolCreateInfo pci = {
         .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
         .flags = VK_COMMAND_POOL_CREATE_TRANSIENT_BIT,
@@ -238,8 +258,10 @@ void vkt_vk_context_shutdown(vkt_backend *be) {
         if (c->pending) vkt_vk_flush(c);
         const char *st = getenv("VKT_VULKAN_STATS");
         if (st && *st && *st != '0')
-            fprintf(stderr, "vulkan: %llu submissions, %llu dispatches\n",
-                    (unsigned long long)c->submits, (unsigned long long)c->dispatches);
+            fprintf(stderr, "vulkan: %llu submissions, %llu dispatches, %llu barriers%s\n",
+                    (unsigned long long)c->submits, (unsigned long long)c->dispatches,
+                    (unsigned long long)c->barriers,
+                    c->push_desc ? ", push descriptors" : ", descriptor pools");
         c->d.vkDeviceWaitIdle(c->dev);
         vkt_vk_prof_shutdown(c);
         vkt_vk_pipelines_shutdown(c);
@@ -266,9 +288,13 @@ VkCommandBuffer vkt_vk_cmd(vkt_vk_ctx *c) {
     return c->cmd;
 }
 
-/* One global barrier after every command: the ops of a step mostly depend on their
- * predecessor, and a global barrier costs the same as a buffer barrier on most drivers. */
+/* A global memory barrier: on most drivers it costs the same as buffer barriers, and the
+ * spans (vkt_vk_order) decide whether one is needed at all. */
 void vkt_vk_barrier(vkt_vk_ctx *c) {
+    c->nspans = 0;
+    c->since_barrier = 0;
+    c->barriers++;
+    if (c->census) return;
     VkMemoryBarrier mb = {
         .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
         .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
@@ -278,6 +304,34 @@ void vkt_vk_barrier(vkt_vk_ctx *c) {
     VkPipelineStageFlags st = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
     VkCommandBuffer cmd = vkt_vk_cmd(c);
     if (cmd) c->d.vkCmdPipelineBarrier(cmd, st, st, 0, 1, &mb, 0, NULL, 0, NULL);
+}
+
+vkt_vk_span vkt_vk_span_of(vkt_vk_ctx *c, vkt_ptr p, size_t bytes, int write) {
+    VkDeviceSize lo = p.buf->off + p.off, end = p.buf->off + p.buf->size;
+    VkDeviceSize hi = bytes && lo + bytes < end ? lo + bytes : end;
+    return (vkt_vk_span){vkt_vk_buffer_of(c, p.buf), lo, hi, write};
+}
+
+/* Whether a command accessing s depends on one recorded since the last barrier: read after
+ * write, write after read, write after write, on overlapping bytes of one buffer. */
+static int depends(const vkt_vk_ctx *c, const vkt_vk_span *s) {
+    for (int i = 0; i < c->nspans; i++) {
+        const vkt_vk_span *t = &c->spans[i];
+        if ((s->write || t->write) && s->buf == t->buf && s->lo < t->hi && t->lo < s->hi)
+            return 1;
+    }
+    return 0;
+}
+
+void vkt_vk_order(vkt_vk_ctx *c, const vkt_vk_span *s, int n) {
+    int need = 0;
+    if (c->all_barriers || c->prof_on)
+        need = c->since_barrier > 0;
+    else
+        for (int i = 0; i < n && !need; i++) need = depends(c, &s[i]);
+    if ((need || c->nspans + n > VKT_VK_MAX_SPANS) && !c->no_barriers) vkt_vk_barrier(c);
+    for (int i = 0; i < n && c->nspans < VKT_VK_MAX_SPANS; i++) c->spans[c->nspans++] = s[i];
+    c->since_barrier++;
 }
 
 /* Ends, submits and waits for the recorded commands; stops at the first call that fails
@@ -316,9 +370,27 @@ static void submit_and_wait(vkt_vk_ctx *c) {
 
 void vkt_vk_flush(vkt_vk_ctx *c) {
     if (c->pending && !vkt_vk_failed(c)) submit_and_wait(c);
+    c->nspans = 0; /* the fence: everything before is done */
+    c->since_barrier = 0;
     c->recording = 0;
     c->pending = 0;
     c->staging_used = 0;
     if (!vkt_vk_failed(c)) vkt_vk_pipelines_reset_sets(c);
     vkt_vk_free_dead(c); /* host bookkeeping only: nothing reuses the ranges after a failure */
+}
+
+void vkt_vk_census_begin(vkt_vk_ctx *c, vkt_vk_census *log, VkDeviceSize range) {
+    vkt_vk_flush(c);
+    c->census = 1;
+    c->census_log = log;
+    c->census_saved_range = c->max_range;
+    if (range) c->max_range = range & ~(VkDeviceSize)255;
+}
+
+void vkt_vk_census_end(vkt_vk_ctx *c) {
+    c->census = 0;
+    c->census_log = NULL;
+    c->max_range = c->census_saved_range;
+    c->nspans = 0;
+    c->since_barrier = 0;
 }

@@ -45,6 +45,27 @@ struct vkt_buf {
 
 typedef struct vkt_vk_pipeline vkt_vk_pipeline; /* vk_pipeline.c */
 
+/* A byte range of one VkBuffer that a command reads or writes (vkt_vk_order). */
+typedef struct vkt_vk_span {
+    VkBuffer buf;
+    VkDeviceSize lo, hi; /* [lo, hi) */
+    int write;
+} vkt_vk_span;
+#define VKT_VK_MAX_SPANS 128 /* kept since the last barrier; a full list forces one */
+
+/* Census mode: per dispatch, what it would launch and touch (tests of the launch sizes at
+ * model sizes lavapipe cannot run). */
+typedef struct vkt_vk_census_entry {
+    const char *name;  /* the shader variant */
+    uint32_t groups;   /* workgroups */
+    uint64_t bytes;    /* bytes its bindings cover */
+    int barrier;       /* a barrier was recorded before it */
+} vkt_vk_census_entry;
+typedef struct vkt_vk_census {
+    vkt_vk_census_entry *e;
+    int n, cap;
+} vkt_vk_census;
+
 typedef struct vkt_vk_ctx {
     vkt_backend *be; /* its sticky error (vkt_vk_check) and fault injection */
     const vkt_vk_physdev *phys;
@@ -67,7 +88,20 @@ typedef struct vkt_vk_ctx {
                      * *_s16 matmul variants, coopmat2) */
     int size_control; /* pipelines may require a subgroup size (full subgroups) */
     int precision_f16; /* option precision = fp16: only tiers that round to fp16 are auto */
-    uint64_t submits, dispatches; /* printed at shutdown under VKT_VULKAN_STATS=1 */
+    uint64_t submits, dispatches, barriers; /* printed at shutdown (VKT_VULKAN_STATS=1) */
+    /* ordering (vkt_vk_order): what the commands since the last barrier read and wrote */
+    vkt_vk_span spans[VKT_VK_MAX_SPANS];
+    int nspans;
+    int since_barrier;  /* commands recorded since the last barrier */
+    int all_barriers;   /* VKT_VULKAN_BARRIERS=all: a barrier between any two commands */
+    int no_barriers;    /* VKT_VULKAN_BARRIERS=none: none at all (wrong: a test knob) */
+    int push_desc;      /* VK_KHR_push_descriptor enabled: no descriptor sets are allocated */
+    PFN_vkCmdPushDescriptorSetKHR push_set;
+    /* census mode (tests, vkt_vk_census_begin): commands are checked, ordered and counted
+     * but not recorded, and downloads read zeros; nothing reaches the device */
+    int census;
+    vkt_vk_census *census_log;
+    VkDeviceSize census_saved_range;
     VkDeviceSize max_range; /* bytes one descriptor may cover (maxStorageBufferRange, or
                              * VKT_VULKAN_MAX_RANGE to test the ops' splitting) */
     VkPhysicalDeviceProperties props;
@@ -96,7 +130,10 @@ typedef struct vkt_vk_ctx {
     /* pipelines (vk_pipeline.c) */
     vkt_vk_pipeline *pipelines;
     VkPipelineCache cache;
-    VkDescriptorPool dpool;
+    /* descriptor pools without push descriptors: a step that spends one takes the next
+     * (made on demand), so recording never has to submit; all are reset after each flush */
+    VkDescriptorPool *dpools;
+    int ndpools, cap_dpools, dpool_at;
 
     vkt_buf *scratch; /* attention backward's row dots; grows */
     vkt_buf *partials; /* the two-stage reductions' partial sums (vk_ops.c); grows */
@@ -133,8 +170,24 @@ static inline int vkt_vk_failed(const vkt_vk_ctx *c) { return c->be->failed; }
  * caller then records nothing). */
 VkCommandBuffer vkt_vk_cmd(vkt_vk_ctx *c);
 void vkt_vk_barrier(vkt_vk_ctx *c);           /* orders everything before against after */
+/* Called before recording a command that accesses spans s[0..n-1]: records a barrier first
+ * when the command depends on one recorded since the last barrier (it reads what one wrote,
+ * or writes what one read or wrote), then adds its spans. Independent commands (the three
+ * GEMMs of a linear layer's backward) are left free to overlap. With profiling on, or under
+ * VKT_VULKAN_BARRIERS=all, every command is ordered after the one before it. */
+void vkt_vk_order(vkt_vk_ctx *c, const vkt_vk_span *s, int n);
+/* The span of bytes [off, off + bytes) of buffer b (bytes 0: to the end of b). */
+vkt_vk_span vkt_vk_span_of(vkt_vk_ctx *c, vkt_ptr p, size_t bytes, int write);
 void vkt_vk_flush(vkt_vk_ctx *c);             /* submit, wait, recycle (submits nothing
                                                * once the device has failed) */
+
+/* Census mode (tests): from begin, commands are checked, ordered and logged into *log
+ * instead of recorded; downloads read zeros. Queued work is flushed first. range, when not
+ * 0, stands in for the device's storage-buffer range until end (the ops split what one
+ * descriptor cannot cover, so a CPU driver's 128 MiB would census splits a GPU never makes).
+ * end leaves census mode. */
+void vkt_vk_census_begin(vkt_vk_ctx *c, vkt_vk_census *log, VkDeviceSize range);
+void vkt_vk_census_end(vkt_vk_ctx *c);
 
 /* vk_memory.c */
 int vkt_vk_memory_init(vkt_vk_ctx *c, char *err, size_t errlen);
@@ -159,9 +212,14 @@ int vkt_vk_pipelines_count(const vkt_vk_ctx *c);  /* created so far (tests) */
 typedef struct vkt_vk_bindings {
     int n;
     vkt_ptr ptr[8];
+    size_t bytes[8]; /* what the shader may touch from ptr on; 0 = to the end of its buffer */
     uint32_t elem_off[8];
 } vkt_vk_bindings;
-void vkt_vk_bind(vkt_vk_ctx *c, vkt_vk_bindings *b, int n, const vkt_ptr *ptrs);
+/* bytes[i]: the extent binding i may access from its pointer on (its descriptor covers that
+ * much, and the ordering of commands is decided on it); bytes NULL, or an entry 0: to the
+ * end of the allocation. */
+void vkt_vk_bind(vkt_vk_ctx *c, vkt_vk_bindings *b, int n, const vkt_ptr *ptrs,
+                 const size_t *bytes);
 /* Bytes a binding at p can see: what its window (see vkt_vk_dispatch) covers past p. */
 size_t vkt_vk_visible(vkt_vk_ctx *c, vkt_ptr p);
 /* What a dispatch asks of its pipeline: the embedded shader variant, its specialization

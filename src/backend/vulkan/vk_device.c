@@ -406,6 +406,7 @@ static void describe(vkt_vk_physdev *d, VkPhysicalDevice pd) {
             d->mma[d->n_mma++] = (vkt_vk_mma_shape){cm[i].m, cm[i].n, cm[i].k};
     d->size_control = has_ssc && sscf.subgroupSizeControl && sscf.computeFullSubgroups &&
                       (ssc.requiredSubgroupSizeStages & VK_SHADER_STAGE_COMPUTE_BIT);
+    d->push_desc = has_ext(ext, next, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
     d->min_subgroup = has_ssc ? ssc.minSubgroupSize : 0;
     d->max_subgroup = has_ssc ? ssc.maxSubgroupSize : 0;
     char cm2_desc[200] = "";
@@ -522,6 +523,8 @@ static void describe(vkt_vk_physdev *d, VkPhysicalDevice pd) {
         line(&t, "subgroup size control: sizes %u..%u%s", d->min_subgroup, d->max_subgroup,
              d->size_control ? ", required sizes with full subgroups in compute shaders"
                              : " (not usable for compute: the tiers that need a size refuse)");
+    line(&t, "push descriptors: %s",
+         d->push_desc ? "yes (VK_KHR_push_descriptor)" : "no (descriptor sets from pools)");
     line(&t, "peak fp32 estimate: rough, from the device type (%s)",
          p.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU
              ? "CPU: lavapipe-class shaders reach a few GFLOP/s"

@@ -23,6 +23,7 @@ typedef struct vkt_vk_physdev {
      * require a size in [min_subgroup, max_subgroup] with full subgroups */
     uint32_t min_subgroup, max_subgroup;
     int size_control; /* subgroupSizeControl + computeFullSubgroups, for compute shaders */
+    int push_desc;    /* VK_KHR_push_descriptor: bindings pushed into the command buffer */
     /* VK_KHR_cooperative_matrix: the subgroup-scope f16*f16+f32 shapes, as the device lists
      * them (the coopmat tier picks one; vk_matmul.c) */
     int n_mma;

@@ -88,6 +88,10 @@ int vkt_vk_loader_instance(VkInstance inst, int props2_khr, char *err, size_t er
     return 0;
 }
 
+PFN_vkVoidFunction vkt_vk_loader_device_proc(VkDevice dev, const char *name) {
+    return fns.vkGetDeviceProcAddr ? fns.vkGetDeviceProcAddr(dev, name) : NULL;
+}
+
 int vkt_vk_loader_device(VkDevice dev, vkt_vk_device_fns *out, char *err, size_t errlen) {
     if (!fns.vkGetDeviceProcAddr) {
         snprintf(err, errlen, "the Vulkan instance entry points are not loaded");

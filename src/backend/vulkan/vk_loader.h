@@ -183,6 +183,8 @@ const char *vkt_vk_loader_note(void);
  * props2_khr: the instance enabled VK_KHR_get_physical_device_properties2 instead of being
  * 1.1, so the *2 queries come from their KHR names. 0 = ok; else names what is missing. */
 int vkt_vk_loader_instance(VkInstance inst, int props2_khr, char *err, size_t errlen);
+/* An optional device entry point (an extension's), NULL when the driver lacks it. */
+PFN_vkVoidFunction vkt_vk_loader_device_proc(VkDevice dev, const char *name);
 /* Fills a device table; 0 = ok, else err names the entry point the driver lacks. */
 int vkt_vk_loader_device(VkDevice dev, vkt_vk_device_fns *out, char *err, size_t errlen);
 

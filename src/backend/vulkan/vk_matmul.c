@@ -619,8 +619,11 @@ void vkt_vk_matmul_record(vkt_backend *be, int t, vkt_ptr c_, vkt_ptr a, vkt_ptr
         (trans_a ? M : K) % 4 == 0 && (trans_b ? K : N) % 4 == 0)
         pc.flags |= VKT_MATMUL_ALIGNED;
     vkt_ptr ptr[4] = {out, a, b, part ? VKT_NULL_PTR : bias};
+    size_t mn = (size_t)M * N;
+    size_t ext[4] = {mn * 4 * p.splits, (size_t)M * K * vkt_elem_bytes(a),
+                     (size_t)K * N * vkt_elem_bytes(b), (size_t)N * 4};
     vkt_vk_bindings bd;
-    vkt_vk_bind(c, &bd, 4, ptr);
+    vkt_vk_bind(c, &bd, 4, ptr, ext);
     pc.off_c = bd.elem_off[0];
     pc.off_a = bd.elem_off[1];
     pc.off_b = bd.elem_off[2];
@@ -635,7 +638,8 @@ void vkt_vk_matmul_record(vkt_backend *be, int t, vkt_ptr c_, vkt_ptr a, vkt_ptr
     } rp = {(uint32_t)((size_t)M * N), (uint32_t)N, p.splits, 0, 0, 0,
             bias.buf ? VKT_MATMUL_BIAS : 0u, alpha, beta};
     vkt_ptr rptr[3] = {c_, vkt_at(part, 0), bias};
-    vkt_vk_bind(c, &bd, 3, rptr);
+    size_t rext[3] = {mn * 4, mn * 4 * p.splits, (size_t)N * 4};
+    vkt_vk_bind(c, &bd, 3, rptr, rext);
     rp.off_c = bd.elem_off[0];
     rp.off_p = bd.elem_off[1];
     rp.off_bias = bd.elem_off[2];
@@ -745,11 +749,13 @@ static double time_tier(vkt_backend *be, int t, int M, int N, int K) {
     double best = -1;
     if (a && b && cc) {
         vkt_vk_flush(c);
+        vkt_vk_span w[2] = {vkt_vk_span_of(c, vkt_at(a, 0), 0, 1),
+                            vkt_vk_span_of(c, vkt_at(b, 0), 0, 1)};
+        vkt_vk_order(c, w, 2);
         VkCommandBuffer cmd = vkt_vk_cmd(c);
         if (cmd) {
             c->d.vkCmdFillBuffer(cmd, vkt_vk_buffer_of(c, a), a->off, a->size, 0);
             c->d.vkCmdFillBuffer(cmd, vkt_vk_buffer_of(c, b), b->off, b->size, 0);
-            vkt_vk_barrier(c);
         }
         for (int rep = 0; rep < 4 && !vkt_vk_failed(c); rep++) {
             cmd = vkt_vk_cmd(c);

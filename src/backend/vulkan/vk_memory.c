@@ -278,6 +278,11 @@ VkDeviceSize vkt_vk_offset_of(const vkt_buf *b) { return b->off; }
 
 void vkt_vk_upload(vkt_vk_ctx *c, vkt_ptr dst, const void *src, size_t bytes) {
     VKT_VK_ASSERT(dst.buf && dst.off + bytes <= dst.buf->size);
+    if (c->census) { /* nothing reaches the device; the copy is ordered like any other */
+        vkt_vk_span w = vkt_vk_span_of(c, dst, bytes, 1);
+        vkt_vk_order(c, &w, 1);
+        return;
+    }
     const char *s = src;
     while (bytes && !vkt_vk_failed(c)) {
         vkt_vk_prof_reserve(c); /* before the staging offset is taken */
@@ -295,12 +300,14 @@ void vkt_vk_upload(vkt_vk_ctx *c, vkt_ptr dst, const void *src, size_t bytes) {
         VkBufferCopy bc = {.srcOffset = c->staging_used,
                            .dstOffset = dst.buf->off + dst.off,
                            .size = n};
+        /* the ring's slot is fresh in this submission: only the destination is ordered */
+        vkt_vk_span w = vkt_vk_span_of(c, dst, n, 1);
+        vkt_vk_order(c, &w, 1);
         vkt_vk_prof_begin(c, "upload");
         VkCommandBuffer cmd = vkt_vk_cmd(c);
         if (!cmd) return;
         c->d.vkCmdCopyBuffer(cmd, c->staging, vkt_vk_buffer_of(c, dst.buf), 1, &bc);
         vkt_vk_prof_end(c);
-        vkt_vk_barrier(c);
         /* keep the ring's next slot aligned for copies */
         c->staging_used += (n + 15) & ~(VkDeviceSize)15;
         s += n;
@@ -347,6 +354,12 @@ static int readback_ready(vkt_vk_ctx *c) {
 
 void vkt_vk_download(vkt_vk_ctx *c, void *dst, vkt_ptr src, size_t bytes) {
     VKT_VK_ASSERT(src.buf && src.off + bytes <= src.buf->size);
+    if (c->census) {
+        vkt_vk_span r = vkt_vk_span_of(c, src, bytes, 0);
+        vkt_vk_order(c, &r, 1);
+        memset(dst, 0, bytes);
+        return;
+    }
     char *d = dst;
     int cached = readback_ready(c);
     /* the copy joins the queued work, so a step's download is one submission; larger reads
@@ -359,6 +372,8 @@ void vkt_vk_download(vkt_vk_ctx *c, void *dst, vkt_ptr src, size_t bytes) {
         VkDeviceSize room = cached ? c->readback_size : c->staging_size - at;
         VkDeviceSize n = bytes < room ? bytes : room;
         VkBufferCopy bc = {.srcOffset = src.buf->off + src.off, .dstOffset = at, .size = n};
+        vkt_vk_span r = vkt_vk_span_of(c, src, n, 0); /* the host barrier orders the rest */
+        vkt_vk_order(c, &r, 1);
         vkt_vk_prof_begin(c, "download");
         VkCommandBuffer cmd = vkt_vk_cmd(c);
         if (!cmd) return; /* failed: vkt_download zero-fills dst and returns the error */

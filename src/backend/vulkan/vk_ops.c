@@ -1,17 +1,20 @@
 /* The vulkan backend's ops: each records into the open command buffer (vk_context.c) one
- * or two dispatches of a shader from shaders/ (registered in CMakeLists.txt), followed by a
- * barrier. Semantics are those of src/backend/cpu/cpu_ops.c; the shaders say how they map. */
+ * or two dispatches of a shader from shaders/ (registered in CMakeLists.txt), stating the
+ * bytes each binding may touch, by which the backend orders it after what it depends on.
+ * Semantics are those of src/backend/cpu/cpu_ops.c; the shaders say how they map. */
 #include <math.h>
 #include <string.h>
 
 #include "backend/vkt_spirv.h"
 #include "backend/vulkan/vk_ops.h"
 
-static void run(vkt_backend *be, const char *name, int nb, const vkt_ptr *ptrs, void *push,
-                uint32_t push_size, uint32_t *offs, size_t threads, uint32_t wg) {
+/* One dispatch of `threads` threads; bytes[i] is what binding i may touch (vkt_vk_bind). */
+static void run(vkt_backend *be, const char *name, int nb, const vkt_ptr *ptrs,
+                const size_t *bytes, void *push, uint32_t push_size, uint32_t *offs,
+                size_t threads, uint32_t wg) {
     vkt_vk_ctx *c = vkt_vk(be);
     vkt_vk_bindings b;
-    vkt_vk_bind(c, &b, nb, ptrs);
+    vkt_vk_bind(c, &b, nb, ptrs, bytes);
     memcpy(offs, b.elem_off, (size_t)nb * sizeof *offs);
     uint32_t gx, gy;
     vkt_vk_grid1d(threads, wg, &gx, &gy);
@@ -40,7 +43,8 @@ static int need(vkt_backend *be, const char *op, vkt_ptr p, size_t bytes) {
 }
 
 /* A 1-D op over n elements (a thread each) in chunks; bindings whose bit is set in `advance`
- * move with the chunk. *n_field receives each chunk's length. */
+ * move with the chunk (and touch its elements), the others are one element. *n_field
+ * receives each chunk's length. */
 static void run_chunked(vkt_backend *be, const char *name, int nb, const vkt_ptr *ptrs,
                         void *push, uint32_t push_size, uint32_t *offs, uint32_t *n_field,
                         size_t n, uint32_t wg, unsigned advance) {
@@ -48,12 +52,17 @@ static void run_chunked(vkt_backend *be, const char *name, int nb, const vkt_ptr
     for (size_t at = 0; at < n || (n == 0 && at == 0); at += chunk) {
         size_t len = n - at < chunk ? n - at : chunk;
         vkt_ptr p[8];
+        size_t bytes[8];
         for (int i = 0; i < nb; i++) {
             p[i] = ptrs[i];
-            if ((advance >> i) & 1u) p[i].off += at * vkt_elem_bytes(p[i]);
+            bytes[i] = vkt_elem_bytes(p[i]);
+            if ((advance >> i) & 1u) {
+                p[i].off += at * vkt_elem_bytes(p[i]);
+                bytes[i] *= len ? len : 1;
+            }
         }
         *n_field = (uint32_t)len;
-        run(be, name, nb, p, push, push_size, offs, len, wg);
+        run(be, name, nb, p, bytes, push, push_size, offs, len, wg);
         if (n == 0) break;
     }
 }
@@ -101,14 +110,17 @@ static void colsum(vkt_backend *be, const char *op, vkt_ptr out, vkt_ptr out2, v
     if (!pb) return;
     struct { uint32_t M, N, rows, chunks, o[5]; } pc = {(uint32_t)M, (uint32_t)N, rows, chunks, {0}};
     vkt_ptr p1[5] = {vkt_at(pb, 0), x, inp, mean, rstd};
+    size_t mn = (size_t)M * N * 4;
+    size_t e1[5] = {(size_t)chunks * N * (ln ? 2 : 1) * 4, mn, mn, (size_t)M * 4, (size_t)M * 4};
     vkt_vk_bindings b;
-    vkt_vk_bind(c, &b, ln ? 5 : 2, p1);
+    vkt_vk_bind(c, &b, ln ? 5 : 2, p1, e1);
     memcpy(pc.o, b.elem_off, sizeof pc.o);
     vkt_vk_shader sh = vkt_vk_shader_1d(ln ? "colsum_partial_ln" : "colsum_partial", 256);
     vkt_vk_dispatch(c, &sh, &b, &pc, sizeof pc, cols, chunks, 1);
     struct { uint32_t N, chunks, two, o[3]; } fc = {(uint32_t)N, chunks, ln ? 1u : 0u, {0}};
     vkt_ptr p2[3] = {out, vkt_at(pb, 0), ln ? out2 : out};
-    run(be, "colsum_final", 3, p2, &fc, sizeof fc, fc.o, (size_t)N, 256);
+    size_t e2[3] = {(size_t)N * 4, e1[0], (size_t)N * 4};
+    run(be, "colsum_final", 3, p2, e2, &fc, sizeof fc, fc.o, (size_t)N, 256);
 }
 
 /* out[0] = (or +=, see reduce.comp) the sum of x(n), squared with square: stage 1 over at
@@ -123,11 +135,13 @@ static void whole_sum(vkt_backend *be, const char *final, vkt_ptr out, vkt_ptr x
     if (!pb) return;
     red_push pc = {(uint32_t)n, (uint32_t)per, {0}, 0};
     vkt_ptr p1[2] = {vkt_at(pb, 0), x};
-    run(be, square ? "sumsq_partial" : "sum_partial", 2, p1, &pc, sizeof pc, pc.o,
+    size_t e1[2] = {(size_t)groups * 4, n * 4};
+    run(be, square ? "sumsq_partial" : "sum_partial", 2, p1, e1, &pc, sizeof pc, pc.o,
         (size_t)groups * 256, 256);
     red_push fc = {groups, 0, {0}, s};
     vkt_ptr p2[2] = {out, vkt_at(pb, 0)};
-    run(be, final, 2, p2, &fc, sizeof fc, fc.o, 256, 256);
+    size_t e2[2] = {4, (size_t)groups * 4};
+    run(be, final, 2, p2, e2, &fc, sizeof fc, fc.o, 256, 256);
 }
 
 /* ---- device ---- */
@@ -174,10 +188,12 @@ void vkt_vk_op_fill(vkt_backend *be, vkt_ptr dst, float value, size_t n) {
     uint32_t bits;
     memcpy(&bits, &value, 4);
     VKT_VK_ASSERT(dst.off % 4 == 0 && dst.off + n * 4 <= dst.buf->size);
+    vkt_vk_span w = vkt_vk_span_of(c, dst, n * 4, 1);
+    vkt_vk_order(c, &w, 1);
+    if (c->census) return;
     VkCommandBuffer cmd = vkt_vk_cmd(c);
     if (!cmd) return;
     c->d.vkCmdFillBuffer(cmd, vkt_vk_buffer_of(c, dst.buf), dst.buf->off + dst.off, n * 4, bits);
-    vkt_vk_barrier(c);
 }
 void vkt_vk_op_copy(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t bytes) {
     if (!bytes) return;
@@ -201,11 +217,13 @@ void vkt_vk_op_copy(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t bytes) {
         return;
     }
     VkBufferCopy bc = {.srcOffset = so, .dstOffset = d0, .size = bytes};
+    vkt_vk_span sp[2] = {vkt_vk_span_of(c, src, bytes, 0), vkt_vk_span_of(c, dst, bytes, 1)};
+    vkt_vk_order(c, sp, 2);
+    if (c->census) return;
     VkCommandBuffer cmd = vkt_vk_cmd(c);
     if (!cmd) return;
     c->d.vkCmdCopyBuffer(cmd, vkt_vk_buffer_of(c, src.buf), vkt_vk_buffer_of(c, dst.buf), 1,
                          &bc);
-    vkt_vk_barrier(c);
 }
 
 /* ---- ops ---- */
@@ -214,9 +232,12 @@ void vkt_vk_op_encoder_forward(vkt_backend *be, vkt_ptr out, vkt_ptr tokens, vkt
                                vkt_ptr wpe, int B, int T, int C) {
     struct { uint32_t B, T, C, o[4]; } pc = {(uint32_t)B, (uint32_t)T, (uint32_t)C, {0}};
     vkt_ptr p[4] = {out, tokens, wte, wpe};
+    size_t bt = (size_t)B * T;
+    size_t e[4] = {bt * C * 4, bt * 4, 0 /* rows by token id: V is not known here */,
+                   (size_t)T * C * 4};
     need(be, "encoder_forward", out, (size_t)B * T * C * 4);
     need(be, "encoder_forward", wte, (size_t)C * 4); /* at least; rows by token id */
-    run(be, "encoder_forward", 4, p, &pc, sizeof pc, pc.o, (size_t)B * T * C, 64);
+    run(be, "encoder_forward", 4, p, e, &pc, sizeof pc, pc.o, (size_t)B * T * C, 64);
 }
 void vkt_vk_op_encoder_backward(vkt_backend *be, vkt_ptr dwte, vkt_ptr dwpe, vkt_ptr dout,
                                 vkt_ptr tokens, int B, int T, int C) {
@@ -227,8 +248,10 @@ void vkt_vk_op_encoder_backward(vkt_backend *be, vkt_ptr dwte, vkt_ptr dwpe, vkt
     if (k < 1) k = 1;
     struct { uint32_t B, T, C, o[4], buckets; } pc = {(uint32_t)B, (uint32_t)T, (uint32_t)C, {0}, k};
     vkt_ptr p[4] = {dwte, dwpe, dout, tokens};
+    size_t bt = (size_t)B * T;
+    size_t e[4] = {0 /* rows by token id */, (size_t)T * C * 4, bt * C * 4, bt * 4};
     need(be, "encoder_backward", dout, (size_t)B * T * C * 4);
-    run(be, "encoder_backward", 4, p, &pc, sizeof pc, pc.o, (size_t)C * k, 64);
+    run(be, "encoder_backward", 4, p, e, &pc, sizeof pc, pc.o, (size_t)C * k, 64);
     /* dwpe(T, C) += the column sums of dout seen as B rows of T*C */
     colsum(be, "encoder_backward", dwpe, VKT_NULL_PTR, dout, VKT_NULL_PTR, VKT_NULL_PTR,
            VKT_NULL_PTR, B, T * C, 0);
@@ -239,11 +262,13 @@ void vkt_vk_op_layernorm_forward(vkt_backend *be, vkt_ptr out, vkt_ptr mean, vkt
                                  vkt_ptr inp, vkt_ptr weight, vkt_ptr bias, int N, int C) {
     ln_push pc = {(uint32_t)N, (uint32_t)C, 0, {0}};
     vkt_ptr p[6] = {out, mean, rstd, inp, weight, bias};
+    size_t nc = (size_t)N * C * 4, n4 = (size_t)N * 4, c4 = (size_t)C * 4;
+    size_t e[6] = {nc, n4, n4, nc, c4, c4};
     need(be, "layernorm_forward", out, (size_t)N * C * 4);
     need(be, "layernorm_forward", inp, (size_t)N * C * 4);
     /* a workgroup of 64 per row (layernorm_rows.comp); the fp64 diagnostic a thread per row */
     int f64 = vkt_vk(be)->fp64;
-    run(be, f64 ? "layernorm_forward_f64" : "layernorm_forward", 6, p, &pc, sizeof pc, pc.o,
+    run(be, f64 ? "layernorm_forward_f64" : "layernorm_forward", 6, p, e, &pc, sizeof pc, pc.o,
         f64 ? (size_t)N : (size_t)N * 64, 64);
 }
 void vkt_vk_op_layernorm_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight,
@@ -251,15 +276,17 @@ void vkt_vk_op_layernorm_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight
                                   vkt_ptr mean, vkt_ptr rstd, int N, int C) {
     ln_push pc = {(uint32_t)N, (uint32_t)C, 0, {0}};
     vkt_ptr p[8] = {dinp, dweight, dbias, dout, inp, weight, mean, rstd};
+    size_t nc = (size_t)N * C * 4, n4 = (size_t)N * 4, c4 = (size_t)C * 4;
+    size_t e[8] = {nc, c4, c4, nc, nc, c4, n4, n4};
     need(be, "layernorm_backward", dinp, (size_t)N * C * 4);
     need(be, "layernorm_backward", dout, (size_t)N * C * 4);
     need(be, "layernorm_backward", inp, (size_t)N * C * 4);
     int f64 = vkt_vk(be)->fp64;
     const char *name = f64 ? "layernorm_backward_f64" : "layernorm_backward";
-    run(be, name, 8, p, &pc, sizeof pc, pc.o, f64 ? (size_t)N : (size_t)N * 64, 64);
+    run(be, name, 8, p, e, &pc, sizeof pc, pc.o, f64 ? (size_t)N : (size_t)N * 64, 64);
     if (f64) { /* the diagnostic: one thread per channel, sums in double */
         pc.mode = 1;
-        run(be, name, 8, p, &pc, sizeof pc, pc.o, (size_t)C, 64);
+        run(be, name, 8, p, e, &pc, sizeof pc, pc.o, (size_t)C, 64);
         return;
     }
     colsum(be, "layernorm_backward", dweight, dbias, dout, inp, mean, rstd, N, C, 1);
@@ -321,10 +348,10 @@ void vkt_vk_op_bias_backward(vkt_backend *be, vkt_ptr dbias, vkt_ptr dout, int M
  * (ceil(T/64), B*NH), specialized to the head size (the rows live in registers). */
 typedef struct { uint32_t B, T, C, NH, o[5]; float scale; } att_push;
 static void run_attention(vkt_backend *be, const char *name, int nb, const vkt_ptr *ptrs,
-                          att_push *pc) {
+                          const size_t *bytes, att_push *pc) {
     vkt_vk_ctx *c = vkt_vk(be);
     vkt_vk_bindings bd;
-    vkt_vk_bind(c, &bd, nb, ptrs);
+    vkt_vk_bind(c, &bd, nb, ptrs, bytes);
     memcpy(pc->o, bd.elem_off, (size_t)nb * sizeof pc->o[0]);
     vkt_vk_shader sh = {name, {64, 1, 1}, 1, {{0, pc->C / pc->NH}}, 0};
     vkt_vk_dispatch(c, &sh, &bd, pc, sizeof *pc, (pc->T + 63) / 64, pc->B * pc->NH, 1);
@@ -335,10 +362,12 @@ void vkt_vk_op_attention_forward(vkt_backend *be, vkt_ptr out, vkt_ptr lse, vkt_
     att_push pc = {(uint32_t)B, (uint32_t)T, (uint32_t)C, (uint32_t)NH, {0},
                    1.0f / sqrtf((float)(C / NH))};
     vkt_ptr p[3] = {out, lse, qkv};
+    size_t btc = (size_t)B * T * C * 4;
+    size_t e[3] = {btc, (size_t)B * NH * T * 4, 3 * btc};
     need(be, "attention_forward", out, (size_t)B * T * C * 4);
     need(be, "attention_forward", qkv, (size_t)B * T * 3 * C * 4);
     run_attention(be, vkt_vk(be)->fp64 ? "attention_forward_f64" : "attention_forward", 3, p,
-                  &pc);
+                  e, &pc);
 }
 void vkt_vk_op_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, vkt_ptr qkv,
                                   vkt_ptr lse, int B, int T, int C, int NH) {
@@ -358,10 +387,13 @@ void vkt_vk_op_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, v
     att_push pc = {(uint32_t)B, (uint32_t)T, (uint32_t)C, (uint32_t)NH, {0},
                    1.0f / sqrtf((float)(C / NH))};
     vkt_ptr p[5] = {dqkv, dout, qkv, lse, vkt_at(c->scratch, 0)};
+    size_t btc = (size_t)B * T * C * 4;
+    size_t e[5] = {3 * btc, btc, 3 * btc, dots_bytes, dots_bytes};
     need(be, "attention_backward", qkv, (size_t)B * T * 3 * C * 4);
     need(be, "attention_backward", dqkv, (size_t)B * T * 3 * C * 4);
-    run_attention(be, c->fp64 ? "attention_backward_q_f64" : "attention_backward_q", 5, p, &pc);
-    run_attention(be, c->fp64 ? "attention_backward_kv_f64" : "attention_backward_kv", 5, p,
+    run_attention(be, c->fp64 ? "attention_backward_q_f64" : "attention_backward_q", 5, p, e,
+                  &pc);
+    run_attention(be, c->fp64 ? "attention_backward_kv_f64" : "attention_backward_kv", 5, p, e,
                   &pc);
 }
 
@@ -392,7 +424,8 @@ void vkt_vk_op_to_half(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t n) {
         size_t len = n - at < chunk ? n - at : chunk;
         struct { uint32_t n, o[2]; } pc = {(uint32_t)len, {0}};
         vkt_ptr p[2] = {vkt_ptr_addf(dst, at), vkt_ptr_addf(src, at)};
-        run(be, "to_half", 2, p, &pc, sizeof pc, pc.o, len / 2 + 1, 256);
+        size_t e[2] = {len * 2, len * 4}; /* the window rounds dst out to whole words */
+        run(be, "to_half", 2, p, e, &pc, sizeof pc, pc.o, len / 2 + 1, 256);
     }
 }
 
@@ -414,8 +447,9 @@ void vkt_vk_op_softmax_xent(vkt_backend *be, vkt_ptr losses, vkt_ptr logits, vkt
         size_t nr = (size_t)N - r0 < rows ? (size_t)N - r0 : rows;
         vkt_ptr p[3] = {vkt_ptr_addf(losses, r0), vkt_ptr_addf(logits, r0 * Vp),
                         vkt_ptr_addf(targets, r0)};
+        size_t e[3] = {nr * 4, nr * Vp * 4, nr * 4};
         pc.N = (uint32_t)nr;
-        run(be, "softmax_xent", 3, p, &pc, sizeof pc, pc.o, nr * 256, 256);
+        run(be, "softmax_xent", 3, p, e, &pc, sizeof pc, pc.o, nr * 256, 256);
     }
 }
 

@@ -1,8 +1,11 @@
 /* The pipeline registry of the vulkan backend: per embedded shader variant and set of
  * specialization constants, a module, a layout (storage-buffer bindings 0..n-1 and one
  * push-constant range) and a compute pipeline, created on first use and checked at every
- * dispatch (bindings, push constants, workgroup size); descriptor sets come from one pool
- * that is reset after each flush. */
+ * dispatch (bindings, push constants, workgroup size). A dispatch's bindings are pushed into
+ * the command buffer (VK_KHR_push_descriptor) or, without it, written to a set from a chain
+ * of pools that grows within a submission and is reset after each flush: recording never
+ * waits for the device either way. Each dispatch is ordered after the commands it depends
+ * on (vkt_vk_order), from the byte ranges it binds and which of them its shader writes. */
 #include <stdarg.h>
 #include <string.h>
 
@@ -15,6 +18,7 @@ struct vkt_vk_pipeline {
     vkt_spec_const spec[VKT_VK_MAX_SPEC]; /* sorted by id: part of the key */
     uint32_t nbind, push_size, local[3];
     uint32_t subgroup; /* a required subgroup size, 0 = the driver's choice */
+    uint32_t writes;   /* bindings the shader stores to (bits, from its SPIR-V) */
     VkShaderModule module;
     VkDescriptorSetLayout dsl;
     VkPipelineLayout layout;
@@ -22,10 +26,21 @@ struct vkt_vk_pipeline {
     vkt_vk_pipeline *next;
 };
 
-#define POOL_SETS 2048u
+#define POOL_SETS 1024u
 #define POOL_DESCRIPTORS (POOL_SETS * 8u)
 
-static int make_pool(vkt_vk_ctx *c) {
+/* One more descriptor pool for the chain; -1 (the sticky error) when the driver refuses. */
+static int add_pool(vkt_vk_ctx *c) {
+    if (c->ndpools == c->cap_dpools) {
+        int cap = c->cap_dpools ? 2 * c->cap_dpools : 4;
+        VkDescriptorPool *n = realloc(c->dpools, (size_t)cap * sizeof *n);
+        if (!n) {
+            vkt_backend_failf(c->be, "out of host memory for descriptor pools");
+            return -1;
+        }
+        c->dpools = n;
+        c->cap_dpools = cap;
+    }
     VkDescriptorPoolSize ps = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                .descriptorCount = POOL_DESCRIPTORS};
     VkDescriptorPoolCreateInfo pci = {
@@ -34,13 +49,16 @@ static int make_pool(vkt_vk_ctx *c) {
         .poolSizeCount = 1,
         .pPoolSizes = &ps,
     };
-    return VKT_VK_TRY(c, vkCreateDescriptorPool, (c->dev, &pci, NULL, &c->dpool)) ? -1 : 0;
+    VkDescriptorPool pool;
+    if (VKT_VK_TRY(c, vkCreateDescriptorPool, (c->dev, &pci, NULL, &pool))) return -1;
+    c->dpools[c->ndpools++] = pool;
+    return 0;
 }
 
 int vkt_vk_pipelines_init(vkt_vk_ctx *c) {
     VkPipelineCacheCreateInfo cci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO};
     if (VKT_VK_TRY(c, vkCreatePipelineCache, (c->dev, &cci, NULL, &c->cache))) return -1;
-    return make_pool(c);
+    return c->push_desc ? 0 : add_pool(c);
 }
 
 void vkt_vk_pipelines_shutdown(vkt_vk_ctx *c) {
@@ -53,9 +71,11 @@ void vkt_vk_pipelines_shutdown(vkt_vk_ctx *c) {
         free(p);
     }
     c->pipelines = NULL;
-    if (c->dpool) c->d.vkDestroyDescriptorPool(c->dev, c->dpool, NULL);
+    for (int i = 0; i < c->ndpools; i++) c->d.vkDestroyDescriptorPool(c->dev, c->dpools[i], NULL);
+    free(c->dpools);
+    c->dpools = NULL;
+    c->ndpools = c->cap_dpools = c->dpool_at = 0;
     if (c->cache) c->d.vkDestroyPipelineCache(c->dev, c->cache, NULL);
-    c->dpool = VK_NULL_HANDLE;
     c->cache = VK_NULL_HANDLE;
 }
 
@@ -66,7 +86,31 @@ int vkt_vk_pipelines_count(const vkt_vk_ctx *c) {
 }
 
 void vkt_vk_pipelines_reset_sets(vkt_vk_ctx *c) {
-    if (c->dpool) VKT_VK_TRY(c, vkResetDescriptorPool, (c->dev, c->dpool, 0));
+    for (int i = 0; i <= c->dpool_at && i < c->ndpools; i++)
+        if (VKT_VK_TRY(c, vkResetDescriptorPool, (c->dev, c->dpools[i], 0))) return;
+    c->dpool_at = 0;
+}
+
+/* A set for p's layout from the current pool, moving on to the next (made when needed) once
+ * it is spent; VK_NULL_HANDLE after a failure (the sticky error). */
+static VkDescriptorSet alloc_set(vkt_vk_ctx *c, const vkt_vk_pipeline *p) {
+    for (;;) {
+        VkDescriptorSetAllocateInfo ai = {
+            .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+            .descriptorPool = c->dpools[c->dpool_at],
+            .descriptorSetCount = 1,
+            .pSetLayouts = &p->dsl,
+        };
+        VkDescriptorSet set;
+        VkResult r = c->d.vkAllocateDescriptorSets(c->dev, &ai, &set);
+        if (r == VK_SUCCESS) return set;
+        if (r != VK_ERROR_OUT_OF_POOL_MEMORY && r != VK_ERROR_FRAGMENTED_POOL) {
+            vkt_vk_check(c, "vkAllocateDescriptorSets", r);
+            return VK_NULL_HANDLE;
+        }
+        if (c->dpool_at + 1 == c->ndpools && add_pool(c)) return VK_NULL_HANDLE;
+        c->dpool_at++;
+    }
 }
 
 /* A dispatch that contradicts its shader or its first use: a bug in the caller (an invariant
@@ -148,6 +192,7 @@ static int create(vkt_vk_ctx *c, const vkt_spirv *sp, vkt_vk_pipeline *p) {
         };
     VkDescriptorSetLayoutCreateInfo dli = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+        .flags = c->push_desc ? VK_DESCRIPTOR_SET_LAYOUT_CREATE_PUSH_DESCRIPTOR_BIT_KHR : 0,
         .bindingCount = p->nbind,
         .pBindings = b,
     };
@@ -240,6 +285,8 @@ static vkt_vk_pipeline *get(vkt_vk_ctx *c, const vkt_vk_shader *sh, uint32_t nbi
         /* full subgroups need a workgroup of whole subgroups */
         VKT_VK_ASSERT(sh->local[0] % p->subgroup == 0);
     }
+    char why[160];
+    if (vkt_spirv_written_bindings(sp, &p->writes, why, sizeof why)) die(sh->name, "%s", why);
     if (check_local_size(c, sp, sh, p) || create(c, sp, p)) {
         destroy(c, p);
         return NULL;
@@ -261,13 +308,16 @@ int vkt_vk_subgroup_fixed(const vkt_vk_ctx *c, uint32_t size) {
     return 0;
 }
 
-void vkt_vk_bind(vkt_vk_ctx *c, vkt_vk_bindings *b, int n, const vkt_ptr *ptrs) {
+void vkt_vk_bind(vkt_vk_ctx *c, vkt_vk_bindings *b, int n, const vkt_ptr *ptrs,
+                 const size_t *bytes) {
     VKT_VK_ASSERT(n >= 1 && n <= 8 && ptrs[0].buf);
     VkDeviceSize align = c->props.limits.minStorageBufferOffsetAlignment;
     if (align < 4) align = 4;
     b->n = n;
     for (int i = 0; i < n; i++) {
         b->ptr[i] = ptrs[i].buf ? ptrs[i] : ptrs[0];
+        /* an absent buffer stands in for a binding the shader does not touch: 4 bytes */
+        b->bytes[i] = !ptrs[i].buf ? 4 : bytes ? bytes[i] : 0;
         VkDeviceSize abs = b->ptr[i].buf->off + b->ptr[i].off;
         b->elem_off[i] = (uint32_t)((abs % align) / vkt_elem_bytes(b->ptr[i]));
     }
@@ -278,11 +328,39 @@ static VkDeviceSize align_of(vkt_vk_ctx *c) {
     return align < 4 ? 4 : align;
 }
 
+/* Binding i's descriptor: from the tensor rounded down to the offset alignment, over its
+ * extent rounded up to whole words (or, extent unknown, to the end of its allocation), at
+ * most the device's storage-buffer range (a tensor beyond it must be split by the op). */
+static void window(vkt_vk_ctx *c, const vkt_vk_bindings *b, int i, VkDeviceSize *start,
+                   VkDeviceSize *range) {
+    const vkt_buf *buf = b->ptr[i].buf;
+    VkDeviceSize abs = buf->off + b->ptr[i].off, end = buf->off + buf->size;
+    *start = abs - abs % align_of(c);
+    if (b->bytes[i] && abs + b->bytes[i] < end) end = (abs + b->bytes[i] + 3) & ~(VkDeviceSize)3;
+    *range = end - *start;
+    if (*range > c->max_range) *range = c->max_range & ~(VkDeviceSize)3;
+}
+
 size_t vkt_vk_visible(vkt_vk_ctx *c, vkt_ptr p) {
     VkDeviceSize abs = p.buf->off + p.off, start = abs - abs % align_of(c);
     VkDeviceSize range = p.buf->off + p.buf->size - start;
     if (range > c->max_range) range = c->max_range;
     return (size_t)(range - (abs - start));
+}
+
+/* Census mode (vk_context.h): what a dispatch would launch and touch. */
+static void census_add(vkt_vk_ctx *c, const char *name, uint32_t groups, uint64_t bytes,
+                       int barrier) {
+    vkt_vk_census *k = c->census_log;
+    if (!k) return;
+    if (k->n == k->cap) {
+        int cap = k->cap ? 2 * k->cap : 256;
+        vkt_vk_census_entry *e = realloc(k->e, (size_t)cap * sizeof *e);
+        if (!e) return;
+        k->e = e;
+        k->cap = cap;
+    }
+    k->e[k->n++] = (vkt_vk_census_entry){name, groups, bytes, barrier};
 }
 
 void vkt_vk_dispatch(vkt_vk_ctx *c, const vkt_vk_shader *sh, const vkt_vk_bindings *b,
@@ -298,35 +376,30 @@ void vkt_vk_dispatch(vkt_vk_ctx *c, const vkt_vk_shader *sh, const vkt_vk_bindin
                           sh->name, gx, gy, gz, maxg[0], maxg[1], maxg[2]);
         return;
     }
-    vkt_vk_prof_reserve(c); /* a flush for the query pool must come before the set */
-    if (vkt_vk_failed(c)) return;
-    VkDescriptorSetAllocateInfo ai = {
-        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
-        .descriptorPool = c->dpool,
-        .descriptorSetCount = 1,
-        .pSetLayouts = &p->dsl,
-    };
-    VkDescriptorSet set;
-    if (c->d.vkAllocateDescriptorSets(c->dev, &ai, &set) != VK_SUCCESS) {
-        vkt_vk_flush(c); /* the pool is spent: finish the queued work and start over */
-        if (vkt_vk_failed(c) || VKT_VK_TRY(c, vkAllocateDescriptorSets, (c->dev, &ai, &set)))
-            return;
-    }
-    VkDeviceSize align = c->props.limits.minStorageBufferOffsetAlignment;
-    if (align < 4) align = 4;
-    VkDeviceSize maxr = c->max_range;
     VkDescriptorBufferInfo bi[8];
-    VkWriteDescriptorSet w[8];
+    vkt_vk_span spans[8];
+    uint64_t touched = 0;
     for (int i = 0; i < b->n; i++) {
-        const vkt_buf *buf = b->ptr[i].buf;
-        VkDeviceSize abs = buf->off + b->ptr[i].off;
-        VkDeviceSize start = abs - abs % align;
-        /* the window: from the tensor to the end of its allocation, at most the device's
-         * storage-buffer range (a tensor beyond it must be split by the op) */
-        VkDeviceSize range = buf->off + buf->size - start;
-        if (range > maxr) range = maxr & ~(VkDeviceSize)3;
+        VkDeviceSize start, range;
+        window(c, b, i, &start, &range);
         bi[i] = (VkDescriptorBufferInfo){
-            .buffer = vkt_vk_buffer_of(c, buf), .offset = start, .range = range};
+            .buffer = vkt_vk_buffer_of(c, b->ptr[i].buf), .offset = start, .range = range};
+        spans[i] = (vkt_vk_span){bi[i].buffer, start, start + range, (int)(p->writes >> i) & 1};
+        touched += range;
+    }
+    uint64_t before = c->barriers;
+    if (!c->census) vkt_vk_prof_reserve(c); /* a flush for the query pool comes first */
+    if (vkt_vk_failed(c)) return;
+    vkt_vk_order(c, spans, b->n);
+    c->dispatches++;
+    if (c->census) {
+        census_add(c, p->name, gx * gy * gz, touched, c->barriers != before);
+        return;
+    }
+    VkWriteDescriptorSet w[8];
+    VkDescriptorSet set = VK_NULL_HANDLE;
+    if (!c->push_desc && !(set = alloc_set(c, p))) return;
+    for (int i = 0; i < b->n; i++)
         w[i] = (VkWriteDescriptorSet){
             .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
             .dstSet = set,
@@ -335,19 +408,19 @@ void vkt_vk_dispatch(vkt_vk_ctx *c, const vkt_vk_shader *sh, const vkt_vk_bindin
             .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
             .pBufferInfo = &bi[i],
         };
-    }
-    c->d.vkUpdateDescriptorSets(c->dev, (uint32_t)b->n, w, 0, NULL);
+    if (!c->push_desc) c->d.vkUpdateDescriptorSets(c->dev, (uint32_t)b->n, w, 0, NULL);
     vkt_vk_prof_begin(c, p->name);
     vkt_vk_prof_groups(c, gx * gy * gz);
     VkCommandBuffer cmd = vkt_vk_cmd(c);
     if (!cmd) return;
     c->d.vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);
-    c->d.vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0,
-                                 NULL);
+    if (c->push_desc)
+        c->push_set(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, (uint32_t)b->n, w);
+    else
+        c->d.vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set,
+                                     0, NULL);
     if (push_size)
         c->d.vkCmdPushConstants(cmd, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_size, push);
     c->d.vkCmdDispatch(cmd, gx, gy, gz);
     vkt_vk_prof_end(c);
-    c->dispatches++;
-    vkt_vk_barrier(c);
 }

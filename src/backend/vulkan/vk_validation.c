@@ -155,3 +155,23 @@ int vkt_vk_validation_selftest(vkt_backend *be) {
         c->d.vkDestroyBuffer(c->dev, b, NULL);
     return atomic_load(&errors) - before;
 }
+
+int vkt_vk_validation_sync_selftest(vkt_backend *be) {
+    vkt_vk_ctx *c = vkt_vk(be);
+    if (state != ACTIVE || !instance_chain.pNext || !c || !c->dev) return -1;
+    char err[256];
+    vkt_buf *b = vkt_vk_alloc(c, 4096, err, sizeof err);
+    if (!b) return -1;
+    fprintf(stderr, "vulkan validation: sync self-test: two fills of one buffer without a "
+            "barrier between them must be reported next (a write-after-write hazard)\n");
+    int before = atomic_load(&errors);
+    vkt_vk_flush(c);
+    VkCommandBuffer cmd = vkt_vk_cmd(c);
+    if (cmd) { /* recorded directly: vkt_vk_order would put the barrier in */
+        c->d.vkCmdFillBuffer(cmd, vkt_vk_buffer_of(c, b), b->off, 4096, 0);
+        c->d.vkCmdFillBuffer(cmd, vkt_vk_buffer_of(c, b), b->off, 4096, 1);
+    }
+    vkt_vk_flush(c);
+    vkt_vk_free(c, b);
+    return atomic_load(&errors) - before;
+}

@@ -16,5 +16,9 @@ int vkt_vk_validation_warnings(void); /* likewise */
  * (vkCreateBuffer of size 0; the layer stops it before the driver sees it) and returns how
  * many errors it added (>= 1 when validation works); -1, without any call, when not active. */
 int vkt_vk_validation_selftest(vkt_backend *be);
+/* Likewise for synchronization validation: records two writes of one buffer with no barrier
+ * between them and returns the errors that added (>= 1 when it works); -1 when validation
+ * or its synchronization part is not active. */
+int vkt_vk_validation_sync_selftest(vkt_backend *be);
 
 #endif
