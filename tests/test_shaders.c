@@ -107,6 +107,8 @@ static void check_written_bindings(void) {
         {"softmax_xent", 0x3}, /* losses, and the logits overwritten by their gradient */
         {"attention_forward", 0x3}, {"attention_backward_q", 0x11},
         {"attention_backward_kv", 0x1},
+        {"flash_attention_forward", 0x3}, {"flash_attention_backward_q", 0x11},
+        {"flash_attention_backward_kv", 0x1},
     };
     int n = 0;
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {

@@ -185,11 +185,11 @@ static void census_table(const vkt_vk_census *k) {
         if (rows[r].n < 4096) rows[r].groups[rows[r].n++] = k->e[i].groups;
         if (k->e[i].bytes > rows[r].max_bytes) rows[r].max_bytes = k->e[i].bytes;
     }
-    printf("    %-24s %6s %9s %9s %10s\n", "shader", "count", "min wg", "median wg",
+    printf("    %-28s %6s %9s %9s %10s\n", "shader", "count", "min wg", "median wg",
            "max MiB");
     for (int r = 0; r < nr; r++) {
         qsort(rows[r].groups, (size_t)rows[r].n, sizeof rows[r].groups[0], cmp_u32);
-        printf("    %-24s %6d %9u %9u %10.1f\n", rows[r].name, rows[r].n, rows[r].groups[0],
+        printf("    %-28s %6d %9u %9u %10.1f\n", rows[r].name, rows[r].n, rows[r].groups[0],
                rows[r].groups[rows[r].n / 2], (double)rows[r].max_bytes / (1 << 20));
     }
 }

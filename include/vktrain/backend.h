@@ -69,6 +69,8 @@ const vkt_device_info *vkt_backend_info(const vkt_backend *be);
  * (an invalid value, or a request the device cannot meet). Options of the vulkan backend:
  *   "matmul"    "auto" | "fp32" | "fp32_direct" | "fp16" | "fp16_direct" | "coopmat": the GEMM
  *               tier (docs/backends.md, The Vulkan backend)
+ *   "attention" "flash" (default: FlashAttention-2 tiles) | "exact" (the thread-per-row
+ *               kernel, a diagnostic)
  *   "cache_dir" directory for its caches (pipeline cache, matmul tier timings); "" = none
  * of the opencl backend:
  *   "cache_dir" directory for its caches (program binaries, GEMM tuning); "" = none

@@ -47,6 +47,7 @@ typedef struct vkt_config {
         char device[64]; /* "0", "cpu:0", ... */
         char cache_dir[VKT_PATH_MAX];
         char matmul[16]; /* auto | fp32 | fp32_direct | fp16 | fp16_direct | coopmat (vulkan) */
+        char attention[8]; /* flash | exact (vulkan) */
     } backend;
 } vkt_config;
 

@@ -67,6 +67,7 @@ static const char *const orders[] = {"random", "sequential", NULL};
 static const char *const precisions[] = {"fp32", "fp16", NULL};
 static const char *const matmul_tiers[] = {"auto",        "fp32",    "fp32_direct", "fp16",
                                            "fp16_direct", "coopmat", NULL};
+static const char *const attention_kernels[] = {"flash", "exact", NULL};
 static const char *const optimizers[] = {"adamw", NULL};
 /* Order must match vkt_sched_kind: the index is stored. */
 static const char *const schedules[] = {"cosine", "linear", "wsd", "constant", NULL};
@@ -189,6 +190,10 @@ static const key_def keys[] = {
      "subgroup kernel without shared memory (CPU drivers); fp16, fp16_direct = the same with "
      "operands rounded to fp16; coopmat = cooperative matrices (tensor cores). fp16, "
      "fp16_direct and coopmat need precision = fp16. Other backends ignore it."},
+    {"backend", "attention", K_CHOICE, FIELD(backend.attention), "flash", 0, 0, 0,
+     attention_kernels, NULL, NULL,
+     "Attention kernel (vulkan). flash = FlashAttention-2 tiles through shared memory; exact "
+     "= the earlier thread-per-row kernel, a diagnostic. Other backends ignore it."},
 };
 
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))

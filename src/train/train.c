@@ -122,6 +122,7 @@ static int open_backend(run *r, int dev, char *err, size_t errlen) {
      * write to */
     if (vkt_backend_set_option(r->be, "precision", c->train.precision, err, errlen) ||
         vkt_backend_set_option(r->be, "matmul", c->backend.matmul, err, errlen) ||
+        vkt_backend_set_option(r->be, "attention", c->backend.attention, err, errlen) ||
         vkt_backend_set_option(r->be, "cache_dir", c->backend.cache_dir, err, errlen))
         return 1;
     int offset;

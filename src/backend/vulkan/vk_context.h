@@ -88,6 +88,8 @@ typedef struct vkt_vk_ctx {
                      * *_s16 matmul variants, coopmat2) */
     int size_control; /* pipelines may require a subgroup size (full subgroups) */
     int precision_f16; /* option precision = fp16: only tiers that round to fp16 are auto */
+    int attention_exact; /* option attention = exact: attention.comp instead of flash */
+    int attention_noted; /* the fallback from flash attention has been said */
     uint64_t submits, dispatches, barriers; /* printed at shutdown (VKT_VULKAN_STATS=1) */
     /* ordering (vkt_vk_order): what the commands since the last barrier read and wrote */
     vkt_vk_span spans[VKT_VK_MAX_SPANS];

@@ -488,6 +488,15 @@ int vkt_vk_set_option(vkt_backend *be, const char *key, const char *value, char 
         return 0;
     }
     if (!strcmp(key, "precision")) return set_precision(be, value, err, errlen);
+    if (!strcmp(key, "attention")) { /* vk_ops.c: flash (default) or the exact diagnostic */
+        if (strcmp(value, "flash") && strcmp(value, "exact")) {
+            snprintf(err, errlen, "vulkan:%d: unknown attention kernel \"%s\" (flash, exact)",
+                     be->device, value);
+            return 1;
+        }
+        c->attention_exact = !strcmp(value, "exact");
+        return 0;
+    }
     if (strcmp(key, "matmul")) return 0; /* not ours */
     if (!strcmp(value, "auto")) {
         c->matmul_request = VKT_VK_TIER_AUTO;

@@ -344,16 +344,71 @@ void vkt_vk_op_bias_backward(vkt_backend *be, vkt_ptr dbias, vkt_ptr dout, int M
            VKT_NULL_PTR, M, N, 0);
 }
 
-/* Attention (shaders/attention.comp): workgroups of 64 rows of one (batch, head), grid
- * (ceil(T/64), B*NH), specialized to the head size (the rows live in registers). */
+/* ---- attention ----
+ * By default flash attention (shaders/flash_attention.comp): tiles of BLK query rows by BLK
+ * key rows through shared memory, workgroups of 128, grid (ceil(T/BLK), B*NH), one pipeline
+ * per (head size, BLK). Option attention = exact, the fp64 diagnostic (VKT_VULKAN_FP64=1), or
+ * a head size whose tiles do not fit the device's shared memory even at BLK 16 take
+ * attention.comp: a thread per row, workgroups of 64 rows. */
 typedef struct { uint32_t B, T, C, NH, o[5]; float scale; } att_push;
-static void run_attention(vkt_backend *be, const char *name, int nb, const vkt_ptr *ptrs,
-                          const size_t *bytes, att_push *pc) {
+enum { FLASH_FWD, FLASH_BWD_Q, FLASH_BWD_KV };
+static const char *const flash_names[] = {"flash_attention_forward",
+                                          "flash_attention_backward_q",
+                                          "flash_attention_backward_kv"};
+
+/* Shared memory of a flash variant at block blk and head size hs: what the shader declares. */
+static uint64_t flash_shared_bytes(int variant, uint32_t blk, uint32_t hs) {
+    uint64_t rows = (uint64_t)blk * hs, tile = (uint64_t)blk * (blk + 1), lanes = 128 / blk;
+    switch (variant) {
+    case FLASH_FWD: return 4 * (3 * rows + 2 * tile);
+    case FLASH_BWD_Q: return 4 * (4 * rows + tile + blk * lanes);
+    default: return 4 * (4 * rows + 2 * tile + 2 * (uint64_t)blk);
+    }
+}
+
+/* The block of a flash variant: the largest of 64, 32, 16 whose tiles fit the device's shared
+ * memory, no larger than T needs; 0 when none fits. */
+static uint32_t flash_block(vkt_vk_ctx *c, int variant, uint32_t hs, uint32_t T) {
+    for (uint32_t blk = 64; blk >= 16; blk /= 2) {
+        if (blk > 16 && blk / 2 >= T) continue; /* a short sequence: a smaller tile */
+        if (flash_shared_bytes(variant, blk, hs) <= c->props.limits.maxComputeSharedMemorySize)
+            return blk;
+    }
+    return 0;
+}
+
+/* Whether attention runs as flash attention here (said once when the head size forces the
+ * exact kernel). */
+static int use_flash(vkt_backend *be, uint32_t hs, uint32_t T) {
+    vkt_vk_ctx *c = vkt_vk(be);
+    if (c->attention_exact || c->fp64) return 0;
+    for (int v = FLASH_FWD; v <= FLASH_BWD_KV; v++)
+        if (!flash_block(c, v, hs, T)) {
+            if (!c->attention_noted)
+                fprintf(stderr, "vulkan:%d: attention: head size %u needs more than the "
+                        "device's %u bytes of shared memory for flash attention's tiles; the "
+                        "exact kernel runs instead\n", be->device, hs,
+                        c->props.limits.maxComputeSharedMemorySize);
+            c->attention_noted = 1;
+            return 0;
+        }
+    return 1;
+}
+
+static void run_attention(vkt_backend *be, int flash, const char *name, int nb,
+                          const vkt_ptr *ptrs, const size_t *bytes, att_push *pc) {
     vkt_vk_ctx *c = vkt_vk(be);
     vkt_vk_bindings bd;
     vkt_vk_bind(c, &bd, nb, ptrs, bytes);
     memcpy(pc->o, bd.elem_off, (size_t)nb * sizeof pc->o[0]);
-    vkt_vk_shader sh = {name, {64, 1, 1}, 1, {{0, pc->C / pc->NH}}, 0};
+    uint32_t hs = pc->C / pc->NH;
+    if (flash >= 0) {
+        uint32_t blk = flash_block(c, flash, hs, pc->T);
+        vkt_vk_shader sh = {flash_names[flash], {128, 1, 1}, 2, {{0, hs}, {1, blk}}, 0};
+        vkt_vk_dispatch(c, &sh, &bd, pc, sizeof *pc, (pc->T + blk - 1) / blk, pc->B * pc->NH, 1);
+        return;
+    }
+    vkt_vk_shader sh = {name, {64, 1, 1}, 1, {{0, hs}}, 0};
     vkt_vk_dispatch(c, &sh, &bd, pc, sizeof *pc, (pc->T + 63) / 64, pc->B * pc->NH, 1);
 }
 
@@ -366,8 +421,9 @@ void vkt_vk_op_attention_forward(vkt_backend *be, vkt_ptr out, vkt_ptr lse, vkt_
     size_t e[3] = {btc, (size_t)B * NH * T * 4, 3 * btc};
     need(be, "attention_forward", out, (size_t)B * T * C * 4);
     need(be, "attention_forward", qkv, (size_t)B * T * 3 * C * 4);
-    run_attention(be, vkt_vk(be)->fp64 ? "attention_forward_f64" : "attention_forward", 3, p,
-                  e, &pc);
+    int flash = use_flash(be, (uint32_t)(C / NH), (uint32_t)T) ? FLASH_FWD : -1;
+    run_attention(be, flash, vkt_vk(be)->fp64 ? "attention_forward_f64" : "attention_forward",
+                  3, p, e, &pc);
 }
 void vkt_vk_op_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, vkt_ptr qkv,
                                   vkt_ptr lse, int B, int T, int C, int NH) {
@@ -391,10 +447,11 @@ void vkt_vk_op_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, v
     size_t e[5] = {3 * btc, btc, 3 * btc, dots_bytes, dots_bytes};
     need(be, "attention_backward", qkv, (size_t)B * T * 3 * C * 4);
     need(be, "attention_backward", dqkv, (size_t)B * T * 3 * C * 4);
-    run_attention(be, c->fp64 ? "attention_backward_q_f64" : "attention_backward_q", 5, p, e,
-                  &pc);
-    run_attention(be, c->fp64 ? "attention_backward_kv_f64" : "attention_backward_kv", 5, p, e,
-                  &pc);
+    int flash = use_flash(be, (uint32_t)(C / NH), (uint32_t)T);
+    run_attention(be, flash ? FLASH_BWD_Q : -1,
+                  c->fp64 ? "attention_backward_q_f64" : "attention_backward_q", 5, p, e, &pc);
+    run_attention(be, flash ? FLASH_BWD_KV : -1,
+                  c->fp64 ? "attention_backward_kv_f64" : "attention_backward_kv", 5, p, e, &pc);
 }
 
 typedef struct { uint32_t n, o[3]; float s; } ew_push;
