@@ -315,6 +315,46 @@ static void check_attention(int b, int t, int c, int nh, int repeat) {
     pfree(qkv), pfree(out), pfree(lse), pfree(dout), pfree(dqkv);
 }
 
+/* Attention under precision = fp16: on vulkan, flash attention on cooperative matrices where
+ * the device has them and the head size is a multiple of the fragment (fp16 operands: 2e-2
+ * against the fp32 reference); elsewhere the fp32 kernels. On vulkan the profile must show
+ * the cooperative-matrix kernels where a coopmat tier runs (VKT_REQUIRE_COOPMAT=1 fails
+ * otherwise). */
+static void check_attention_fp16(int is_vulkan) {
+    char err[512];
+    if (vkt_backend_set_option(dut, "precision", "fp16", err, sizeof err)) {
+        printf("  attention under precision fp16 not run: %s\n", err);
+        return;
+    }
+    printf(" attention under precision = fp16\n");
+    rtol = RTOL_F16, atol_frac = ATOL_FRAC_F16;
+    int profiled = is_vulkan && vkt_profile_enable(dut, 1) == 0;
+    check_attention(B, T, C, NH, 0);    /* head size 24: no fragment divides it on most */
+    check_attention(2, 130, 64, 2, 1);  /* 32 */
+    check_attention(1, 130, 96, 2, 0);  /* 48 */
+    check_attention(1, 77, 128, 2, 0);  /* 64 */
+    check_attention(1, 1024, 192, 2, 1); /* 96, many blocks */
+    rtol = RTOL, atol_frac = ATOL_FRAC;
+    if (profiled) {
+        vkt_profile_entry e[64];
+        int n = vkt_profile_report(dut, e, 64), cm = 0;
+        for (int i = 0; i < n; i++)
+            if (!strncmp(e[i].name, "flash_attention_cm_", 19)) cm++;
+        printf("  cooperative-matrix attention kernels run: %d of 3\n", cm);
+        vkt_profile_enable(dut, 0);
+        int coop = 0;
+        for (int t = 0; t < VKT_TEST_NCOOPMAT; t++)
+            coop |= vkt_backend_set_option(dut, "matmul", vkt_test_coopmat_tiers[t].tier, err,
+                                           sizeof err) == 0;
+        vkt_backend_set_option(dut, "matmul", "auto", err, sizeof err);
+        if (coop || vkt_test_coopmat_run_required())
+            CHECK(cm == 3, "a coopmat tier runs here (or VKT_REQUIRE_COOPMAT=1), but %d of the "
+                  "3 cooperative-matrix attention kernels ran", cm);
+    }
+    CHECK(vkt_backend_set_option(dut, "precision", "fp32", err, sizeof err) == 0,
+          "back to fp32: %s", err);
+}
+
 static void check_elementwise(void) {
     const size_t n = (size_t)N * C + 7;
     pair x = prand(n, 3), y = prand(n, 1), out = pnew(n), dout = prand(n, 1), dinp = pnew(n);
@@ -578,6 +618,7 @@ static void run_device(int dev) {
         if (k == 0) check_attention(1, 1024, 96, 2, 1);
     }
     vkt_backend_set_option(dut, "attention", "flash", err, sizeof err);
+    check_attention_fp16(!strcmp(info.backend, "vulkan"));
     check_elementwise();
     check_reductions();
     check_to_half();

@@ -109,6 +109,8 @@ static void check_written_bindings(void) {
         {"attention_backward_kv", 0x1},
         {"flash_attention_forward", 0x3}, {"flash_attention_backward_q", 0x11},
         {"flash_attention_backward_kv", 0x1},
+        {"flash_attention_cm_forward", 0x3}, {"flash_attention_cm_backward_q", 0x11},
+        {"flash_attention_cm_backward_kv", 0x1},
     };
     int n = 0;
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {

@@ -296,6 +296,9 @@ int vkt_vk_matmul_plan_tier(vkt_backend *be, int t, int M, int N, int K, vkt_vk_
 void vkt_vk_matmul_record(vkt_backend *be, int t, vkt_ptr c, vkt_ptr a, vkt_ptr b, vkt_ptr bias,
                           int M, int N, int K, int trans_a, int trans_b, float alpha,
                           float beta);
+/* The device's f16*f16+f32 subgroup fragment the coopmat tier (and flash attention's
+ * cooperative-matrix variant) use; NULL when there is none. */
+const vkt_vk_mma_shape *vkt_vk_mma_shape_of(const vkt_vk_ctx *c);
 /* At shutdown, before the pipelines go: frees the tier state, saves the pipeline cache. */
 void vkt_vk_matmul_shutdown(vkt_vk_ctx *c);
 

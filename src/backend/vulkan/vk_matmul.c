@@ -89,7 +89,7 @@ static int forced_splits(void) {
 /* The device's f16*f16+f32 subgroup configuration the coopmat tier uses: the largest (the
  * most work per instruction), its K a divisor of the 32-deep K tile or 32 a multiple of it,
  * rows and columns at most 32. NULL when there is none. */
-static const vkt_vk_mma_shape *mma_shape(const vkt_vk_ctx *c) {
+const vkt_vk_mma_shape *vkt_vk_mma_shape_of(const vkt_vk_ctx *c) {
     const vkt_vk_mma_shape *best = NULL;
     for (int i = 0; i < c->phys->n_mma; i++) {
         const vkt_vk_mma_shape *s = &c->phys->mma[i];
@@ -156,7 +156,7 @@ static uint32_t coopmat_tile(uint32_t rows, uint32_t bk) {
  * (the device's default) required of the pipeline. */
 static int plan_coopmat(const vkt_vk_ctx *c, int b, vkt_vk_shader *sh, uint32_t *bm,
                         uint32_t *bn, uint32_t *bk_out) {
-    const vkt_vk_mma_shape *s = mma_shape(c);
+    const vkt_vk_mma_shape *s = vkt_vk_mma_shape_of(c);
     uint32_t sg = c->phys->subgroup_size;
     if (!s || !sg) return 0;
     static const uint32_t frags[NBLOCKS] = {4, 2, 1};
@@ -313,7 +313,7 @@ static int direct_ok(vkt_vk_ctx *c, char *why, size_t len) {
 
 static int coopmat_ok(vkt_vk_ctx *c, char *why, size_t len) {
     const vkt_device_info *info = &c->phys->info;
-    if (!c->coopmat_on || !mma_shape(c)) {
+    if (!c->coopmat_on || !vkt_vk_mma_shape_of(c)) {
         snprintf(why, len, "no cooperative matrix: needs VK_KHR_cooperative_matrix with a "
                  "subgroup-scope f16*f16+f32 configuration (rows and columns a multiple of 4 "
                  "up to 32) and vulkanMemoryModel (device has: %s)",

@@ -347,14 +347,19 @@ void vkt_vk_op_bias_backward(vkt_backend *be, vkt_ptr dbias, vkt_ptr dout, int M
 /* ---- attention ----
  * By default flash attention (shaders/flash_attention.comp): tiles of BLK query rows by BLK
  * key rows through shared memory, workgroups of 128, grid (ceil(T/BLK), B*NH), one pipeline
- * per (head size, BLK). Option attention = exact, the fp64 diagnostic (VKT_VULKAN_FP64=1), or
- * a head size whose tiles do not fit the device's shared memory even at BLK 16 take
- * attention.comp: a thread per row, workgroups of 64 rows. */
+ * per (head size, BLK). Under precision = fp16, where the device has cooperative matrices
+ * whose fragment divides the head size, its variant on them (flash_attention_cm.comp: 4
+ * subgroups, fp16 operands). Option attention = exact, the fp64 diagnostic
+ * (VKT_VULKAN_FP64=1), or a head size whose tiles do not fit the device's shared memory even
+ * at BLK 16 take attention.comp: a thread per row, workgroups of 64 rows. */
 typedef struct { uint32_t B, T, C, NH, o[5]; float scale; } att_push;
 enum { FLASH_FWD, FLASH_BWD_Q, FLASH_BWD_KV };
 static const char *const flash_names[] = {"flash_attention_forward",
                                           "flash_attention_backward_q",
                                           "flash_attention_backward_kv"};
+static const char *const flash_cm_names[] = {"flash_attention_cm_forward",
+                                             "flash_attention_cm_backward_q",
+                                             "flash_attention_cm_backward_kv"};
 
 /* Shared memory of a flash variant at block blk and head size hs: what the shader declares. */
 static uint64_t flash_shared_bytes(int variant, uint32_t blk, uint32_t hs) {
@@ -377,6 +382,52 @@ static uint32_t flash_block(vkt_vk_ctx *c, int variant, uint32_t hs, uint32_t T)
     return 0;
 }
 
+/* The cooperative-matrix variant's dispatch: workgroup, block and the device's fragment. */
+typedef struct { uint32_t wg, sg, blk, tm, tn, tk; } flash_cm_plan;
+
+/* Shared memory of a cooperative-matrix variant, as flash_attention_cm.comp declares it. */
+static uint64_t flash_cm_shared(int variant, uint32_t blk, uint32_t hs, uint32_t wg) {
+    uint64_t hsp = hs + 8, blkp = blk + 8, sfs = blk + 4, pvs = hs + 4, lanes = wg / blk;
+    uint64_t halves, scr, extra = blk * lanes;
+    switch (variant) {
+    case FLASH_FWD:
+        halves = 3 * blk * hsp + blk * blkp;
+        scr = blk * sfs > blk * pvs ? blk * sfs : blk * pvs;
+        break;
+    case FLASH_BWD_Q:
+        halves = 4 * blk * hsp + 2 * blk * blkp;
+        scr = 2 * blk * sfs > blk * pvs ? 2 * blk * sfs : blk * pvs;
+        break;
+    default:
+        halves = 4 * blk * hsp + 2 * blk * blkp;
+        scr = 2 * blk * (sfs > pvs ? sfs : pvs);
+        extra += 2 * (uint64_t)blk;
+    }
+    return 2 * halves + 4 * (scr + extra);
+}
+
+/* Whether the cooperative-matrix variant runs this head size here (precision = fp16, the
+ * shader built, a fragment of the device's that divides the head size, 4 subgroups of the
+ * device's fixed size, a block that fits shared memory), and how. */
+static int flash_cm_plan_for(vkt_vk_ctx *c, int variant, uint32_t hs, uint32_t T,
+                             flash_cm_plan *p) {
+    const vkt_vk_mma_shape *s = c->coopmat_on ? vkt_vk_mma_shape_of(c) : NULL;
+    uint32_t sg = c->phys->subgroup_size, wg = 4 * sg;
+    if (!c->precision_f16 || !s || !vkt_spirv_find(flash_cm_names[variant]) || !sg ||
+        !vkt_vk_subgroup_fixed(c, sg) || wg > c->props.limits.maxComputeWorkGroupInvocations ||
+        wg > c->props.limits.maxComputeWorkGroupSize[0] || hs % 8 || hs % s->n || hs % s->k)
+        return 0;
+    for (uint32_t blk = 64; blk >= 16; blk /= 2) {
+        if (blk > 16 && blk / 2 >= T) continue;
+        if (blk % s->m || blk % s->n || blk % s->k || wg % blk || wg < blk) continue;
+        if (flash_cm_shared(variant, blk, hs, wg) > c->props.limits.maxComputeSharedMemorySize)
+            continue;
+        *p = (flash_cm_plan){wg, sg, blk, s->m, s->n, s->k};
+        return 1;
+    }
+    return 0;
+}
+
 /* Whether attention runs as flash attention here (said once when the head size forces the
  * exact kernel). */
 static int use_flash(vkt_backend *be, uint32_t hs, uint32_t T) {
@@ -395,13 +446,24 @@ static int use_flash(vkt_backend *be, uint32_t hs, uint32_t T) {
     return 1;
 }
 
-static void run_attention(vkt_backend *be, int flash, const char *name, int nb,
-                          const vkt_ptr *ptrs, const size_t *bytes, att_push *pc) {
+/* flash: a FLASH_* variant, or -1 for the exact kernel `name`; cm: its cooperative-matrix
+ * form with plan *cp. */
+static void run_attention(vkt_backend *be, int flash, const flash_cm_plan *cp,
+                          const char *name, int nb, const vkt_ptr *ptrs, const size_t *bytes,
+                          att_push *pc) {
     vkt_vk_ctx *c = vkt_vk(be);
     vkt_vk_bindings bd;
     vkt_vk_bind(c, &bd, nb, ptrs, bytes);
     memcpy(pc->o, bd.elem_off, (size_t)nb * sizeof pc->o[0]);
     uint32_t hs = pc->C / pc->NH;
+    if (flash >= 0 && cp) {
+        vkt_vk_shader sh = {flash_cm_names[flash], {cp->wg, 1, 1}, 6,
+                            {{0, cp->wg}, {1, hs}, {2, cp->blk}, {3, cp->tm}, {4, cp->tn},
+                             {5, cp->tk}}, cp->sg};
+        vkt_vk_dispatch(c, &sh, &bd, pc, sizeof *pc, (pc->T + cp->blk - 1) / cp->blk,
+                        pc->B * pc->NH, 1);
+        return;
+    }
     if (flash >= 0) {
         uint32_t blk = flash_block(c, flash, hs, pc->T);
         vkt_vk_shader sh = {flash_names[flash], {128, 1, 1}, 2, {{0, hs}, {1, blk}}, 0};
@@ -421,9 +483,13 @@ void vkt_vk_op_attention_forward(vkt_backend *be, vkt_ptr out, vkt_ptr lse, vkt_
     size_t e[3] = {btc, (size_t)B * NH * T * 4, 3 * btc};
     need(be, "attention_forward", out, (size_t)B * T * C * 4);
     need(be, "attention_forward", qkv, (size_t)B * T * 3 * C * 4);
-    int flash = use_flash(be, (uint32_t)(C / NH), (uint32_t)T) ? FLASH_FWD : -1;
-    run_attention(be, flash, vkt_vk(be)->fp64 ? "attention_forward_f64" : "attention_forward",
-                  3, p, e, &pc);
+    uint32_t hs = (uint32_t)(C / NH);
+    int flash = use_flash(be, hs, (uint32_t)T) ? FLASH_FWD : -1;
+    flash_cm_plan cp;
+    int cm = flash >= 0 && flash_cm_plan_for(vkt_vk(be), FLASH_FWD, hs, (uint32_t)T, &cp);
+    run_attention(be, flash, cm ? &cp : NULL,
+                  vkt_vk(be)->fp64 ? "attention_forward_f64" : "attention_forward", 3, p, e,
+                  &pc);
 }
 void vkt_vk_op_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, vkt_ptr qkv,
                                   vkt_ptr lse, int B, int T, int C, int NH) {
@@ -447,10 +513,14 @@ void vkt_vk_op_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, v
     size_t e[5] = {3 * btc, btc, 3 * btc, dots_bytes, dots_bytes};
     need(be, "attention_backward", qkv, (size_t)B * T * 3 * C * 4);
     need(be, "attention_backward", dqkv, (size_t)B * T * 3 * C * 4);
-    int flash = use_flash(be, (uint32_t)(C / NH), (uint32_t)T);
-    run_attention(be, flash ? FLASH_BWD_Q : -1,
+    uint32_t hs = (uint32_t)(C / NH);
+    int flash = use_flash(be, hs, (uint32_t)T);
+    flash_cm_plan cq, ckv; /* both kernels on cooperative matrices, or neither */
+    int cm = flash && flash_cm_plan_for(c, FLASH_BWD_Q, hs, (uint32_t)T, &cq) &&
+             flash_cm_plan_for(c, FLASH_BWD_KV, hs, (uint32_t)T, &ckv);
+    run_attention(be, flash ? FLASH_BWD_Q : -1, cm ? &cq : NULL,
                   c->fp64 ? "attention_backward_q_f64" : "attention_backward_q", 5, p, e, &pc);
-    run_attention(be, flash ? FLASH_BWD_KV : -1,
+    run_attention(be, flash ? FLASH_BWD_KV : -1, cm ? &ckv : NULL,
                   c->fp64 ? "attention_backward_kv_f64" : "attention_backward_kv", 5, p, e, &pc);
 }
 
