@@ -2,7 +2,8 @@
 // AdamW of include/vktrain/backend.h (llm.c's form). b0 = params, b1 = grads, b2 = m, b3 = v,
 // b4 = norm_sq (one float; bound to b0 and ignored unless pc.has_norm). The clip factor is
 // computed here from norm_sq, so no host round trip decides it; a non-finite norm_sq leaves
-// params, m and v untouched. One thread per element.
+// params, m and v untouched. One thread per element. HALF_OUT (adamw_h): b5 = the params'
+// fp16 copy, written with them (common.glsl).
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
@@ -12,9 +13,12 @@ layout(set = 0, binding = 1) readonly buffer BG { float g[]; };
 layout(set = 0, binding = 2) buffer BM { float m[]; };
 layout(set = 0, binding = 3) buffer BV { float v[]; };
 layout(set = 0, binding = 4) readonly buffer BN { float norm_sq[]; };
+#if defined(HALF_OUT)
+layout(set = 0, binding = 5) buffer BH { uint16_t ph[]; }; // adamw_h: params' fp16 copy
+#endif
 
 layout(push_constant) uniform PushConstants {
-    uint n, off_p, off_g, off_m, off_v, off_ns, has_norm;
+    uint n, off_p, off_g, off_m, off_v, off_ns, off_h, has_norm;
     float lr, beta1, beta2, eps, weight_decay, grad_scale, bc1, bc2, max_norm;
 } pc;
 
@@ -35,5 +39,9 @@ void main() {
     v[pc.off_v + i] = vi;
     float mhat = mi / pc.bc1, vhat = vi / pc.bc2;
     float pi = p[pc.off_p + i];
-    p[pc.off_p + i] = pi - pc.lr * (mhat / (sqrt(vhat) + pc.eps) + pc.weight_decay * pi);
+    float po = pi - pc.lr * (mhat / (sqrt(vhat) + pc.eps) + pc.weight_decay * pi);
+    p[pc.off_p + i] = po;
+#if defined(HALF_OUT)
+    ph[pc.off_h + i] = uint16_t(f16_bits(po));
+#endif
 }

@@ -19,6 +19,13 @@
 
 #extension GL_EXT_control_flow_attributes : enable
 
+// HALF_OUT: a producer that also writes its output's fp16 copy (out_half, backend.h) through
+// a uint16_t binding, which needs only 16-bit storage (the host picks these variants where
+// the device has storageBuffer16BitAccess; elsewhere it runs vkt_to_half after the op).
+#ifdef HALF_OUT
+#extension GL_EXT_shader_16bit_storage : require
+#endif
+
 #if defined(USE_FP16) || defined(USE_COOPMAT)
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #endif
@@ -42,6 +49,20 @@ float16_t to_f16(float x) {
 #endif
 
 uint ceil_div(uint a, uint b) { return (a + b - 1u) / b; }
+
+// The fp16 bits of v as precision = fp16 rounds it (nearest even; |v| >= 65520 becomes inf;
+// NaN stays NaN), bit for bit the host's vkt_f16_bits (src/util/half.h): integer arithmetic,
+// the same on every driver (a float-to-half conversion may flush or round otherwise).
+uint f16_bits(float v) {
+    uint u = floatBitsToUint(v);
+    uint sign = (u >> 16) & 0x8000u, mag = u & 0x7fffffffu;
+    if (mag > 0x7f800000u) return sign | 0x7e00u | ((mag >> 13) & 0x3ffu); // NaN
+    if (mag >= 0x477ff000u) return sign | 0x7c00u;                          // >= 65520: inf
+    if (mag < 0x38800000u) // below 2^-14: a multiple of 2^-24, ties to even
+        return sign | uint(roundEven(uintBitsToFloat(mag) * 16777216.0));
+    uint keep = mag + 0xfffu + ((mag >> 13) & 1u); // 10 mantissa bits, ties to even
+    return sign | ((((keep >> 23) & 0xffu) - 112u) << 10) | ((keep >> 13) & 0x3ffu);
+}
 
 // Flag bits shared by ops that take optional inputs or transposes (pc.flags).
 #define VKT_FLAG_TRANS_A 1u

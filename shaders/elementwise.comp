@@ -1,6 +1,7 @@
 #version 450
 // Pointwise ops of include/vktrain/backend.h, one variant per define (cmake: vkt_add_shader):
-//   OP_GELU_FWD  gelu_forward    b0 = out, b1 = inp
+//   OP_GELU_FWD  gelu_forward    b0 = out, b1 = inp (HALF_OUT, gelu_forward_h: b2 = out's fp16
+//                                copy, common.glsl)
 //   OP_GELU_BWD  gelu_backward   b0 = dinp, b1 = inp, b2 = dout (dinp may alias dout)
 //   OP_RESIDUAL  residual        b0 = out, b1 = a, b2 = b
 //   OP_SCALE     scale           b0 = x (x *= s)
@@ -12,7 +13,11 @@
 layout(local_size_x = 256) in;
 layout(set = 0, binding = 0) buffer B0 { float x0[]; };
 layout(set = 0, binding = 1) buffer B1 { float x1[]; };
+#if defined(HALF_OUT)
+layout(set = 0, binding = 2) buffer B2 { uint16_t x2h[]; }; // gelu_forward_h: out's fp16 copy
+#else
 layout(set = 0, binding = 2) buffer B2 { float x2[]; };
+#endif
 
 layout(push_constant) uniform PushConstants {
     uint n, off0, off1, off2;
@@ -29,6 +34,9 @@ void main() {
     precise float u = GELU_SCALE * (v + 0.044715 * v * v * v);
     precise float o = 0.5 * v * (1.0 + tanh_ref(u));
     x0[pc.off0 + i] = o;
+#if defined(HALF_OUT)
+    x2h[pc.off2 + i] = uint16_t(f16_bits(o));
+#endif
 #elif defined(OP_GELU_BWD)
     float v = x1[pc.off1 + i];
     precise float u = GELU_SCALE * (v + 0.044715 * v * v * v);

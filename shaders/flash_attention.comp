@@ -13,7 +13,8 @@
 // tile columns j = l, l+LANES, ... and the head channels c = l, l+LANES, ... Scores go through
 // shared memory, where each lane reads its row's whole tile (a broadcast) to take the row's
 // maximum and sum in the same order as its siblings, so they agree without a reduction.
-//   OP_FWD     b0 = out, b1 = lse, b2 = qkv; block = BLK query rows. Over the key blocks up to
+//   OP_FWD     b0 = out, b1 = lse, b2 = qkv (HALF_OUT: b3 = out's fp16 copy, common.glsl);
+//              block = BLK query rows. Over the key blocks up to
 //              the diagonal: S = Q K^T * scale (causally masked), m' = max(m, rowmax S),
 //              P = exp(S - m'), l = l e^(m - m') + rowsum P, O = O e^(m - m') + P V.
 //              out = O / l, lse = m + log l.
@@ -39,6 +40,9 @@ const uint PADW = BLK + 1;                    // tile row pitch in shared memory
 layout(set = 0, binding = 0) buffer B0 { float b0[]; };
 layout(set = 0, binding = 1) buffer B1 { float b1[]; };
 layout(set = 0, binding = 2) readonly buffer B2 { float qkv[]; };
+#if defined(OP_FWD) && defined(HALF_OUT)
+layout(set = 0, binding = 3) buffer B3 { uint16_t outh[]; }; // out's fp16 copy (common.glsl)
+#endif
 #if !defined(OP_FWD)
 layout(set = 0, binding = 3) readonly buffer B3 { float lse[]; };
 layout(set = 0, binding = 4) buffer B4 { float dots[]; };
@@ -143,7 +147,12 @@ void main() {
     uint out_at = btc_at(pc.o0, b, t, h);
     for (uint c = 0; c < HC; c++) {
         uint ch = lane + c * LANES;
-        if (ch < HS) b0[out_at + ch] = o[c] * inv;
+        if (ch >= HS) continue;
+        float y = o[c] * inv;
+        b0[out_at + ch] = y;
+#if defined(HALF_OUT)
+        outh[btc_at(pc.o3, b, t, h) + ch] = uint16_t(f16_bits(y));
+#endif
     }
     if (lane == 0u) b1[pc.o1 + bh * T + t] = m + log(l);
 #elif defined(OP_BWD_Q)

@@ -13,7 +13,7 @@
 // a shared fp32 tile; the row work (masking, the online softmax, dS, accumulating O, dQ, dK,
 // dV in registers) is flash_attention.comp's, by WG/BLK invocations per row.
 //   OP_FWD     S = Q K^T; P = exp(S - m') in fp16; the fresh product P V added to O after O is
-//              rescaled by e^(m - m').
+//              rescaled by e^(m - m'). HALF_OUT: b3 = out's fp16 copy (common.glsl).
 //   OP_BWD_Q   S = Q K^T and dP = dO V^T; pass 1 sums D, pass 2 forms dS in fp16 and adds the
 //              product dS K to dQ.
 //   OP_BWD_KV  S^T = K Q^T and dP^T = V dO^T; P^T and dS^T in fp16; dV += P^T dO, dK += dS^T Q.
@@ -43,6 +43,9 @@ const uint PVS = HS + 4u;          // fp32 product tiles' pitch
 layout(set = 0, binding = 0) buffer B0 { float b0[]; };
 layout(set = 0, binding = 1) buffer B1 { float b1[]; };
 layout(set = 0, binding = 2) readonly buffer B2 { float qkv[]; };
+#if defined(OP_FWD) && defined(HALF_OUT)
+layout(set = 0, binding = 3) buffer B3 { uint16_t outh[]; }; // out's fp16 copy (common.glsl)
+#endif
 #if !defined(OP_FWD)
 layout(set = 0, binding = 3) readonly buffer B3 { float lse[]; };
 layout(set = 0, binding = 4) buffer B4 { float dots[]; };
@@ -169,7 +172,12 @@ void main() {
     uint out_at = btc_at(pc.o0, b, t, h);
     for (uint c = 0; c < HC; c++) {
         uint ch = lane + c * LANES;
-        if (ch < HS) b0[out_at + ch] = o[c] * inv;
+        if (ch >= HS) continue;
+        float y = o[c] * inv;
+        b0[out_at + ch] = y;
+#if defined(HALF_OUT)
+        outh[btc_at(pc.o3, b, t, h) + ch] = uint16_t(f16_bits(y));
+#endif
     }
     if (lane == 0u) b1[pc.o1 + bh * T + t] = m + log(l);
 #elif defined(OP_BWD_Q)

@@ -2,7 +2,8 @@
 // LayerNorm's row kernels (include/vktrain/backend.h, eps 1e-5): one workgroup of 64 per row,
 // its threads striding over the channels (neighbouring threads read neighbouring floats:
 // coalesced), the row's sums reduced in shared memory in a fixed tree (deterministic).
-//   OP_FWD  layernorm_forward   b0 = out, b1 = mean, b2 = rstd, b3 = inp, b4 = weight, b5 = bias:
+//   OP_FWD  layernorm_forward   b0 = out, b1 = mean, b2 = rstd, b3 = inp, b4 = weight, b5 = bias
+//           (HALF_OUT: b6 = out's fp16 copy):
 //           mean, then the variance about it (two passes over the row, the second from
 //           cache), then the output.
 //   OP_BWD  layernorm_backward  b0 = dinp, b1, b2 unused (dweight and dbias are colsum.comp's
@@ -21,6 +22,9 @@ layout(set = 0, binding = 2) buffer B2 { float b2[]; };
 layout(set = 0, binding = 3) readonly buffer B3 { float b3[]; };
 layout(set = 0, binding = 4) readonly buffer B4 { float b4[]; };
 layout(set = 0, binding = 5) readonly buffer B5 { float b5[]; };
+#if defined(OP_FWD) && defined(HALF_OUT)
+layout(set = 0, binding = 6) buffer B6 { uint16_t outh[]; }; // out's fp16 copy (common.glsl)
+#endif
 #if defined(OP_BWD)
 layout(set = 0, binding = 6) readonly buffer B6 { float b6[]; };
 layout(set = 0, binding = 7) readonly buffer B7 { float b7[]; };
@@ -64,6 +68,9 @@ void main() {
     for (uint c = t; c < C; c += 64u) {
         precise float o = ((b3[x0 + c] - m) * r) * b4[pc.o4 + c] + b5[pc.o5 + c];
         b0[pc.o0 + row * C + c] = o;
+#if defined(HALF_OUT)
+        outh[pc.o6 + row * C + c] = uint16_t(f16_bits(o));
+#endif
     }
     if (t == 0u) {
         b1[pc.o1 + row] = m;

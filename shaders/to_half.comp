@@ -21,17 +21,6 @@ layout(push_constant) uniform PushConstants {
     uint n, off_dst, off_src; // off_dst in halves, off_src in floats
 } pc;
 
-uint f16_bits(float v) {
-    uint u = floatBitsToUint(v);
-    uint sign = (u >> 16) & 0x8000u, mag = u & 0x7fffffffu;
-    if (mag > 0x7f800000u) return sign | 0x7e00u | ((mag >> 13) & 0x3ffu); // NaN
-    if (mag >= 0x477ff000u) return sign | 0x7c00u;                          // >= 65520: inf
-    if (mag < 0x38800000u) // below 2^-14: a multiple of 2^-24, ties to even
-        return sign | uint(roundEven(uintBitsToFloat(mag) * 16777216.0));
-    uint keep = mag + 0xfffu + ((mag >> 13) & 1u); // 10 mantissa bits, ties to even
-    return sign | ((((keep >> 23) & 0xffu) - 112u) << 10) | ((keep >> 13) & 0x3ffu);
-}
-
 void main() {
     uint first = pc.off_dst >> 1; // the first word the tensor touches
     uint w = first + flat_index();

@@ -52,7 +52,8 @@ static void profile_check(vkt_backend *be, const char *matmul, int matmul_exact,
                    1, 0);
     for (int i = 0; i < 2; i++)
         vkt_layernorm_forward(be, vkt_at(c, 0), vkt_at(st, 0), vkt_at(st, D * sizeof(float)),
-                              vkt_at(a, 0), vkt_at(b, 0), vkt_at(b, D * sizeof(float)), D, D);
+                              vkt_at(a, 0), vkt_at(b, 0), vkt_at(b, D * sizeof(float)), D, D,
+                              VKT_NULL_PTR);
     vkt_fill(be, vkt_at(b, 0), 1.0f, NN);
     vkt_copy(be, vkt_at(b, 0), vkt_at(a, 0), NN * sizeof(float));
     float one;

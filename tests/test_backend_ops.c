@@ -108,13 +108,51 @@ static void check_encoder(void) {
     pfree(t), pfree(out), pfree(wte), pfree(wpe), pfree(dwte), pfree(dwpe), pfree(dout);
 }
 
+/* A producer's fp16 copy (out_half, backend.h): the dut writes it at an odd half offset of a
+ * buffer of its own (hbuf, from half_buf) as it writes out; it must hold, bit for bit, what
+ * the dut's vkt_to_half makes of out, and leave the halves around it as they were. */
+static vkt_buf *half_buf(size_t n) {
+    char err[256];
+    size_t bytes = ((n + 2) * 2 + 3) & ~(size_t)3;
+    vkt_buf *h = vkt_alloc(dut, bytes, err, sizeof err);
+    if (!h) {
+        fprintf(stderr, "alloc: %s\n", err);
+        exit(1);
+    }
+    unsigned char *fill = malloc(bytes);
+    memset(fill, 0x5a, bytes);
+    vkt_upload(dut, vkt_at(h, 0), fill, bytes);
+    free(fill);
+    return h;
+}
+static vkt_ptr half_copy_at(vkt_buf *h) { return vkt_half_at(h, 2); }
+static void same_half_copy(const char *what, vkt_buf *h, pair out, size_t n) {
+    vkt_buf *e = half_buf(n);
+    vkt_to_half(dut, half_copy_at(e), D(out), n);
+    size_t bytes = ((n + 2) * 2 + 3) & ~(size_t)3;
+    unsigned char *got = malloc(bytes), *want = malloc(bytes);
+    vkt_download(dut, got, vkt_at(h, 0), bytes);
+    vkt_download(dut, want, vkt_at(e, 0), bytes);
+    size_t bad = 0;
+    for (size_t i = 0; i < bytes / 2; i++) bad += memcmp(got + 2 * i, want + 2 * i, 2) != 0;
+    CHECK(bad == 0, "%s: %s: %zu of %zu halves differ from vkt_to_half of out (or a neighbour "
+          "was touched)", dut_name, what, bad, n);
+    printf("  %-34s %s\n", what, bad ? "DIFFERS from to_half" : "= to_half, bit for bit");
+    free(got), free(want);
+    vkt_free(dut, e);
+    vkt_free(dut, h);
+}
+
 static void check_layernorm(void) {
     pair inp = prand((size_t)N * C, 2), w = prand(C, 1), b = prand(C, 1), out = pnew((size_t)N * C),
          mean = pnew(N), rstd = pnew(N), dout = prand((size_t)N * C, 1),
          dinp = prand((size_t)N * C, 1), dw = prand(C, 1), db = prand(C, 1);
-    vkt_layernorm_forward(ref, R(out), R(mean), R(rstd), R(inp), R(w), R(b), N, C);
-    vkt_layernorm_forward(dut, D(out), D(mean), D(rstd), D(inp), D(w), D(b), N, C);
+    vkt_layernorm_forward(ref, R(out), R(mean), R(rstd), R(inp), R(w), R(b), N, C, VKT_NULL_PTR);
+    vkt_buf *h = half_buf((size_t)N * C);
+    vkt_layernorm_forward(dut, D(out), D(mean), D(rstd), D(inp), D(w), D(b), N, C,
+                          half_copy_at(h));
     same("layernorm_forward out", out);
+    same_half_copy("layernorm_forward out_half", h, out, (size_t)N * C);
     same("layernorm_forward mean", mean);
     same("layernorm_forward rstd", rstd);
     vkt_layernorm_backward(ref, R(dinp), R(dw), R(db), R(dout), R(inp), R(w), R(mean), R(rstd),
@@ -291,9 +329,11 @@ static void check_attention(int b, int t, int c, int nh, int repeat) {
     pair qkv = prand(n * 3 * c, 1), out = pnew(n * c), lse = pnew((size_t)b * nh * t),
          dout = prand(n * c, 1), dqkv = prand(n * 3 * c, 1);
     printf(" attention B %d T %d C %d NH %d\n", b, t, c, nh);
-    vkt_attention_forward(ref, R(out), R(lse), R(qkv), b, t, c, nh);
-    vkt_attention_forward(dut, D(out), D(lse), D(qkv), b, t, c, nh);
+    vkt_attention_forward(ref, R(out), R(lse), R(qkv), b, t, c, nh, VKT_NULL_PTR);
+    vkt_buf *h = half_buf(n * c);
+    vkt_attention_forward(dut, D(out), D(lse), D(qkv), b, t, c, nh, half_copy_at(h));
     same("attention_forward out", out);
+    same_half_copy("attention_forward out_half", h, out, n * c);
     same("attention_forward lse", lse);
     vkt_attention_backward(ref, R(dqkv), R(dout), R(qkv), R(lse), b, t, c, nh);
     vkt_attention_backward(dut, D(dqkv), D(dout), D(qkv), D(lse), b, t, c, nh);
@@ -305,7 +345,7 @@ static void check_attention(int b, int t, int c, int nh, int repeat) {
     atol_frac = saved_atol;
     if (repeat) { /* once more from the same inputs: bitwise the same (no atomics, fixed order) */
         float *o1 = dut_copy(out), *l1 = dut_copy(lse), *g1 = dut_copy(dqkv);
-        vkt_attention_forward(dut, D(out), D(lse), D(qkv), b, t, c, nh);
+        vkt_attention_forward(dut, D(out), D(lse), D(qkv), b, t, c, nh, VKT_NULL_PTR);
         same_bits("attention_forward out", out, o1);
         same_bits("attention_forward lse", lse, l1);
         vkt_attention_backward(dut, D(dqkv), D(dout), D(qkv), D(lse), b, t, c, nh);
@@ -358,9 +398,11 @@ static void check_attention_fp16(int is_vulkan) {
 static void check_elementwise(void) {
     const size_t n = (size_t)N * C + 7;
     pair x = prand(n, 3), y = prand(n, 1), out = pnew(n), dout = prand(n, 1), dinp = pnew(n);
-    vkt_gelu_forward(ref, R(out), R(x), n);
-    vkt_gelu_forward(dut, D(out), D(x), n);
+    vkt_gelu_forward(ref, R(out), R(x), n, VKT_NULL_PTR);
+    vkt_buf *h = half_buf(n);
+    vkt_gelu_forward(dut, D(out), D(x), n, half_copy_at(h));
     same("gelu_forward", out);
+    same_half_copy("gelu_forward out_half", h, out, n);
     vkt_gelu_backward(ref, R(dinp), R(x), R(dout), n);
     vkt_gelu_backward(dut, D(dinp), D(x), D(dout), n);
     same("gelu_backward", dinp);
@@ -430,8 +472,8 @@ static void check_reductions(void) {
     pair inp = prand((size_t)M * C2, 2), w = prand(C2, 1), b = prand(C2, 1),
          out = pnew((size_t)M * C2), mean = pnew(M), rstd = pnew(M), dy = prand((size_t)M * C2, 1),
          dinp = pnew((size_t)M * C2), dw = pnew(C2), db = pnew(C2);
-    vkt_layernorm_forward(ref, R(out), R(mean), R(rstd), R(inp), R(w), R(b), M, C2);
-    vkt_layernorm_forward(dut, D(out), D(mean), D(rstd), D(inp), D(w), D(b), M, C2);
+    vkt_layernorm_forward(ref, R(out), R(mean), R(rstd), R(inp), R(w), R(b), M, C2, VKT_NULL_PTR);
+    vkt_layernorm_forward(dut, D(out), D(mean), D(rstd), D(inp), D(w), D(b), M, C2, VKT_NULL_PTR);
     float *dw1 = NULL, *db1 = NULL;
     for (int k = 0; k < 2; k++) {
         vkt_backend *be[2] = {ref, dut};
@@ -560,9 +602,12 @@ static void check_adamw(void) {
             r.norm_sq = R(ns), d.norm_sq = D(ns);
             r.max_norm = d.max_norm = 1.0f;
         }
+        vkt_buf *h = half_buf(n); /* the weights' fp16 copy, written with the update */
+        d.params_half = half_copy_at(h);
         vkt_adamw(ref, R(p), R(g), R(m), R(v), n, &r);
         vkt_adamw(dut, D(p), D(g), D(m), D(v), n, &d);
         same(k ? "adamw params (clipped)" : "adamw params", p);
+        same_half_copy("adamw params_half", h, p, n);
         same(k ? "adamw m (clipped)" : "adamw m", m);
         same(k ? "adamw v (clipped)" : "adamw v", v);
     }

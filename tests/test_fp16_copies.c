@@ -1,7 +1,8 @@
 /* precision = fp16's operand copies (docs/backends.md, "fp16 operands"): a model created under
  * fp16 keeps fp16 copies of its parameters and matmul inputs and hands them to vkt_matmul;
  * one created before precision became fp16 has none, so the backend rounds the fp32 tensors
- * on every call. Both must compute exactly the same thing, on the reference backend:
+ * on every call. Both must compute exactly the same thing, on the reference backend (and on
+ * VKT_TEST_DEVICE when set):
  *  - the loss and every gradient of a forward + backward, bitwise;
  *  - after an AdamW update (which must refresh the weights' copy), the parameters and the
  *    next forward's loss, bitwise; a second update the same;
@@ -16,12 +17,20 @@
 #include "vktrain/model.h"
 #include "vktrain/train.h"
 
+/* The device under test: cpu:0's reference kernels, or VKT_TEST_DEVICE (as
+ * test_vulkan_fp16_copies runs it: vulkan:0, where the producers write the copies in their
+ * own kernels); a device that is not there skips (77). */
 static vkt_backend *reference(void) {
     char err[512] = "";
-    int dev = vkt_device_resolve("cpu:0", err, sizeof err);
+    const char *want = getenv("VKT_TEST_DEVICE");
+    int dev = vkt_device_resolve(want ? want : "cpu:0", err, sizeof err);
+    if (dev < 0 && want) {
+        printf("test_fp16_copies: %s not here (%s): skipped\n", want, err);
+        exit(77);
+    }
     vkt_backend *be = dev >= 0 ? vkt_backend_create(dev, err, sizeof err) : NULL;
-    if (!be || vkt_backend_set_option(be, "kernels", "reference", err, sizeof err)) {
-        fprintf(stderr, "no cpu reference backend: %s\n", err);
+    if (!be || (!want && vkt_backend_set_option(be, "kernels", "reference", err, sizeof err))) {
+        fprintf(stderr, "no backend to test: %s\n", err);
         exit(1);
     }
     return be;

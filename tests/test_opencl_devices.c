@@ -24,7 +24,7 @@ static int run_kernel(vkt_backend *be) {
                                                                           sizeof err);
     if (!a || !b) return -1;
     vkt_upload(be, vkt_at(a, 0), x, sizeof x);
-    vkt_gelu_forward(be, vkt_at(b, 0), vkt_at(a, 0), 4);
+    vkt_gelu_forward(be, vkt_at(b, 0), vkt_at(a, 0), 4, VKT_NULL_PTR);
     vkt_download(be, y, vkt_at(b, 0), sizeof y);
     vkt_free(be, a);
     vkt_free(be, b);

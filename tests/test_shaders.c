@@ -111,6 +111,9 @@ static void check_written_bindings(void) {
         {"flash_attention_backward_kv", 0x1},
         {"flash_attention_cm_forward", 0x3}, {"flash_attention_cm_backward_q", 0x11},
         {"flash_attention_cm_backward_kv", 0x1},
+        /* the producers that also write their output's fp16 copy (HALF_OUT) */
+        {"layernorm_forward_h", 0x47}, {"gelu_forward_h", 0x5}, {"adamw_h", 0x2d},
+        {"flash_attention_forward_h", 0xb}, {"flash_attention_cm_forward_h", 0xb},
     };
     int n = 0;
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {

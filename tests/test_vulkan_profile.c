@@ -38,8 +38,8 @@ int main(void) {
             vkt_fill(be, in, 0.5f, (size_t)R * C);
             vkt_fill(be, w, 1.0f, 2 * C);
             vkt_profile_enable(be, 1);
-            vkt_layernorm_forward(be, out, st, vkt_ptr_addf(st, R), in, w, vkt_ptr_addf(w, C), R, C);
-            vkt_layernorm_forward(be, out, st, vkt_ptr_addf(st, R), in, w, vkt_ptr_addf(w, C), 40, C);
+            vkt_layernorm_forward(be, out, st, vkt_ptr_addf(st, R), in, w, vkt_ptr_addf(w, C), R, C, VKT_NULL_PTR);
+            vkt_layernorm_forward(be, out, st, vkt_ptr_addf(st, R), in, w, vkt_ptr_addf(w, C), 40, C, VKT_NULL_PTR);
             vkt_fill(be, in, 0.0f, 16);
             vkt_synchronize(be);
             vkt_profile_entry e[64];

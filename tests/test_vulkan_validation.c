@@ -92,7 +92,7 @@ static void all_ops(vkt_backend *be, arena *a) {
     vkt_ptr ln = tensor(a, (size_t)N * C, 0), mean = tensor(a, N, 0), rstd = tensor(a, N, 0);
     vkt_ptr w = tensor(a, C, 1), bias = tensor(a, C, 0.1f);
     vkt_ptr dw = tensor(a, C, 0), db = tensor(a, C, 0), dln = tensor(a, (size_t)N * C, 0.1f);
-    vkt_layernorm_forward(be, ln, mean, rstd, x, w, bias, N, C);
+    vkt_layernorm_forward(be, ln, mean, rstd, x, w, bias, N, C, VKT_NULL_PTR);
     vkt_layernorm_backward(be, dx, dw, db, dln, x, w, mean, rstd, N, C);
 
     /* a linear layer's forward and backward: all four transpose combinations (the last
@@ -108,11 +108,11 @@ static void all_ops(vkt_backend *be, arena *a) {
     vkt_bias_backward(be, dbqkv, dqkv, N, C3);
 
     vkt_ptr att = tensor(a, (size_t)B * NH * T * T, 0), ao = tensor(a, (size_t)N * C, 0);
-    vkt_attention_forward(be, ao, att, qkv, B, T, C, NH);
+    vkt_attention_forward(be, ao, att, qkv, B, T, C, NH, VKT_NULL_PTR);
     vkt_attention_backward(be, dqkv, dx, qkv, att, B, T, C, NH);
 
     vkt_ptr g = tensor(a, (size_t)N * C, 0), dg = tensor(a, (size_t)N * C, 0);
-    vkt_gelu_forward(be, g, ao, (size_t)N * C);
+    vkt_gelu_forward(be, g, ao, (size_t)N * C, VKT_NULL_PTR);
     vkt_gelu_backward(be, dg, ao, dx, (size_t)N * C);
     vkt_gelu_backward(be, dx, ao, dx, (size_t)N * C); /* in place: dinp may be dout */
     vkt_residual_forward(be, x, x, g, (size_t)N * C);
@@ -177,7 +177,7 @@ static void split_ops(int dev) {
                 C2 = tensor(&a, (size_t)5 * N, 0);
         vkt_matmul(be, C2, At, Bt, bias, 5, N, Kt, 1, 0, 1.0f, 0.0f); /* slices of K */
         vkt_ptr big = tensor(&a, 5003, 1), out = tensor(&a, 5003, 0), s = tensor(&a, 1, 0);
-        vkt_gelu_forward(be, out, big, 5003); /* chunks */
+        vkt_gelu_forward(be, out, big, 5003, VKT_NULL_PTR); /* chunks */
         vkt_sumsq(be, s, out, 5003);          /* chunks that accumulate */
         vkt_ptr lg = tensor(&a, (size_t)700 * 7, 1), ls = tensor(&a, 700, 0);
         vkt_ptr tg = ints(&a, 700, 5, 1);

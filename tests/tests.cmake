@@ -88,6 +88,10 @@ if(TARGET vktrain_shaders)
   add_test(NAME test_vulkan_ops_fallbacks COMMAND test_backend_ops)
   set_tests_properties(test_vulkan_ops_fallbacks PROPERTIES LABELS "vulkan" SKIP_RETURN_CODE 77
     ENVIRONMENT "VKT_TEST_DEVICES=vulkan:0;VKT_VULKAN_DISABLE_STORAGE16=1;VKT_VULKAN_NO_READBACK=1;VKT_VULKAN_NO_PUSH_DESCRIPTORS=1;${VKT_TEST_ENV}")
+  # precision = fp16's copies on vulkan:0, where the producers write them in their own kernels
+  add_test(NAME test_vulkan_fp16_copies COMMAND test_fp16_copies)
+  set_tests_properties(test_vulkan_fp16_copies PROPERTIES LABELS "vulkan" SKIP_RETURN_CODE 77
+    ENVIRONMENT "VKT_TEST_DEVICE=vulkan:0;${VKT_TEST_ENV}")
   add_test(NAME test_vulkan_validation_pools COMMAND test_vulkan_validation)
   set_tests_properties(test_vulkan_validation_pools PROPERTIES LABELS "vulkan" SKIP_RETURN_CODE 77
     ENVIRONMENT "VKT_VULKAN_NO_PUSH_DESCRIPTORS=1;VKT_SOURCE_DIR=${CMAKE_SOURCE_DIR};${VKT_TEST_ENV}")

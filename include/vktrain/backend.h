@@ -159,7 +159,11 @@ void vkt_copy(vkt_backend *be, vkt_ptr dst, vkt_ptr src, size_t bytes);
  * Shapes are row-major; N = rows (B*T positions). Conventions, as in llm.c:
  * outputs first, then inputs, then weights, then dimensions. Forward ops overwrite their
  * outputs. Backward ops ADD (+=) into parameter gradients (so micro-batches accumulate);
- * for activation gradients each op says whether it adds or overwrites. */
+ * for activation gradients each op says whether it adds or overwrites.
+ * out_half (layernorm, attention and GELU forward): VKT_NULL_PTR, or an fp16 tensor
+ * (vkt_half_at) that also receives out rounded to fp16, bit for bit what vkt_to_half(out_half,
+ * out, n) writes: the copy precision = fp16's matmuls read, written by the producer itself
+ * where the backend can (no separate pass over out). */
 
 /* out(B,T,C) = wte[tokens[b,t]] + wpe[t]; tokens are int32. */
 void vkt_encoder_forward(vkt_backend *be, vkt_ptr out, vkt_ptr tokens, vkt_ptr wte, vkt_ptr wpe,
@@ -170,7 +174,8 @@ void vkt_encoder_backward(vkt_backend *be, vkt_ptr dwte, vkt_ptr dwpe, vkt_ptr d
 
 /* out(N,C) = (inp - mean) * rstd * weight + bias, eps 1e-5; saves mean(N), rstd(N). */
 void vkt_layernorm_forward(vkt_backend *be, vkt_ptr out, vkt_ptr mean, vkt_ptr rstd,
-                           vkt_ptr inp, vkt_ptr weight, vkt_ptr bias, int N, int C);
+                           vkt_ptr inp, vkt_ptr weight, vkt_ptr bias, int N, int C,
+                           vkt_ptr out_half);
 /* dinp += ..., dweight += ..., dbias += ... */
 void vkt_layernorm_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight, vkt_ptr dbias,
                             vkt_ptr dout, vkt_ptr inp, vkt_ptr weight, vkt_ptr mean,
@@ -199,13 +204,13 @@ void vkt_bias_backward(vkt_backend *be, vkt_ptr dbias, vkt_ptr dout, int M, int 
  * the backward needs to recompute the softmax probabilities p = exp(s - lse), so no T x T
  * matrix is ever stored (FlashAttention's bookkeeping). */
 void vkt_attention_forward(vkt_backend *be, vkt_ptr out, vkt_ptr lse, vkt_ptr qkv, int B, int T,
-                           int C, int NH);
+                           int C, int NH, vkt_ptr out_half);
 /* dqkv(B,T,3C) = gradient of the inputs (overwritten), from the forward's qkv and lse. */
 void vkt_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, vkt_ptr qkv,
                             vkt_ptr lse, int B, int T, int C, int NH);
 
 /* GELU, tanh approximation. Backward overwrites dinp = dout * gelu'(inp); dinp may be dout. */
-void vkt_gelu_forward(vkt_backend *be, vkt_ptr out, vkt_ptr inp, size_t n);
+void vkt_gelu_forward(vkt_backend *be, vkt_ptr out, vkt_ptr inp, size_t n, vkt_ptr out_half);
 void vkt_gelu_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr inp, vkt_ptr dout, size_t n);
 
 /* out = a + b. Its backward is the identity on both inputs, so the model needs no op for it:
@@ -231,6 +236,9 @@ typedef struct vkt_adamw_args {
     int t;
     vkt_ptr norm_sq; /* VKT_NULL_PTR: no clipping, no skipping */
     float max_norm;  /* 0: no clipping */
+    /* VKT_NULL_PTR, or an fp16 tensor (vkt_half_at) that also receives the updated params
+     * rounded as vkt_to_half rounds: the weights' copy precision = fp16's matmuls read */
+    vkt_ptr params_half;
 } vkt_adamw_args;
 /* The multiplier that clips a gradient of global L2 norm `norm` to max_norm (0 = never). */
 static inline float vkt_clip_factor(float norm, float max_norm) {

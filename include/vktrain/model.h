@@ -97,6 +97,9 @@ vkt_buf *vkt_model_params(vkt_model *m);
 vkt_buf *vkt_model_grads(vkt_model *m);
 vkt_buf *vkt_model_adam_m(vkt_model *m);
 vkt_buf *vkt_model_adam_v(vkt_model *m);
+/* Under precision = fp16 the parameters' fp16 copy (what AdamW refreshes with the update:
+ * vkt_adamw_args.params_half); VKT_NULL_PTR in fp32. */
+vkt_ptr vkt_model_params_half(vkt_model *m);
 
 /* GPT-2 initialisation: N(0, 0.02), residual projections (attprojw, fcprojw) scaled by
  * 1/sqrt(2 n_layer), biases 0, LayerNorm weights 1; padded wte rows 0. Deterministic in seed.
@@ -105,9 +108,10 @@ int vkt_model_init_random(vkt_model *m, uint64_t seed);
 /* Host copies of the parameters (num_params floats). */
 void vkt_model_get_params(vkt_model *m, float *dst);
 void vkt_model_set_params(vkt_model *m, const float *src);
-/* After anything wrote the parameter buffer on the device (the optimizer's update; set_params
- * calls it itself): under precision = fp16, refreshes the parameters' fp16 copy, which the
- * matmuls read. Queued like any op; nothing to do in fp32. */
+/* After anything but AdamW wrote the parameter buffer on the device (AdamW writes the copy
+ * with its update: vkt_model_params_half; set_params calls this itself): under precision =
+ * fp16, refreshes the parameters' fp16 copy, which the matmuls read. Queued like any op;
+ * nothing to do in fp32. */
 void vkt_model_params_changed(vkt_model *m);
 
 /* Forward on tokens (B,T) int32 (host). With targets (B,T) (host, may be NULL) computes the

@@ -479,6 +479,26 @@ static void check_to_half(vkt_ptr dst, vkt_ptr src, size_t n) {
                   "dst must be an fp16 tensor at an even offset, src an fp32 one");
 }
 
+/* A producer's fp16 copy (out_half): none, or an fp16 tensor at an even offset. */
+static void require_half_copy(vkt_ptr h, const char *op) {
+    require_types(!h.buf || (h.half && h.off % 2 == 0), op,
+                  "out_half must be VKT_NULL_PTR or an fp16 tensor at an even offset");
+}
+static void check_layernorm_forward(vkt_ptr out, vkt_ptr mean, vkt_ptr rstd, vkt_ptr inp,
+                                    vkt_ptr weight, vkt_ptr bias, int N, int C, vkt_ptr out_half) {
+    (void)out, (void)mean, (void)rstd, (void)inp, (void)weight, (void)bias, (void)N, (void)C;
+    require_half_copy(out_half, "vkt_layernorm_forward");
+}
+static void check_attention_forward(vkt_ptr out, vkt_ptr lse, vkt_ptr qkv, int B, int T, int C,
+                                    int NH, vkt_ptr out_half) {
+    (void)out, (void)lse, (void)qkv, (void)B, (void)T, (void)C, (void)NH;
+    require_half_copy(out_half, "vkt_attention_forward");
+}
+static void check_gelu_forward(vkt_ptr out, vkt_ptr inp, size_t n, vkt_ptr out_half) {
+    (void)out, (void)inp, (void)n;
+    require_half_copy(out_half, "vkt_gelu_forward");
+}
+
 /* The public entry point of every compute op (ops.def): the argument check where there is
  * one, then the backend's op, timed on the host when host profiling is on and skipped after
  * a device failure (TIMED). Profile names are the op names. */

@@ -377,6 +377,9 @@ size_t vkt_model_device_bytes(const vkt_model *m) { return m->device_bytes; }
 const vkt_param_tensor *vkt_model_tensors(const vkt_model *m) { return m->tensors; }
 vkt_backend *vkt_model_backend(const vkt_model *m) { return m->be; }
 vkt_buf *vkt_model_params(vkt_model *m) { return m->params; }
+vkt_ptr vkt_model_params_half(vkt_model *m) {
+    return m->fp16 ? vkt_half_at(m->params_h, 0) : VKT_NULL_PTR;
+}
 vkt_buf *vkt_model_grads(vkt_model *m) { return m->grads; }
 vkt_buf *vkt_model_adam_m(vkt_model *m) { return m->adam_m; }
 vkt_buf *vkt_model_adam_v(vkt_model *m) { return m->adam_v; }
@@ -478,10 +481,9 @@ static mm_inputs inputs_of(vkt_model *m, const layer_acts *x, int l) {
 static vkt_ptr lnf_input(vkt_model *m, const acts *a) {
     return m->fp16 ? vkt_half_at(m->bufs[BUF_HALF(m->shape.num_layers, H_LNF)], 0) : a->lnf;
 }
-/* The fp16 copy of an activation its producer just wrote (nothing to do in fp32). */
-static void copy_half(vkt_model *m, vkt_ptr dst, vkt_ptr src, size_t n) {
-    if (m->fp16) vkt_to_half(m->be, dst, src, n);
-}
+/* Where a producer writes its output's fp16 copy (out_half): the copy under precision = fp16,
+ * none in fp32 (the matmuls then read the fp32 tensor itself). */
+static vkt_ptr half_copy(vkt_model *m, vkt_ptr copy) { return m->fp16 ? copy : VKT_NULL_PTR; }
 
 /* A linear layer on N rows: out(N,OC) = inp(N,IC) . weight(OC,IC)^T + bias(OC). */
 static void linear_forward(vkt_backend *be, vkt_ptr out, vkt_ptr inp, vkt_ptr weight,
@@ -521,28 +523,23 @@ void vkt_model_forward_acc(vkt_model *m, const int32_t *tokens, const int32_t *t
         size_t n = (size_t)BT * C;
 
         vkt_layernorm_forward(be, x.ln1, x.ln1_mean, x.ln1_rstd, x.residual, param(m, P, LN1W, l),
-                              param(m, P, LN1B, l), BT, C);
-        copy_half(m, in.ln1, x.ln1, n);
+                              param(m, P, LN1B, l), BT, C, half_copy(m, in.ln1));
         linear_forward(be, x.qkv, in.ln1, mm_weight(m, QKVW, l), param(m, P, QKVB, l), BT, C, 3 * C);
-        vkt_attention_forward(be, x.atty, x.att_lse, x.qkv, B, T, C, NH);
-        copy_half(m, in.atty, x.atty, n);
+        vkt_attention_forward(be, x.atty, x.att_lse, x.qkv, B, T, C, NH, half_copy(m, in.atty));
         linear_forward(be, x.attproj, in.atty, mm_weight(m, ATTPROJW, l), param(m, P, ATTPROJB, l),
                        BT, C, C);
         vkt_residual_forward(be, x.residual2, x.residual, x.attproj, n);
         vkt_layernorm_forward(be, x.ln2, x.ln2_mean, x.ln2_rstd, x.residual2, param(m, P, LN2W, l),
-                              param(m, P, LN2B, l), BT, C);
-        copy_half(m, in.ln2, x.ln2, n);
+                              param(m, P, LN2B, l), BT, C, half_copy(m, in.ln2));
         linear_forward(be, x.fch, in.ln2, mm_weight(m, FCW, l), param(m, P, FCB, l), BT, C, 4 * C);
-        vkt_gelu_forward(be, x.fch_gelu, x.fch, 4 * n);
-        copy_half(m, in.fch_gelu, x.fch_gelu, 4 * n);
+        vkt_gelu_forward(be, x.fch_gelu, x.fch, 4 * n, half_copy(m, in.fch_gelu));
         linear_forward(be, x.fcproj, in.fch_gelu, mm_weight(m, FCPROJW, l),
                        param(m, P, FCPROJB, l), BT, 4 * C, C);
         vkt_residual_forward(be, x.residual3, x.residual2, x.fcproj, n);
     }
     vkt_ptr last = layer_of(m, L - 1).residual3;
     vkt_layernorm_forward(be, a.lnf, a.lnf_mean, a.lnf_rstd, last, param0(m, P, LNFW),
-                          param0(m, P, LNFB), BT, C);
-    copy_half(m, lnf_input(m, &a), a.lnf, (size_t)BT * C);
+                          param0(m, P, LNFB), BT, C, half_copy(m, lnf_input(m, &a)));
     /* tied embedding: logits = lnf . wte^T over all Vp rows (padded rows are masked in the loss) */
     linear_forward(be, a.logits, lnf_input(m, &a), mm_weight(m, WTE, 0), VKT_NULL_PTR, BT, C, Vp);
     if (!targets) return;

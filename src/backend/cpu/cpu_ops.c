@@ -74,7 +74,7 @@ void vkt_cpu_encoder_backward(vkt_backend *be, vkt_ptr dwte_, vkt_ptr dwpe_, vkt
 /* ---- layernorm ---- */
 
 void vkt_cpu_layernorm_forward(vkt_backend *be, vkt_ptr out_, vkt_ptr mean_, vkt_ptr rstd_,
-                               vkt_ptr inp_, vkt_ptr weight_, vkt_ptr bias_, int N, int C) {
+                               vkt_ptr inp_, vkt_ptr weight_, vkt_ptr bias_, int N, int C, vkt_ptr out_half) {
     (void)be;
     float *out = F(out_), *mean = F(mean_), *rstd = F(rstd_);
     const float *inp = F(inp_), *w = F(weight_), *b = F(bias_);
@@ -91,6 +91,7 @@ void vkt_cpu_layernorm_forward(vkt_backend *be, vkt_ptr out_, vkt_ptr mean_, vkt
         mean[n] = (float)m;
         rstd[n] = (float)r;
     }
+    if (out_half.buf) vkt_cpu_to_half(be, out_half, out_, (size_t)N * C); /* the fp16 copy */
 }
 
 void vkt_cpu_layernorm_backward(vkt_backend *be, vkt_ptr dinp_, vkt_ptr dweight_,
@@ -252,7 +253,7 @@ static void attention_scores(float *s, const float *qkv, int b, int h, int t, in
 }
 
 void vkt_cpu_attention_forward(vkt_backend *be, vkt_ptr out_, vkt_ptr lse_, vkt_ptr qkv_, int B,
-                               int T, int C, int NH) {
+                               int T, int C, int NH, vkt_ptr out_half) {
     (void)be;
     float *out = F(out_), *lse = F(lse_);
     const float *qkv = F(qkv_);
@@ -287,6 +288,7 @@ void vkt_cpu_attention_forward(vkt_backend *be, vkt_ptr out_, vkt_ptr lse_, vkt_
                     for (int i = 0; i < hs; i++) o[i] *= inv;
                 }
     }
+    if (out_half.buf) vkt_cpu_to_half(be, out_half, out_, (size_t)B * T * C);
 }
 
 void vkt_cpu_attention_backward(vkt_backend *be, vkt_ptr dqkv_, vkt_ptr dout_, vkt_ptr qkv_,
@@ -346,7 +348,7 @@ void vkt_cpu_attention_backward(vkt_backend *be, vkt_ptr dqkv_, vkt_ptr dout_, v
 
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
 
-void vkt_cpu_gelu_forward(vkt_backend *be, vkt_ptr out_, vkt_ptr inp_, size_t n) {
+void vkt_cpu_gelu_forward(vkt_backend *be, vkt_ptr out_, vkt_ptr inp_, size_t n, vkt_ptr out_half) {
     (void)be;
     float *out = F(out_);
     const float *x = F(inp_);
@@ -355,6 +357,7 @@ void vkt_cpu_gelu_forward(vkt_backend *be, vkt_ptr out_, vkt_ptr inp_, size_t n)
         float v = x[i];
         out[i] = 0.5f * v * (1.0f + tanhf(GELU_SCALE * (v + 0.044715f * v * v * v)));
     }
+    if (out_half.buf) vkt_cpu_to_half(be, out_half, out_, n);
 }
 
 void vkt_cpu_gelu_backward(vkt_backend *be, vkt_ptr dinp_, vkt_ptr inp_, vkt_ptr dout_,
@@ -440,6 +443,7 @@ void vkt_cpu_adamw(vkt_backend *be, vkt_ptr params_, vkt_ptr grads_, vkt_ptr m_,
         float mhat = mi / bc1, vhat = vi / bc2;
         p[i] -= lr * (mhat / (sqrtf(vhat) + eps) + wd * p[i]);
     }
+    if (a->params_half.buf) vkt_cpu_to_half(be, a->params_half, params_, n); /* fp16 copy */
 }
 
 /* Fixed-size chunks summed in order: the result does not depend on the thread count. */

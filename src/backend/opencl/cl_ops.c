@@ -227,12 +227,13 @@ void vkt_cl_op_encoder_backward(vkt_backend *be, vkt_ptr dwte, vkt_ptr dwpe, vkt
 }
 
 void vkt_cl_op_layernorm_forward(vkt_backend *be, vkt_ptr out, vkt_ptr mean, vkt_ptr rstd,
-                                 vkt_ptr inp, vkt_ptr weight, vkt_ptr bias, int N, int C) {
+                                 vkt_ptr inp, vkt_ptr weight, vkt_ptr bias, int N, int C, vkt_ptr out_half) {
     mem_arg o = M(out), m = M(mean), r = M(rstd), x = M(inp), w = M(weight), b = M(bias);
     cl_uint n = (cl_uint)N, ch = (cl_uint)C;
     vkt_cl_arg a[] = {ARG_MEM(o), ARG_MEM(m), ARG_MEM(r), ARG_MEM(x),
                       ARG_MEM(w), ARG_MEM(b), ARG(n),     ARG(ch)};
     launch1d(vkt_cl(be), "layernorm_forward", (size_t)N, 64, NARGS(a), a);
+    if (out_half.buf) vkt_cl_op_to_half(be, out_half, out, (size_t)N * C); /* the fp16 copy */
 }
 
 void vkt_cl_op_layernorm_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight,
@@ -257,13 +258,14 @@ void vkt_cl_op_bias_backward(vkt_backend *be, vkt_ptr dbias, vkt_ptr dout, int M
 }
 
 void vkt_cl_op_attention_forward(vkt_backend *be, vkt_ptr out, vkt_ptr lse, vkt_ptr qkv, int B,
-                                 int T, int C, int NH) {
+                                 int T, int C, int NH, vkt_ptr out_half) {
     mem_arg o = M(out), l = M(lse), q = M(qkv);
     cl_uint b = (cl_uint)B, t = (cl_uint)T, ch = (cl_uint)C, nh = (cl_uint)NH;
     float scale = 1.0f / sqrtf((float)(C / NH));
     vkt_cl_arg a[] = {ARG_MEM(o), ARG_MEM(l), ARG_MEM(q), ARG(b),
                       ARG(t),     ARG(ch),    ARG(nh),    ARG(scale)};
     launch1d(vkt_cl(be), "attention_forward", (size_t)B * NH * T, 64, NARGS(a), a);
+    if (out_half.buf) vkt_cl_op_to_half(be, out_half, out, (size_t)B * T * C);
 }
 
 void vkt_cl_op_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, vkt_ptr qkv,
@@ -281,11 +283,12 @@ void vkt_cl_op_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, v
     launch1d(c, "attention_backward_kv", (size_t)B * NH * T, 64, NARGS(a), a);
 }
 
-void vkt_cl_op_gelu_forward(vkt_backend *be, vkt_ptr out, vkt_ptr inp, size_t n) {
+void vkt_cl_op_gelu_forward(vkt_backend *be, vkt_ptr out, vkt_ptr inp, size_t n, vkt_ptr out_half) {
     mem_arg o = M(out), x = M(inp);
     cl_uint nn = (cl_uint)n;
     vkt_cl_arg a[] = {ARG_MEM(o), ARG_MEM(x), ARG(nn)};
     launch1d(vkt_cl(be), "gelu_forward", n, 256, NARGS(a), a);
+    if (out_half.buf) vkt_cl_op_to_half(be, out_half, out, n);
 }
 
 void vkt_cl_op_gelu_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr inp, vkt_ptr dout,
@@ -326,6 +329,7 @@ void vkt_cl_op_adamw(vkt_backend *be, vkt_ptr params, vkt_ptr grads, vkt_ptr m_,
                       ARG(has_norm), ARG(nn), ARG(lr), ARG(b1), ARG(b2), ARG(eps), ARG(wd),
                       ARG(gs), ARG(bc1), ARG(bc2), ARG(mx)};
     launch1d(vkt_cl(be), "adamw", n, 256, NARGS(a), a);
+    if (args->params_half.buf) vkt_cl_op_to_half(be, args->params_half, params, n);
 }
 
 void vkt_cl_op_sumsq(vkt_backend *be, vkt_ptr out, vkt_ptr x_, size_t n) {

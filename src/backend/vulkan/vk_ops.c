@@ -257,19 +257,31 @@ void vkt_vk_op_encoder_backward(vkt_backend *be, vkt_ptr dwte, vkt_ptr dwpe, vkt
            VKT_NULL_PTR, B, T * C, 0);
 }
 
+/* Whether a producer writes its fp16 copy itself (its *_h variant, through 16-bit storage);
+ * otherwise the op is followed by vkt_to_half's pass (half_after). */
+static int fused_half(vkt_backend *be, vkt_ptr out_half) {
+    vkt_vk_ctx *c = vkt_vk(be);
+    return out_half.buf && c->storage16 && !c->fp64;
+}
+static void half_after(vkt_backend *be, vkt_ptr out_half, vkt_ptr out, size_t n, int fused) {
+    if (out_half.buf && !fused) vkt_vk_op_to_half(be, out_half, out, n);
+}
+
 typedef struct { uint32_t N, C, mode, o[8]; } ln_push;
 void vkt_vk_op_layernorm_forward(vkt_backend *be, vkt_ptr out, vkt_ptr mean, vkt_ptr rstd,
-                                 vkt_ptr inp, vkt_ptr weight, vkt_ptr bias, int N, int C) {
+                                 vkt_ptr inp, vkt_ptr weight, vkt_ptr bias, int N, int C,
+                                 vkt_ptr out_half) {
     ln_push pc = {(uint32_t)N, (uint32_t)C, 0, {0}};
-    vkt_ptr p[6] = {out, mean, rstd, inp, weight, bias};
+    vkt_ptr p[7] = {out, mean, rstd, inp, weight, bias, out_half};
     size_t nc = (size_t)N * C * 4, n4 = (size_t)N * 4, c4 = (size_t)C * 4;
-    size_t e[6] = {nc, n4, n4, nc, c4, c4};
+    size_t e[7] = {nc, n4, n4, nc, c4, c4, nc / 2};
     need(be, "layernorm_forward", out, (size_t)N * C * 4);
     need(be, "layernorm_forward", inp, (size_t)N * C * 4);
     /* a workgroup of 64 per row (layernorm_rows.comp); the fp64 diagnostic a thread per row */
-    int f64 = vkt_vk(be)->fp64;
-    run(be, f64 ? "layernorm_forward_f64" : "layernorm_forward", 6, p, e, &pc, sizeof pc, pc.o,
-        f64 ? (size_t)N : (size_t)N * 64, 64);
+    int f64 = vkt_vk(be)->fp64, fused = fused_half(be, out_half);
+    run(be, f64 ? "layernorm_forward_f64" : fused ? "layernorm_forward_h" : "layernorm_forward",
+        fused ? 7 : 6, p, e, &pc, sizeof pc, pc.o, f64 ? (size_t)N : (size_t)N * 64, 64);
+    half_after(be, out_half, out, (size_t)N * C, fused);
 }
 void vkt_vk_op_layernorm_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight,
                                   vkt_ptr dbias, vkt_ptr dout, vkt_ptr inp, vkt_ptr weight,
@@ -360,6 +372,9 @@ static const char *const flash_names[] = {"flash_attention_forward",
 static const char *const flash_cm_names[] = {"flash_attention_cm_forward",
                                              "flash_attention_cm_backward_q",
                                              "flash_attention_cm_backward_kv"};
+/* the forwards that also write out's fp16 copy (binding 3) */
+static const char *const flash_fwd_h[] = {"flash_attention_forward_h",
+                                          "flash_attention_cm_forward_h"};
 
 /* Shared memory of a flash variant at block blk and head size hs: what the shader declares. */
 static uint64_t flash_shared_bytes(int variant, uint32_t blk, uint32_t hs) {
@@ -456,8 +471,9 @@ static void run_attention(vkt_backend *be, int flash, const flash_cm_plan *cp,
     vkt_vk_bind(c, &bd, nb, ptrs, bytes);
     memcpy(pc->o, bd.elem_off, (size_t)nb * sizeof pc->o[0]);
     uint32_t hs = pc->C / pc->NH;
+    int h = flash == FLASH_FWD && nb == 4; /* a forward writing out's fp16 copy */
     if (flash >= 0 && cp) {
-        vkt_vk_shader sh = {flash_cm_names[flash], {cp->wg, 1, 1}, 6,
+        vkt_vk_shader sh = {h ? flash_fwd_h[1] : flash_cm_names[flash], {cp->wg, 1, 1}, 6,
                             {{0, cp->wg}, {1, hs}, {2, cp->blk}, {3, cp->tm}, {4, cp->tn},
                              {5, cp->tk}}, cp->sg};
         vkt_vk_dispatch(c, &sh, &bd, pc, sizeof *pc, (pc->T + cp->blk - 1) / cp->blk,
@@ -466,7 +482,8 @@ static void run_attention(vkt_backend *be, int flash, const flash_cm_plan *cp,
     }
     if (flash >= 0) {
         uint32_t blk = flash_block(c, flash, hs, pc->T);
-        vkt_vk_shader sh = {flash_names[flash], {128, 1, 1}, 2, {{0, hs}, {1, blk}}, 0};
+        vkt_vk_shader sh = {h ? flash_fwd_h[0] : flash_names[flash], {128, 1, 1}, 2,
+                            {{0, hs}, {1, blk}}, 0};
         vkt_vk_dispatch(c, &sh, &bd, pc, sizeof *pc, (pc->T + blk - 1) / blk, pc->B * pc->NH, 1);
         return;
     }
@@ -475,21 +492,23 @@ static void run_attention(vkt_backend *be, int flash, const flash_cm_plan *cp,
 }
 
 void vkt_vk_op_attention_forward(vkt_backend *be, vkt_ptr out, vkt_ptr lse, vkt_ptr qkv, int B,
-                                 int T, int C, int NH) {
+                                 int T, int C, int NH, vkt_ptr out_half) {
     att_push pc = {(uint32_t)B, (uint32_t)T, (uint32_t)C, (uint32_t)NH, {0},
                    1.0f / sqrtf((float)(C / NH))};
-    vkt_ptr p[3] = {out, lse, qkv};
+    vkt_ptr p[4] = {out, lse, qkv, out_half};
     size_t btc = (size_t)B * T * C * 4;
-    size_t e[3] = {btc, (size_t)B * NH * T * 4, 3 * btc};
+    size_t e[4] = {btc, (size_t)B * NH * T * 4, 3 * btc, btc / 2};
     need(be, "attention_forward", out, (size_t)B * T * C * 4);
     need(be, "attention_forward", qkv, (size_t)B * T * 3 * C * 4);
     uint32_t hs = (uint32_t)(C / NH);
     int flash = use_flash(be, hs, (uint32_t)T) ? FLASH_FWD : -1;
     flash_cm_plan cp;
     int cm = flash >= 0 && flash_cm_plan_for(vkt_vk(be), FLASH_FWD, hs, (uint32_t)T, &cp);
+    int fused = flash >= 0 && fused_half(be, out_half); /* the exact kernel: a to_half pass */
     run_attention(be, flash, cm ? &cp : NULL,
-                  vkt_vk(be)->fp64 ? "attention_forward_f64" : "attention_forward", 3, p, e,
-                  &pc);
+                  vkt_vk(be)->fp64 ? "attention_forward_f64" : "attention_forward",
+                  fused ? 4 : 3, p, e, &pc);
+    half_after(be, out_half, out, (size_t)B * T * C, fused);
 }
 void vkt_vk_op_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, vkt_ptr qkv,
                                   vkt_ptr lse, int B, int T, int C, int NH) {
@@ -525,11 +544,15 @@ void vkt_vk_op_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, v
 }
 
 typedef struct { uint32_t n, o[3]; float s; } ew_push;
-void vkt_vk_op_gelu_forward(vkt_backend *be, vkt_ptr out, vkt_ptr inp, size_t n) {
+void vkt_vk_op_gelu_forward(vkt_backend *be, vkt_ptr out, vkt_ptr inp, size_t n,
+                            vkt_ptr out_half) {
     ew_push pc = {(uint32_t)n, {0}, 0};
-    vkt_ptr p[3] = {out, inp, out};
-    run_chunked(be, vkt_vk(be)->fp64 ? "gelu_forward_f64" : "gelu_forward", 3, p, &pc,
-                sizeof pc, pc.o, &pc.n, n, 256, 7u);
+    int fused = fused_half(be, out_half);
+    vkt_ptr p[3] = {out, inp, fused ? out_half : out}; /* the copy in the unused binding */
+    run_chunked(be, vkt_vk(be)->fp64 ? "gelu_forward_f64" : fused ? "gelu_forward_h"
+                                                               : "gelu_forward",
+                3, p, &pc, sizeof pc, pc.o, &pc.n, n, 256, 7u);
+    half_after(be, out_half, out, n, fused);
 }
 void vkt_vk_op_gelu_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr inp, vkt_ptr dout,
                              size_t n) {
@@ -583,7 +606,7 @@ void vkt_vk_op_softmax_xent(vkt_backend *be, vkt_ptr losses, vkt_ptr logits, vkt
 void vkt_vk_op_adamw(vkt_backend *be, vkt_ptr params, vkt_ptr grads, vkt_ptr m, vkt_ptr v,
                      size_t n, const vkt_adamw_args *a) {
     struct {
-        uint32_t n, o[5], has_norm;
+        uint32_t n, o[6], has_norm;
         float lr, beta1, beta2, eps, weight_decay, grad_scale, bc1, bc2, max_norm;
     } pc = {
         .n = (uint32_t)n, .has_norm = a->norm_sq.buf ? 1u : 0u,
@@ -592,8 +615,12 @@ void vkt_vk_op_adamw(vkt_backend *be, vkt_ptr params, vkt_ptr grads, vkt_ptr m, 
         .bc1 = (float)(1.0 - pow(a->beta1, a->t)), .bc2 = (float)(1.0 - pow(a->beta2, a->t)),
         .max_norm = a->max_norm,
     };
-    vkt_ptr p[5] = {params, grads, m, v, a->norm_sq};
-    run_chunked(be, "adamw", 5, p, &pc, sizeof pc, pc.o, &pc.n, n, 256, 15u);
+    int fused = fused_half(be, a->params_half);
+    vkt_ptr p[6] = {params, grads, m, v, a->norm_sq, a->params_half};
+    /* the chunks move params, grads, m, v and the copy; norm_sq stays */
+    run_chunked(be, fused ? "adamw_h" : "adamw", fused ? 6 : 5, p, &pc, sizeof pc, pc.o, &pc.n,
+                n, 256, 0x2fu);
+    half_after(be, a->params_half, params, n, fused);
 }
 
 /* In chunks one descriptor covers; sumsq's later chunks add to the first's. */
