@@ -377,9 +377,13 @@ static void check_attention_fp16(int is_vulkan) {
     rtol = RTOL, atol_frac = ATOL_FRAC;
     if (profiled) {
         vkt_profile_entry e[64];
-        int n = vkt_profile_report(dut, e, 64), cm = 0;
+        int n = vkt_profile_report(dut, e, 64), cm = 0, seen = 0;
+        const char *kinds[3] = {"flash_attention_cm_forward", /* with its _h variant */
+                                "flash_attention_cm_backward_q", "flash_attention_cm_backward_kv"};
         for (int i = 0; i < n; i++)
-            if (!strncmp(e[i].name, "flash_attention_cm_", 19)) cm++;
+            for (int k = 0; k < 3; k++)
+                if (!strncmp(e[i].name, kinds[k], strlen(kinds[k]))) seen |= 1 << k;
+        for (int k = 0; k < 3; k++) cm += (seen >> k) & 1;
         printf("  cooperative-matrix attention kernels run: %d of 3\n", cm);
         vkt_profile_enable(dut, 0);
         int coop = 0;

@@ -36,9 +36,14 @@ static vkt_backend *reference(void) {
     return be;
 }
 
+/* precision = fp16, and on a device with matmul tiers one tier for both models (the auto
+ * choice times each model's shapes anew, and two tiers sum in other orders): VKT_TEST_MATMUL,
+ * default fp16. */
 static void set_fp16(vkt_backend *be) {
     char err[512];
-    if (vkt_backend_set_option(be, "precision", "fp16", err, sizeof err)) {
+    const char *tier = getenv("VKT_TEST_MATMUL");
+    if (vkt_backend_set_option(be, "precision", "fp16", err, sizeof err) ||
+        vkt_backend_set_option(be, "matmul", tier ? tier : "fp16", err, sizeof err)) {
         fprintf(stderr, "precision fp16: %s\n", err);
         exit(1);
     }
