@@ -3,7 +3,9 @@
 # is started): the device list, every op of vulkan:0 against the cpu reference (every matmul
 # tier that runs there, coopmat and coopmat2 included), then the GEMM throughput of the fp32,
 # fp16, coopmat and coopmat2 tiers beside PyTorch's (cuBLAS) on the same shapes, fp32 and
-# fp16, in this one run, and the ratio table (bench/gemm_ratios.py). Everything is written to
+# fp16, in this one run, and the ratio table (bench/gemm_ratios.py); then training tokens/s on
+# bench-ref and GPT-2-124M against PyTorch eager with vktrain's per-op profile
+# (bench/bench_gpu.py). Everything is written to
 # $OUT (the device tool brings it back). VKT_GPU_CHECK_QUICK=1: the small shapes only (a dry
 # run of the script on lavapipe).
 set -u
@@ -46,4 +48,9 @@ if python3 -c 'import torch' 2>/dev/null; then
 else
     log "no PyTorch here: no ratios"
 fi
+log "training tokens/s: vktrain vulkan:0 against PyTorch eager (bench/bench_gpu.py)"
+dev=cuda
+python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null || dev=cpu
+PYTHONUNBUFFERED=1 python3 bench/bench_gpu.py --vktrain "$BIN/vktrain" --device vulkan:0 \
+    --torch-device "$dev" --steps 8 $quick --out "$OUT" 2>&1 | tee "$OUT/train_tokens.txt"
 log "done"
