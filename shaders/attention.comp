@@ -34,7 +34,7 @@ layout(set = 0, binding = 4) buffer B4 { float dots[]; };
 #endif
 
 layout(push_constant) uniform PushConstants {
-    uint B, T, C, NH, o0, o1, o2, o3, o4;
+    uint B, T, C, NH, o0, o1, o2, o3, o4, o5;
     float scale;
 } pc;
 

@@ -18,10 +18,11 @@
 //              the diagonal: S = Q K^T * scale (causally masked), m' = max(m, rowmax S),
 //              P = exp(S - m'), l = l e^(m - m') + rowsum P, O = O e^(m - m') + P V.
 //              out = O / l, lse = m + log l.
-//   OP_BWD_Q   b0 = dqkv, b1 = dout, b2 = qkv, b3 = lse, b4 = dots(B,NH,T); block = BLK query
-//              rows. Pass 1: D = rowsum(P o dP) with dP = dO V^T (the softmax backward's
-//              subtrahend; summed per lane, then over the lanes in order). Pass 2:
-//              dS = P o (dP - D) * scale, dQ = dS K (overwritten). D goes to dots.
+//   OP_BWD_Q   b0 = dqkv, b1 = dout, b2 = qkv, b3 = lse, b4 = dots(B,NH,T), b5 = the
+//              forward's out; block = BLK query rows. D = rowsum(dO o O) (= rowsum(P o dP),
+//              the softmax backward's subtrahend; per lane, then over the lanes in order),
+//              then over the key blocks dS = P o (dP - D) * scale with dP = dO V^T, and
+//              dQ = dS K (overwritten). D goes to dots.
 //   OP_BWD_KV  same bindings; block = BLK key rows, over the query blocks from the diagonal
 //              on: P^T and dS^T from the stored lse and D, dV = P^T dO, dK = dS^T Q
 //              (both overwritten).
@@ -47,9 +48,12 @@ layout(set = 0, binding = 3) buffer B3 { uint16_t outh[]; }; // out's fp16 copy 
 layout(set = 0, binding = 3) readonly buffer B3 { float lse[]; };
 layout(set = 0, binding = 4) buffer B4 { float dots[]; };
 #endif
+#if defined(OP_BWD_Q)
+layout(set = 0, binding = 5) readonly buffer B5 { float fwd_out[]; }; // the forward's output
+#endif
 
 layout(push_constant) uniform PushConstants {
-    uint B, T, C, NH, o0, o1, o2, o3, o4;
+    uint B, T, C, NH, o0, o1, o2, o3, o4, o5;
     float scale;
 } pc;
 
@@ -160,28 +164,18 @@ void main() {
     LOAD_ROWS(own_b, blk0, DOUT_OF);
     const float lrow = lse[pc.o3 + bh * T + min(t, T - 1u)];
     const uint nkb = (min(blk0 + BLK, T) - 1u) / BLK + 1u;
-    // pass 1: this lane's part of D = sum_j p_j dp_j
+    // D = sum_j p_j dp_j = dO . O (FlashAttention-2): this lane's channels, then the lanes
+    // in order
     float dpart = 0.0;
-    for (uint kb = 0; kb < nkb; kb++) {
-        const uint k0 = kb * BLK;
-        barrier();
-        LOAD_ROWS(str_a, k0, K_OF);
-        LOAD_ROWS(str_b, k0, V_OF);
-        barrier();
-        for (uint jj = 0; jj < JC; jj++) {
-            uint j = lane + jj * LANES, tk = k0 + j;
-            if (tk > t || tk >= T) continue;
-            float s, dp;
-            DOT_ROWS(own_a, r * HS, str_a, j * HS, s);
-            DOT_ROWS(own_b, r * HS, str_b, j * HS, dp);
-            dpart += exp(s * pc.scale - lrow) * dp;
-        }
+    for (uint c = 0; c < HC && t < T; c++) {
+        uint ch = lane + c * LANES;
+        if (ch < HS) dpart += DOUT_OF(t, ch) * fwd_out[btc_at(pc.o5, b, t, h) + ch];
     }
     part[r * LANES + lane] = dpart;
     barrier();
     float D = 0.0;
     for (uint k = 0; k < LANES; k++) D += part[r * LANES + k];
-    // pass 2: dS = P o (dP - D) * scale, dQ = dS K
+    // one pass over the key blocks: dS = P o (dP - D) * scale, dQ = dS K
     float dq[HC];
     for (uint c = 0; c < HC; c++) dq[c] = 0.0;
     for (uint kb = 0; kb < nkb; kb++) {

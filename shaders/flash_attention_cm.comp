@@ -14,8 +14,8 @@
 // dV in registers) is flash_attention.comp's, by WG/BLK invocations per row.
 //   OP_FWD     S = Q K^T; P = exp(S - m') in fp16; the fresh product P V added to O after O is
 //              rescaled by e^(m - m'). HALF_OUT: b3 = out's fp16 copy (common.glsl).
-//   OP_BWD_Q   S = Q K^T and dP = dO V^T; pass 1 sums D, pass 2 forms dS in fp16 and adds the
-//              product dS K to dQ.
+//   OP_BWD_Q   D = dO . O from the forward's output (b5, fp32); then S = Q K^T and
+//              dP = dO V^T, dS in fp16, and the product dS K added to dQ.
 //   OP_BWD_KV  S^T = K Q^T and dP^T = V dO^T; P^T and dS^T in fp16; dV += P^T dO, dK += dS^T Q.
 // Rows are padded (8 halves, 4 floats: 16 bytes) so fragment loads and stores stay aligned.
 #extension GL_GOOGLE_include_directive : require
@@ -50,9 +50,12 @@ layout(set = 0, binding = 3) buffer B3 { uint16_t outh[]; }; // out's fp16 copy 
 layout(set = 0, binding = 3) readonly buffer B3 { float lse[]; };
 layout(set = 0, binding = 4) buffer B4 { float dots[]; };
 #endif
+#if defined(OP_BWD_Q)
+layout(set = 0, binding = 5) readonly buffer B5 { float fwd_out[]; }; // the forward's output
+#endif
 
 layout(push_constant) uniform PushConstants {
-    uint B, T, C, NH, o0, o1, o2, o3, o4;
+    uint B, T, C, NH, o0, o1, o2, o3, o4, o5;
     float scale;
 } pc;
 
@@ -186,21 +189,13 @@ void main() {
     const float lrow = lse[pc.o3 + bh * T + min(t, T - 1u)];
     const uint nkb = (min(blk0 + BLK, T) - 1u) / BLK + 1u;
     const uint DP = BLK * SFS; // dP's tile in scr, after S's
+    // D = dO . O (FlashAttention-2), per lane, then over the lanes in order; dO rounded to
+    // fp16 as the dP products see it, so that dP - D cancels as it should
     float dpart = 0.0;
-    for (uint kb = 0; kb < nkb; kb++) {
-        const uint k0 = kb * BLK;
-        barrier();
-        LOAD_ROWS(str_a, k0, K_OF);
-        LOAD_ROWS(str_b, k0, V_OF);
-        barrier();
-        MM_TILE(own_a, HSP, str_a, HSP, true, BLK, BLK, HS, scr, 0u, SFS);  // S = Q K^T
-        MM_TILE(own_b, HSP, str_b, HSP, true, BLK, BLK, HS, scr, DP, SFS);  // dP = dO V^T
-        barrier();
-        for (uint jj = 0; jj < JC; jj++) {
-            uint j = lane + jj * LANES, tk = k0 + j;
-            if (tk <= t && tk < T)
-                dpart += exp(scr[r * SFS + j] * pc.scale - lrow) * scr[DP + r * SFS + j];
-        }
+    for (uint c = 0; c < HC && t < T; c++) {
+        uint ch = lane + c * LANES;
+        if (ch < HS)
+            dpart += float(to_f16(DOUT_OF(t, ch))) * fwd_out[btc_at(pc.o5, b, t, h) + ch];
     }
     part[r * LANES + lane] = dpart;
     barrier();

@@ -335,8 +335,8 @@ static void check_attention(int b, int t, int c, int nh, int repeat) {
     same("attention_forward out", out);
     same_half_copy("attention_forward out_half", h, out, n * c);
     same("attention_forward lse", lse);
-    vkt_attention_backward(ref, R(dqkv), R(dout), R(qkv), R(lse), b, t, c, nh);
-    vkt_attention_backward(dut, D(dqkv), D(dout), D(qkv), D(lse), b, t, c, nh);
+    vkt_attention_backward(ref, R(dqkv), R(dout), R(qkv), R(lse), R(out), b, t, c, nh);
+    vkt_attention_backward(dut, D(dqkv), D(dout), D(qkv), D(lse), D(out), b, t, c, nh);
     /* each gradient entry is a sum over up to t positions of terms that cancel (dS sums to
      * zero over a row): judged like a GEMM's, against a floor of its terms' size */
     double saved_atol = atol_frac;
@@ -348,7 +348,7 @@ static void check_attention(int b, int t, int c, int nh, int repeat) {
         vkt_attention_forward(dut, D(out), D(lse), D(qkv), b, t, c, nh, VKT_NULL_PTR);
         same_bits("attention_forward out", out, o1);
         same_bits("attention_forward lse", lse, l1);
-        vkt_attention_backward(dut, D(dqkv), D(dout), D(qkv), D(lse), b, t, c, nh);
+        vkt_attention_backward(dut, D(dqkv), D(dout), D(qkv), D(lse), D(out), b, t, c, nh);
         same_bits("attention_backward dqkv", dqkv, g1);
         free(o1), free(l1), free(g1);
     }

@@ -628,10 +628,10 @@ static void test_attention(void) {
     vkt_attention_forward(be, c.out.p, c.lse.p, c.qkv.p, AB, AT, AC, ANH, VKT_NULL_PTR);
     up(dout, w);
     tset(dqkv, 1234.5f);
-    vkt_attention_backward(be, dqkv.p, dout.p, c.qkv.p, c.lse.p, AB, AT, AC, ANH);
+    vkt_attention_backward(be, dqkv.p, dout.p, c.qkv.p, c.lse.p, c.out.p, AB, AT, AC, ANH);
     float *g1 = down_new(dqkv);
     /* a second call onto its own result must give the same result (overwrite, not +=) */
-    vkt_attention_backward(be, dqkv.p, dout.p, c.qkv.p, c.lse.p, AB, AT, AC, ANH);
+    vkt_attention_backward(be, dqkv.p, dout.p, c.qkv.p, c.lse.p, c.out.p, AB, AT, AC, ANH);
     float *g2 = down_new(dqkv);
     CHECK(bits_equal(g1, g2, dqkv.n), "attention_backward: calling twice changes dqkv (adds?)");
     double *ana = dnew(dqkv.n);

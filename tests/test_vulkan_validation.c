@@ -109,7 +109,7 @@ static void all_ops(vkt_backend *be, arena *a) {
 
     vkt_ptr att = tensor(a, (size_t)B * NH * T * T, 0), ao = tensor(a, (size_t)N * C, 0);
     vkt_attention_forward(be, ao, att, qkv, B, T, C, NH, VKT_NULL_PTR);
-    vkt_attention_backward(be, dqkv, dx, qkv, att, B, T, C, NH);
+    vkt_attention_backward(be, dqkv, dx, qkv, att, ao, B, T, C, NH);
 
     vkt_ptr g = tensor(a, (size_t)N * C, 0), dg = tensor(a, (size_t)N * C, 0);
     vkt_gelu_forward(be, g, ao, (size_t)N * C, VKT_NULL_PTR);

@@ -205,9 +205,11 @@ void vkt_bias_backward(vkt_backend *be, vkt_ptr dbias, vkt_ptr dout, int M, int 
  * matrix is ever stored (FlashAttention's bookkeeping). */
 void vkt_attention_forward(vkt_backend *be, vkt_ptr out, vkt_ptr lse, vkt_ptr qkv, int B, int T,
                            int C, int NH, vkt_ptr out_half);
-/* dqkv(B,T,3C) = gradient of the inputs (overwritten), from the forward's qkv and lse. */
+/* dqkv(B,T,3C) = gradient of the inputs (overwritten), from the forward's qkv, lse and output
+ * out(B,T,C) (the softmax backward's row sums D = rowsum(dout o out), as FlashAttention-2
+ * forms them; a backend may instead sum them from the probabilities). */
 void vkt_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, vkt_ptr qkv,
-                            vkt_ptr lse, int B, int T, int C, int NH);
+                            vkt_ptr lse, vkt_ptr out, int B, int T, int C, int NH);
 
 /* GELU, tanh approximation. Backward overwrites dinp = dout * gelu'(inp); dinp may be dout. */
 void vkt_gelu_forward(vkt_backend *be, vkt_ptr out, vkt_ptr inp, size_t n, vkt_ptr out_half);

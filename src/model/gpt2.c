@@ -615,7 +615,7 @@ void vkt_model_backward(vkt_model *m, int B, int T) {
         /* attention: dres is now d(residual2) = d(attproj) = d(residual) so far */
         linear_backward(be, dbuf, param(m, G, ATTPROJW, l), param(m, G, ATTPROJB, l), dres,
                         in.atty, mm_weight(m, ATTPROJW, l), BT, C, C);
-        vkt_attention_backward(be, dqkv, dbuf, x.qkv, x.att_lse, B, T, C, NH);
+        vkt_attention_backward(be, dqkv, dbuf, x.qkv, x.att_lse, x.atty, B, T, C, NH);
         linear_backward(be, dbuf, param(m, G, QKVW, l), param(m, G, QKVB, l), dqkv, in.ln1,
                         mm_weight(m, QKVW, l), BT, C, 3 * C);
         vkt_layernorm_backward(be, dres, param(m, G, LN1W, l), param(m, G, LN1B, l), dbuf,

@@ -292,8 +292,9 @@ void vkt_cpu_attention_forward(vkt_backend *be, vkt_ptr out_, vkt_ptr lse_, vkt_
 }
 
 void vkt_cpu_attention_backward(vkt_backend *be, vkt_ptr dqkv_, vkt_ptr dout_, vkt_ptr qkv_,
-                                vkt_ptr lse_, int B, int T, int C, int NH) {
+                                vkt_ptr lse_, vkt_ptr out_, int B, int T, int C, int NH) {
     (void)be;
+    (void)out_; /* the reference sums D from the probabilities, in double */
     float *dqkv = F(dqkv_);
     const float *dout = F(dout_), *qkv = F(qkv_), *lse = F(lse_);
     int hs = C / NH;

@@ -269,7 +269,8 @@ void vkt_cl_op_attention_forward(vkt_backend *be, vkt_ptr out, vkt_ptr lse, vkt_
 }
 
 void vkt_cl_op_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, vkt_ptr qkv,
-                                  vkt_ptr lse, int B, int T, int C, int NH) {
+                                  vkt_ptr lse, vkt_ptr out, int B, int T, int C, int NH) {
+    (void)out; /* the kernel sums D from the probabilities (cl/attention.cl) */
     vkt_cl_ctx *c = vkt_cl(be);
     if (!vkt_cl_scratch(c, &c->scratch, (size_t)B * NH * T * sizeof(float),
                         "attention_backward: its scratch buffer"))

@@ -364,7 +364,7 @@ void vkt_vk_op_bias_backward(vkt_backend *be, vkt_ptr dbias, vkt_ptr dout, int M
  * subgroups, fp16 operands). Option attention = exact, the fp64 diagnostic
  * (VKT_VULKAN_FP64=1), or a head size whose tiles do not fit the device's shared memory even
  * at BLK 16 take attention.comp: a thread per row, workgroups of 64 rows. */
-typedef struct { uint32_t B, T, C, NH, o[5]; float scale; } att_push;
+typedef struct { uint32_t B, T, C, NH, o[6]; float scale; } att_push;
 enum { FLASH_FWD, FLASH_BWD_Q, FLASH_BWD_KV };
 static const char *const flash_names[] = {"flash_attention_forward",
                                           "flash_attention_backward_q",
@@ -511,7 +511,7 @@ void vkt_vk_op_attention_forward(vkt_backend *be, vkt_ptr out, vkt_ptr lse, vkt_
     half_after(be, out_half, out, (size_t)B * T * C, fused);
 }
 void vkt_vk_op_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, vkt_ptr qkv,
-                                  vkt_ptr lse, int B, int T, int C, int NH) {
+                                  vkt_ptr lse, vkt_ptr out, int B, int T, int C, int NH) {
     vkt_vk_ctx *c = vkt_vk(be);
     size_t dots_bytes = (size_t)B * NH * T * sizeof(float);
     if (!c->scratch || c->scratch->size < dots_bytes) { /* the old one dies at the next flush */
@@ -527,9 +527,11 @@ void vkt_vk_op_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, v
     }
     att_push pc = {(uint32_t)B, (uint32_t)T, (uint32_t)C, (uint32_t)NH, {0},
                    1.0f / sqrtf((float)(C / NH))};
-    vkt_ptr p[5] = {dqkv, dout, qkv, lse, vkt_at(c->scratch, 0)};
+    /* flash attention's dQ kernel forms D = rowsum(dout o out) from the forward's output
+     * (binding 5); the exact kernel sums it from the probabilities */
+    vkt_ptr p[6] = {dqkv, dout, qkv, lse, vkt_at(c->scratch, 0), out};
     size_t btc = (size_t)B * T * C * 4;
-    size_t e[5] = {3 * btc, btc, 3 * btc, dots_bytes, dots_bytes};
+    size_t e[6] = {3 * btc, btc, 3 * btc, dots_bytes, dots_bytes, btc};
     need(be, "attention_backward", qkv, (size_t)B * T * 3 * C * 4);
     need(be, "attention_backward", dqkv, (size_t)B * T * 3 * C * 4);
     uint32_t hs = (uint32_t)(C / NH);
@@ -538,7 +540,8 @@ void vkt_vk_op_attention_backward(vkt_backend *be, vkt_ptr dqkv, vkt_ptr dout, v
     int cm = flash && flash_cm_plan_for(c, FLASH_BWD_Q, hs, (uint32_t)T, &cq) &&
              flash_cm_plan_for(c, FLASH_BWD_KV, hs, (uint32_t)T, &ckv);
     run_attention(be, flash ? FLASH_BWD_Q : -1, cm ? &cq : NULL,
-                  c->fp64 ? "attention_backward_q_f64" : "attention_backward_q", 5, p, e, &pc);
+                  c->fp64 ? "attention_backward_q_f64" : "attention_backward_q", flash ? 6 : 5,
+                  p, e, &pc);
     run_attention(be, flash ? FLASH_BWD_KV : -1, cm ? &ckv : NULL,
                   c->fp64 ? "attention_backward_kv_f64" : "attention_backward_kv", 5, p, e, &pc);
 }
