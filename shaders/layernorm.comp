@@ -24,7 +24,7 @@ layout(set = 0, binding = 7) readonly buffer B7 { float b7[]; };
 
 layout(push_constant) uniform PushConstants {
     uint N, C, mode;
-    uint o0, o1, o2, o3, o4, o5, o6, o7;
+    uint o0, o1, o2, o3, o4, o5, o6, o7, o8;
 } pc;
 
 void main() {

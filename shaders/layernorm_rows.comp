@@ -3,7 +3,8 @@
 // its threads striding over the channels (neighbouring threads read neighbouring floats:
 // coalesced), the row's sums reduced in shared memory in a fixed tree (deterministic).
 //   OP_FWD  layernorm_forward   b0 = out, b1 = mean, b2 = rstd, b3 = inp, b4 = weight, b5 = bias
-//           (HALF_OUT: b6 = out's fp16 copy):
+//           (HALF_OUT: b6 = out's fp16 copy; RESIDUAL, residual_layernorm_forward: b3 = res,
+//           written as ra + rb from b7 = a and b8 = b, then normalized):
 //           mean, then the variance about it (two passes over the row, the second from
 //           cache), then the output.
 //   OP_BWD  layernorm_backward  b0 = dinp, b1, b2 unused (dweight and dbias are colsum.comp's
@@ -19,11 +20,19 @@ layout(local_size_x = 64) in;
 layout(set = 0, binding = 0) buffer B0 { float b0[]; };
 layout(set = 0, binding = 1) buffer B1 { float b1[]; };
 layout(set = 0, binding = 2) buffer B2 { float b2[]; };
+#if defined(RESIDUAL)
+layout(set = 0, binding = 3) buffer B3 { float b3[]; }; // res = a + b, written here
+#else
 layout(set = 0, binding = 3) readonly buffer B3 { float b3[]; };
+#endif
 layout(set = 0, binding = 4) readonly buffer B4 { float b4[]; };
 layout(set = 0, binding = 5) readonly buffer B5 { float b5[]; };
 #if defined(OP_FWD) && defined(HALF_OUT)
 layout(set = 0, binding = 6) buffer B6 { uint16_t outh[]; }; // out's fp16 copy (common.glsl)
+#endif
+#if defined(RESIDUAL)
+layout(set = 0, binding = 7) readonly buffer B7 { float ra[]; };
+layout(set = 0, binding = 8) readonly buffer B8 { float rb[]; };
 #endif
 #if defined(OP_BWD)
 layout(set = 0, binding = 6) readonly buffer B6 { float b6[]; };
@@ -32,7 +41,7 @@ layout(set = 0, binding = 7) readonly buffer B7 { float b7[]; };
 
 layout(push_constant) uniform PushConstants {
     uint N, C, mode;
-    uint o0, o1, o2, o3, o4, o5, o6, o7;
+    uint o0, o1, o2, o3, o4, o5, o6, o7, o8;
 } pc;
 
 shared vec2 red[64];
@@ -57,7 +66,15 @@ void main() {
 #if defined(OP_FWD)
     uint x0 = pc.o3 + row * C;
     float s = 0.0;
+#if defined(RESIDUAL) // res = a + b first; each invocation reads back only its own elements
+    for (uint c = t; c < C; c += 64u) {
+        float x = ra[pc.o7 + row * C + c] + rb[pc.o8 + row * C + c];
+        b3[x0 + c] = x;
+        s += x;
+    }
+#else
     for (uint c = t; c < C; c += 64u) s += b3[x0 + c];
+#endif
     precise float m = wg_sum(vec2(s, 0.0)).x / float(C);
     float ss = 0.0;
     for (uint c = t; c < C; c += 64u) {

@@ -114,6 +114,8 @@ static void check_written_bindings(void) {
         /* the producers that also write their output's fp16 copy (HALF_OUT) */
         {"layernorm_forward_h", 0x47}, {"gelu_forward_h", 0x5}, {"adamw_h", 0x2d},
         {"flash_attention_forward_h", 0xb}, {"flash_attention_cm_forward_h", 0xb},
+        {"residual_layernorm_forward", 0xf}, /* out, mean, rstd and res = a + b */
+        {"residual_layernorm_forward_h", 0x4f},
     };
     int n = 0;
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {

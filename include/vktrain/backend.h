@@ -218,6 +218,12 @@ void vkt_gelu_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr inp, vkt_ptr dout,
 /* out = a + b. Its backward is the identity on both inputs, so the model needs no op for it:
  * the residual stream's gradient buffer is passed through unchanged. */
 void vkt_residual_forward(vkt_backend *be, vkt_ptr out, vkt_ptr a, vkt_ptr b, size_t n);
+/* The residual addition and the LayerNorm that follows it, in one op: res(N,C) = a + b, then
+ * vkt_layernorm_forward(out, mean, rstd, res, weight, bias, N, C, out_half); bit for bit the
+ * two ops in sequence (the Vulkan backend runs them as one kernel: one pass fewer over res). */
+void vkt_residual_layernorm_forward(vkt_backend *be, vkt_ptr res, vkt_ptr out, vkt_ptr mean,
+                                    vkt_ptr rstd, vkt_ptr a, vkt_ptr b, vkt_ptr weight,
+                                    vkt_ptr bias, int N, int C, vkt_ptr out_half);
 
 /* Fused softmax + cross-entropy over logits(N,Vp), of which the first V columns are real
  * (padded columns are ignored). losses(N) = -log softmax(logits)[target]. When want_grad,

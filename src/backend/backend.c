@@ -494,6 +494,13 @@ static void check_attention_forward(vkt_ptr out, vkt_ptr lse, vkt_ptr qkv, int B
     (void)out, (void)lse, (void)qkv, (void)B, (void)T, (void)C, (void)NH;
     require_half_copy(out_half, "vkt_attention_forward");
 }
+static void check_residual_layernorm_forward(vkt_ptr res, vkt_ptr out, vkt_ptr mean,
+                                             vkt_ptr rstd, vkt_ptr a, vkt_ptr b, vkt_ptr weight,
+                                             vkt_ptr bias, int N, int C, vkt_ptr out_half) {
+    (void)res, (void)out, (void)mean, (void)rstd, (void)a, (void)b, (void)weight, (void)bias,
+        (void)N, (void)C;
+    require_half_copy(out_half, "vkt_residual_layernorm_forward");
+}
 static void check_gelu_forward(vkt_ptr out, vkt_ptr inp, size_t n, vkt_ptr out_half) {
     (void)out, (void)inp, (void)n;
     require_half_copy(out_half, "vkt_gelu_forward");

@@ -517,29 +517,40 @@ void vkt_model_forward_acc(vkt_model *m, const int32_t *tokens, const int32_t *t
     vkt_upload(be, vkt_at(m->tokens, 0), tokens, sizeof(int32_t) * BT);
     vkt_encoder_forward(be, a.encoded, vkt_at(m->tokens, 0), param0(m, P, WTE), param0(m, P, WPE),
                         B, T, C);
+    /* each residual addition is fused with the LayerNorm that reads it: ln2 of its layer, ln1
+     * of the next, lnf after the last */
+    layer_acts x0 = layer_of(m, 0);
+    vkt_layernorm_forward(be, x0.ln1, x0.ln1_mean, x0.ln1_rstd, x0.residual,
+                          param(m, P, LN1W, 0), param(m, P, LN1B, 0), BT, C,
+                          half_copy(m, inputs_of(m, &x0, 0).ln1));
     for (int l = 0; l < L; l++) {
         layer_acts x = layer_of(m, l);
         mm_inputs in = inputs_of(m, &x, l);
-        size_t n = (size_t)BT * C;
 
-        vkt_layernorm_forward(be, x.ln1, x.ln1_mean, x.ln1_rstd, x.residual, param(m, P, LN1W, l),
-                              param(m, P, LN1B, l), BT, C, half_copy(m, in.ln1));
         linear_forward(be, x.qkv, in.ln1, mm_weight(m, QKVW, l), param(m, P, QKVB, l), BT, C, 3 * C);
         vkt_attention_forward(be, x.atty, x.att_lse, x.qkv, B, T, C, NH, half_copy(m, in.atty));
         linear_forward(be, x.attproj, in.atty, mm_weight(m, ATTPROJW, l), param(m, P, ATTPROJB, l),
                        BT, C, C);
-        vkt_residual_forward(be, x.residual2, x.residual, x.attproj, n);
-        vkt_layernorm_forward(be, x.ln2, x.ln2_mean, x.ln2_rstd, x.residual2, param(m, P, LN2W, l),
-                              param(m, P, LN2B, l), BT, C, half_copy(m, in.ln2));
+        vkt_residual_layernorm_forward(be, x.residual2, x.ln2, x.ln2_mean, x.ln2_rstd, x.residual,
+                                       x.attproj, param(m, P, LN2W, l), param(m, P, LN2B, l), BT,
+                                       C, half_copy(m, in.ln2));
         linear_forward(be, x.fch, in.ln2, mm_weight(m, FCW, l), param(m, P, FCB, l), BT, C, 4 * C);
-        vkt_gelu_forward(be, x.fch_gelu, x.fch, 4 * n, half_copy(m, in.fch_gelu));
+        vkt_gelu_forward(be, x.fch_gelu, x.fch, (size_t)4 * BT * C, half_copy(m, in.fch_gelu));
         linear_forward(be, x.fcproj, in.fch_gelu, mm_weight(m, FCPROJW, l),
                        param(m, P, FCPROJB, l), BT, 4 * C, C);
-        vkt_residual_forward(be, x.residual3, x.residual2, x.fcproj, n);
+        if (l + 1 < L) { /* residual3 is the next layer's residual: its ln1 */
+            layer_acts nx = layer_of(m, l + 1);
+            vkt_residual_layernorm_forward(be, x.residual3, nx.ln1, nx.ln1_mean, nx.ln1_rstd,
+                                           x.residual2, x.fcproj, param(m, P, LN1W, l + 1),
+                                           param(m, P, LN1B, l + 1), BT, C,
+                                           half_copy(m, inputs_of(m, &nx, l + 1).ln1));
+        } else {
+            vkt_residual_layernorm_forward(be, x.residual3, a.lnf, a.lnf_mean, a.lnf_rstd,
+                                           x.residual2, x.fcproj, param0(m, P, LNFW),
+                                           param0(m, P, LNFB), BT, C,
+                                           half_copy(m, lnf_input(m, &a)));
+        }
     }
-    vkt_ptr last = layer_of(m, L - 1).residual3;
-    vkt_layernorm_forward(be, a.lnf, a.lnf_mean, a.lnf_rstd, last, param0(m, P, LNFW),
-                          param0(m, P, LNFB), BT, C, half_copy(m, lnf_input(m, &a)));
     /* tied embedding: logits = lnf . wte^T over all Vp rows (padded rows are masked in the loss) */
     linear_forward(be, a.logits, lnf_input(m, &a), mm_weight(m, WTE, 0), VKT_NULL_PTR, BT, C, Vp);
     if (!targets) return;

@@ -190,6 +190,7 @@ const vkt_backend_ops vkt_cpu_backend_ops = {
     .gelu_forward = vkt_cpu_gelu_forward,
     .gelu_backward = vkt_cpu_gelu_backward,
     .residual_forward = vkt_cpu_residual_forward,
+    .residual_layernorm_forward = vkt_cpu_residual_layernorm_forward,
     .softmax_xent = vkt_cpu_fast_softmax_xent,
     .adamw = vkt_cpu_adamw,
     .sumsq = vkt_cpu_sumsq,

@@ -74,7 +74,8 @@ void vkt_cpu_encoder_backward(vkt_backend *be, vkt_ptr dwte_, vkt_ptr dwpe_, vkt
 /* ---- layernorm ---- */
 
 void vkt_cpu_layernorm_forward(vkt_backend *be, vkt_ptr out_, vkt_ptr mean_, vkt_ptr rstd_,
-                               vkt_ptr inp_, vkt_ptr weight_, vkt_ptr bias_, int N, int C, vkt_ptr out_half) {
+                               vkt_ptr inp_, vkt_ptr weight_, vkt_ptr bias_, int N, int C,
+                               vkt_ptr out_half) {
     (void)be;
     float *out = F(out_), *mean = F(mean_), *rstd = F(rstd_);
     const float *inp = F(inp_), *w = F(weight_), *b = F(bias_);
@@ -484,4 +485,12 @@ void vkt_cpu_scale(vkt_backend *be, vkt_ptr x_, float s, size_t n) {
     float *x = F(x_);
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) x[i] *= s;
+}
+
+/* The two ops in sequence: bit for bit what they give apart. */
+void vkt_cpu_residual_layernorm_forward(vkt_backend *be, vkt_ptr res, vkt_ptr out, vkt_ptr mean,
+                                        vkt_ptr rstd, vkt_ptr a, vkt_ptr b, vkt_ptr weight,
+                                        vkt_ptr bias, int N, int C, vkt_ptr out_half) {
+    vkt_cpu_residual_forward(be, res, a, b, (size_t)N * C);
+    vkt_cpu_layernorm_forward(be, out, mean, rstd, res, weight, bias, N, C, out_half);
 }

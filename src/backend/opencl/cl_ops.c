@@ -227,7 +227,8 @@ void vkt_cl_op_encoder_backward(vkt_backend *be, vkt_ptr dwte, vkt_ptr dwpe, vkt
 }
 
 void vkt_cl_op_layernorm_forward(vkt_backend *be, vkt_ptr out, vkt_ptr mean, vkt_ptr rstd,
-                                 vkt_ptr inp, vkt_ptr weight, vkt_ptr bias, int N, int C, vkt_ptr out_half) {
+                                 vkt_ptr inp, vkt_ptr weight, vkt_ptr bias, int N, int C,
+                                 vkt_ptr out_half) {
     mem_arg o = M(out), m = M(mean), r = M(rstd), x = M(inp), w = M(weight), b = M(bias);
     cl_uint n = (cl_uint)N, ch = (cl_uint)C;
     vkt_cl_arg a[] = {ARG_MEM(o), ARG_MEM(m), ARG_MEM(r), ARG_MEM(x),
@@ -352,4 +353,13 @@ void vkt_cl_op_scale(vkt_backend *be, vkt_ptr x_, float s, size_t n) {
     cl_uint nn = (cl_uint)n;
     vkt_cl_arg a[] = {ARG_MEM(x), ARG(s), ARG(nn)};
     launch1d(vkt_cl(be), "scale", n, 256, NARGS(a), a);
+}
+
+/* The two kernels in sequence. */
+void vkt_cl_op_residual_layernorm_forward(vkt_backend *be, vkt_ptr res, vkt_ptr out,
+                                          vkt_ptr mean, vkt_ptr rstd, vkt_ptr a, vkt_ptr b,
+                                          vkt_ptr weight, vkt_ptr bias, int N, int C,
+                                          vkt_ptr out_half) {
+    vkt_cl_op_residual_forward(be, res, a, b, (size_t)N * C);
+    vkt_cl_op_layernorm_forward(be, out, mean, rstd, res, weight, bias, N, C, out_half);
 }

@@ -211,11 +211,13 @@ int vkt_vk_pipelines_count(const vkt_vk_ctx *c);  /* created so far (tests) */
  * replaced by bufs[0]). Each binding's window starts at its pointer rounded down to the
  * device's offset alignment; elem_off[i] receives the pointer's element offset in
  * that window, for the push constants: in floats, or in halves for an fp16 tensor. Call vkt_vk_bind first, then vkt_vk_dispatch. */
+#define VKT_VK_MAX_BINDINGS 10 /* a fused op's most (residual + LayerNorm + fp16 copy: 9) */
 typedef struct vkt_vk_bindings {
     int n;
-    vkt_ptr ptr[8];
-    size_t bytes[8]; /* what the shader may touch from ptr on; 0 = to the end of its buffer */
-    uint32_t elem_off[8];
+    vkt_ptr ptr[VKT_VK_MAX_BINDINGS];
+    size_t bytes[VKT_VK_MAX_BINDINGS]; /* what the shader may touch from ptr on; 0 = to the
+                                         * end of its buffer */
+    uint32_t elem_off[VKT_VK_MAX_BINDINGS];
 } vkt_vk_bindings;
 /* bytes[i]: the extent binding i may access from its pointer on (its descriptor covers that
  * much, and the ordering of commands is decided on it); bytes NULL, or an entry 0: to the

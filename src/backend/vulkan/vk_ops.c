@@ -51,8 +51,8 @@ static void run_chunked(vkt_backend *be, const char *name, int nb, const vkt_ptr
     size_t chunk = chunk_elems(be);
     for (size_t at = 0; at < n || (n == 0 && at == 0); at += chunk) {
         size_t len = n - at < chunk ? n - at : chunk;
-        vkt_ptr p[8];
-        size_t bytes[8];
+        vkt_ptr p[VKT_VK_MAX_BINDINGS];
+        size_t bytes[VKT_VK_MAX_BINDINGS];
         for (int i = 0; i < nb; i++) {
             p[i] = ptrs[i];
             bytes[i] = vkt_elem_bytes(p[i]);
@@ -267,7 +267,7 @@ static void half_after(vkt_backend *be, vkt_ptr out_half, vkt_ptr out, size_t n,
     if (out_half.buf && !fused) vkt_vk_op_to_half(be, out_half, out, n);
 }
 
-typedef struct { uint32_t N, C, mode, o[8]; } ln_push;
+typedef struct { uint32_t N, C, mode, o[9]; } ln_push;
 void vkt_vk_op_layernorm_forward(vkt_backend *be, vkt_ptr out, vkt_ptr mean, vkt_ptr rstd,
                                  vkt_ptr inp, vkt_ptr weight, vkt_ptr bias, int N, int C,
                                  vkt_ptr out_half) {
@@ -283,6 +283,33 @@ void vkt_vk_op_layernorm_forward(vkt_backend *be, vkt_ptr out, vkt_ptr mean, vkt
         fused ? 7 : 6, p, e, &pc, sizeof pc, pc.o, f64 ? (size_t)N : (size_t)N * 64, 64);
     half_after(be, out_half, out, (size_t)N * C, fused);
 }
+/* One kernel (layernorm_rows.comp, RESIDUAL): res = a + b written and normalized in the same
+ * pass over the row. The fp64 diagnostic, and a device that cannot bind 9 storage buffers to
+ * a shader, run the two ops instead. */
+void vkt_vk_op_residual_layernorm_forward(vkt_backend *be, vkt_ptr res, vkt_ptr out,
+                                          vkt_ptr mean, vkt_ptr rstd, vkt_ptr a, vkt_ptr b,
+                                          vkt_ptr weight, vkt_ptr bias, int N, int C,
+                                          vkt_ptr out_half) {
+    vkt_vk_ctx *c = vkt_vk(be);
+    if (c->fp64 || c->props.limits.maxPerStageDescriptorStorageBuffers < 9) {
+        vkt_vk_op_residual_forward(be, res, a, b, (size_t)N * C);
+        vkt_vk_op_layernorm_forward(be, out, mean, rstd, res, weight, bias, N, C, out_half);
+        return;
+    }
+    ln_push pc = {(uint32_t)N, (uint32_t)C, 0, {0}};
+    int fused = fused_half(be, out_half);
+    vkt_ptr p[9] = {out, mean, rstd, res, weight, bias, fused ? out_half : VKT_NULL_PTR, a, b};
+    size_t nc = (size_t)N * C * 4, n4 = (size_t)N * 4, c4 = (size_t)C * 4;
+    size_t e[9] = {nc, n4, n4, nc, c4, c4, nc / 2, nc, nc};
+    need(be, "residual_layernorm_forward", out, nc);
+    need(be, "residual_layernorm_forward", res, nc);
+    need(be, "residual_layernorm_forward", a, nc);
+    need(be, "residual_layernorm_forward", b, nc);
+    run(be, fused ? "residual_layernorm_forward_h" : "residual_layernorm_forward", 9, p, e, &pc,
+        sizeof pc, pc.o, (size_t)N * 64, 64);
+    half_after(be, out_half, out, (size_t)N * C, fused);
+}
+
 void vkt_vk_op_layernorm_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight,
                                   vkt_ptr dbias, vkt_ptr dout, vkt_ptr inp, vkt_ptr weight,
                                   vkt_ptr mean, vkt_ptr rstd, int N, int C) {

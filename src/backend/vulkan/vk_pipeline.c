@@ -27,7 +27,7 @@ struct vkt_vk_pipeline {
 };
 
 #define POOL_SETS 1024u
-#define POOL_DESCRIPTORS (POOL_SETS * 8u)
+#define POOL_DESCRIPTORS (POOL_SETS * VKT_VK_MAX_BINDINGS)
 
 /* One more descriptor pool for the chain; -1 (the sticky error) when the driver refuses. */
 static int add_pool(vkt_vk_ctx *c) {
@@ -181,8 +181,8 @@ static int create(vkt_vk_ctx *c, const vkt_spirv *sp, vkt_vk_pipeline *p) {
         .pCode = sp->code,
     };
     if (VKT_VK_TRY(c, vkCreateShaderModule, (c->dev, &smi, NULL, &p->module))) return -1;
-    VkDescriptorSetLayoutBinding b[8];
-    VKT_VK_ASSERT(p->nbind <= 8);
+    VkDescriptorSetLayoutBinding b[VKT_VK_MAX_BINDINGS];
+    VKT_VK_ASSERT(p->nbind <= VKT_VK_MAX_BINDINGS);
     for (uint32_t i = 0; i < p->nbind; i++)
         b[i] = (VkDescriptorSetLayoutBinding){
             .binding = i,
@@ -310,7 +310,7 @@ int vkt_vk_subgroup_fixed(const vkt_vk_ctx *c, uint32_t size) {
 
 void vkt_vk_bind(vkt_vk_ctx *c, vkt_vk_bindings *b, int n, const vkt_ptr *ptrs,
                  const size_t *bytes) {
-    VKT_VK_ASSERT(n >= 1 && n <= 8 && ptrs[0].buf);
+    VKT_VK_ASSERT(n >= 1 && n <= VKT_VK_MAX_BINDINGS && ptrs[0].buf);
     VkDeviceSize align = c->props.limits.minStorageBufferOffsetAlignment;
     if (align < 4) align = 4;
     b->n = n;
@@ -376,8 +376,8 @@ void vkt_vk_dispatch(vkt_vk_ctx *c, const vkt_vk_shader *sh, const vkt_vk_bindin
                           sh->name, gx, gy, gz, maxg[0], maxg[1], maxg[2]);
         return;
     }
-    VkDescriptorBufferInfo bi[8];
-    vkt_vk_span spans[8];
+    VkDescriptorBufferInfo bi[VKT_VK_MAX_BINDINGS];
+    vkt_vk_span spans[VKT_VK_MAX_BINDINGS];
     uint64_t touched = 0;
     for (int i = 0; i < b->n; i++) {
         VkDeviceSize start, range;
@@ -396,7 +396,7 @@ void vkt_vk_dispatch(vkt_vk_ctx *c, const vkt_vk_shader *sh, const vkt_vk_bindin
         census_add(c, p->name, gx * gy * gz, touched, c->barriers != before);
         return;
     }
-    VkWriteDescriptorSet w[8];
+    VkWriteDescriptorSet w[VKT_VK_MAX_BINDINGS];
     VkDescriptorSet set = VK_NULL_HANDLE;
     if (!c->push_desc && !(set = alloc_set(c, p))) return;
     for (int i = 0; i < b->n; i++)
