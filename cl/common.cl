@@ -20,3 +20,11 @@
 
 // True when x is inf or NaN, by its exponent bits (immune to fast-math folding).
 inline bool not_finite(float x) { return ((as_uint(x) >> 23) & 0xffu) == 0xffu; }
+
+// A compensated (Kahan) running sum: s += x with the lost low part carried in *c, so a long
+// float sum of terms that cancel stays near the reference's double sum.
+inline void kahan_add(float *s, float *c, float x) {
+    float y = x - *c, t = *s + y;
+    *c = (t - *s) - y;
+    *s = t;
+}

@@ -34,12 +34,12 @@ __kernel void layernorm_backward_rows(__global float *dinp, uint o_dinp,
     uint i = get_global_id(0);
     if (i >= N) return;
     float m = mean[o_mean + i], r = rstd[o_rstd + i];
-    float dm = 0.0f, dnm = 0.0f;
+    float dm = 0.0f, dnm = 0.0f, cm = 0.0f, cnm = 0.0f; // compensated sums
     for (uint c = 0; c < C; c++) {
         float norm = (inp[o_inp + i * C + c] - m) * r;
         float dnorm = w[o_w + c] * dout[o_dout + i * C + c];
-        dm += dnorm;
-        dnm += dnorm * norm;
+        kahan_add(&dm, &cm, dnorm);
+        kahan_add(&dnm, &cnm, dnorm * norm);
     }
     dm /= (float)C;
     dnm /= (float)C;
@@ -59,12 +59,12 @@ __kernel void layernorm_backward_params(__global float *dw, uint o_dw, __global 
                                         uint C) {
     uint c = get_global_id(0);
     if (c >= C) return;
-    float sw = 0.0f, sb = 0.0f;
+    float sw = 0.0f, sb = 0.0f, cw = 0.0f, cb = 0.0f; // compensated sums over the rows
     for (uint n = 0; n < N; n++) {
         float d = dout[o_dout + n * C + c];
         float norm = (inp[o_inp + n * C + c] - mean[o_mean + n]) * rstd[o_rstd + n];
-        sw += d * norm;
-        sb += d;
+        kahan_add(&sw, &cw, d * norm);
+        kahan_add(&sb, &cb, d);
     }
     dw[o_dw + c] += sw;
     db[o_db + c] += sb;

@@ -42,7 +42,7 @@ __kernel void bias_backward(__global float *dbias, uint o_dbias, __global const 
                             uint o_dout, uint M, uint N) {
     uint j = get_global_id(0);
     if (j >= N) return;
-    float acc = 0.0f;
-    for (uint i = 0; i < M; i++) acc += dout[o_dout + i * N + j];
+    float acc = 0.0f, carry = 0.0f; // compensated: the column may cancel
+    for (uint i = 0; i < M; i++) kahan_add(&acc, &carry, dout[o_dout + i * N + j]);
     dbias[o_dbias + j] += acc;
 }

@@ -17,7 +17,17 @@
 #include "common.glsl"
 
 layout(local_size_x = 64) in;
+// OP_FWD's row held in registers (pc.mode bit 0, set by the host when C is a multiple of 4
+// and every row starts 16-byte aligned): PT 4-float vectors per invocation, read with one
+// 128-bit load each; the statistics then take one pass over memory, not three
+layout(constant_id = 0) const uint PT = 1;
 layout(set = 0, binding = 0) buffer B0 { float b0[]; };
+#if defined(OP_FWD) // the same buffers seen as vec4 (the aligned path)
+layout(set = 0, binding = 0) buffer B0v { vec4 b0v[]; };
+layout(set = 0, binding = 3) readonly buffer B3v { vec4 b3v[]; };
+layout(set = 0, binding = 4) readonly buffer B4v { vec4 b4v[]; };
+layout(set = 0, binding = 5) readonly buffer B5v { vec4 b5v[]; };
+#endif
 layout(set = 0, binding = 1) buffer B1 { float b1[]; };
 layout(set = 0, binding = 2) buffer B2 { float b2[]; };
 #if defined(RESIDUAL)
@@ -33,6 +43,8 @@ layout(set = 0, binding = 6) buffer B6 { uint16_t outh[]; }; // out's fp16 copy 
 #if defined(RESIDUAL)
 layout(set = 0, binding = 7) readonly buffer B7 { float ra[]; };
 layout(set = 0, binding = 8) readonly buffer B8 { float rb[]; };
+layout(set = 0, binding = 7) readonly buffer B7v { vec4 rav[]; };
+layout(set = 0, binding = 8) readonly buffer B8v { vec4 rbv[]; };
 #endif
 #if defined(OP_BWD)
 layout(set = 0, binding = 6) readonly buffer B6 { float b6[]; };
@@ -64,6 +76,50 @@ void main() {
     uint row = flat_group(), t = gl_LocalInvocationID.x, C = pc.C;
     if (row >= pc.N) return; // the whole workgroup: no barrier is left waiting
 #if defined(OP_FWD)
+    if ((pc.mode & 1u) != 0u) { // the row in registers, 128-bit loads (C % 4 == 0)
+        uint C4 = C / 4u, r4 = row * C4;
+        vec4 xv[PT];
+        float s = 0.0;
+        for (uint k = 0; k < PT; k++) {
+            uint c4 = t + 64u * k;
+            vec4 x = vec4(0.0);
+            if (c4 < C4) {
+#if defined(RESIDUAL)
+                x = rav[pc.o7 / 4u + r4 + c4] + rbv[pc.o8 / 4u + r4 + c4];
+                uint e = pc.o3 + row * C + 4u * c4; // res, element by element (a float view)
+                b3[e] = x.x, b3[e + 1u] = x.y, b3[e + 2u] = x.z, b3[e + 3u] = x.w;
+#else
+                x = b3v[pc.o3 / 4u + r4 + c4];
+#endif
+                s += (x.x + x.y) + (x.z + x.w);
+            }
+            xv[k] = x;
+        }
+        precise float m = wg_sum(vec2(s, 0.0)).x / float(C);
+        float ss = 0.0;
+        for (uint k = 0; k < PT; k++)
+            if (t + 64u * k < C4) {
+                precise vec4 d = xv[k] - m;
+                ss += dot(d, d);
+            }
+        precise float r = 1.0 / sqrt(wg_sum(vec2(ss, 0.0)).x / float(C) + 1e-5);
+        for (uint k = 0; k < PT; k++) {
+            uint c4 = t + 64u * k;
+            if (c4 >= C4) break;
+            precise vec4 o = ((xv[k] - m) * r) * b4v[pc.o4 / 4u + c4] + b5v[pc.o5 / 4u + c4];
+            b0v[pc.o0 / 4u + r4 + c4] = o;
+#if defined(HALF_OUT)
+            uint e = pc.o6 + row * C + 4u * c4;
+            outh[e] = uint16_t(f16_bits(o.x)), outh[e + 1u] = uint16_t(f16_bits(o.y));
+            outh[e + 2u] = uint16_t(f16_bits(o.z)), outh[e + 3u] = uint16_t(f16_bits(o.w));
+#endif
+        }
+        if (t == 0u) {
+            b1[pc.o1 + row] = m;
+            b2[pc.o2 + row] = r;
+        }
+        return;
+    }
     uint x0 = pc.o3 + row * C;
     float s = 0.0;
 #if defined(RESIDUAL) // res = a + b first; each invocation reads back only its own elements

@@ -146,10 +146,17 @@ static void same_half_copy(const char *what, vkt_buf *h, pair out, size_t n) {
     vkt_free(dut, h);
 }
 
-/* The fused residual + LayerNorm: against the reference, its fp16 copy against to_half, and
- * bit for bit the dut's own residual_forward then layernorm_forward. */
+/* The fused residual + LayerNorm at rows of nr x nc: against the reference, its fp16 copy
+ * against to_half, and bit for bit the dut's own residual_forward then layernorm_forward. */
+static void check_residual_layernorm_at(int nr, int nc);
 static void check_residual_layernorm(void) {
+    check_residual_layernorm_at(N, C);   /* C % 4 == 0: vulkan's 128-bit path */
+    check_residual_layernorm_at(37, 35); /* an odd width: the strided path */
+}
+static void check_residual_layernorm_at(int nr, int nc) {
+    const int N = nr, C = nc;
     size_t n = (size_t)N * C;
+    printf(" residual + layernorm, %d x %d\n", N, C);
     pair ra = prand(n, 1), rb = prand(n, 1), w = prand(C, 1), b = prand(C, 1), res = pnew(n),
          out = pnew(n), mean = pnew(N), rstd = pnew(N);
     vkt_residual_layernorm_forward(ref, R(res), R(out), R(mean), R(rstd), R(ra), R(rb), R(w),

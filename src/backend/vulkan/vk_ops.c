@@ -268,19 +268,45 @@ static void half_after(vkt_backend *be, vkt_ptr out_half, vkt_ptr out, size_t n,
 }
 
 typedef struct { uint32_t N, C, mode, o[9]; } ln_push;
+
+/* LayerNorm's forward kernels (layernorm_rows.comp; residual: its RESIDUAL variants, whose
+ * bindings 7 and 8 are a and b): a workgroup of 64 per row. Where C is a multiple of 4, at
+ * most 4096, and every row of out, inp (res), weight, bias (and a, b) starts 16-byte aligned,
+ * the row is held in registers, PT 4-float vectors per invocation read with 128-bit loads
+ * (mode bit 0, a pipeline per PT); otherwise strided scalar loops. */
+static void run_layernorm_forward(vkt_backend *be, const char *name, int nb, const vkt_ptr *p,
+                                  const size_t *e, int N, int C, int residual) {
+    vkt_vk_ctx *c = vkt_vk(be);
+    vkt_vk_bindings b;
+    vkt_vk_bind(c, &b, nb, p, e);
+    ln_push pc = {(uint32_t)N, (uint32_t)C, 0, {0}};
+    memcpy(pc.o, b.elem_off, (size_t)nb * sizeof pc.o[0]);
+    uint32_t pt = ((uint32_t)C + 255) / 256;
+    int vec = C % 4 == 0 && pt <= 16;
+    const int used[] = {0, 3, 4, 5, 7, 8};
+    for (int i = 0; i < (residual ? 6 : 4); i++) vec = vec && pc.o[used[i]] % 4 == 0;
+    pc.mode = vec ? 1u : 0u;
+    vkt_vk_shader sh = {name, {64, 1, 1}, 1, {{0, vec ? pt : 1}}, 0};
+    uint32_t gx, gy;
+    vkt_vk_grid1d((size_t)N * 64, 64, &gx, &gy);
+    vkt_vk_dispatch(c, &sh, &b, &pc, sizeof pc, gx, gy, 1);
+}
 void vkt_vk_op_layernorm_forward(vkt_backend *be, vkt_ptr out, vkt_ptr mean, vkt_ptr rstd,
                                  vkt_ptr inp, vkt_ptr weight, vkt_ptr bias, int N, int C,
                                  vkt_ptr out_half) {
-    ln_push pc = {(uint32_t)N, (uint32_t)C, 0, {0}};
     vkt_ptr p[7] = {out, mean, rstd, inp, weight, bias, out_half};
     size_t nc = (size_t)N * C * 4, n4 = (size_t)N * 4, c4 = (size_t)C * 4;
     size_t e[7] = {nc, n4, n4, nc, c4, c4, nc / 2};
     need(be, "layernorm_forward", out, (size_t)N * C * 4);
     need(be, "layernorm_forward", inp, (size_t)N * C * 4);
-    /* a workgroup of 64 per row (layernorm_rows.comp); the fp64 diagnostic a thread per row */
     int f64 = vkt_vk(be)->fp64, fused = fused_half(be, out_half);
-    run(be, f64 ? "layernorm_forward_f64" : fused ? "layernorm_forward_h" : "layernorm_forward",
-        fused ? 7 : 6, p, e, &pc, sizeof pc, pc.o, f64 ? (size_t)N : (size_t)N * 64, 64);
+    if (f64) { /* the fp64 diagnostic: a thread per row */
+        ln_push pc = {(uint32_t)N, (uint32_t)C, 0, {0}};
+        run(be, "layernorm_forward_f64", 6, p, e, &pc, sizeof pc, pc.o, (size_t)N, 64);
+    } else {
+        run_layernorm_forward(be, fused ? "layernorm_forward_h" : "layernorm_forward",
+                              fused ? 7 : 6, p, e, N, C, 0);
+    }
     half_after(be, out_half, out, (size_t)N * C, fused);
 }
 /* One kernel (layernorm_rows.comp, RESIDUAL): res = a + b written and normalized in the same
@@ -296,7 +322,6 @@ void vkt_vk_op_residual_layernorm_forward(vkt_backend *be, vkt_ptr res, vkt_ptr 
         vkt_vk_op_layernorm_forward(be, out, mean, rstd, res, weight, bias, N, C, out_half);
         return;
     }
-    ln_push pc = {(uint32_t)N, (uint32_t)C, 0, {0}};
     int fused = fused_half(be, out_half);
     vkt_ptr p[9] = {out, mean, rstd, res, weight, bias, fused ? out_half : VKT_NULL_PTR, a, b};
     size_t nc = (size_t)N * C * 4, n4 = (size_t)N * 4, c4 = (size_t)C * 4;
@@ -305,8 +330,8 @@ void vkt_vk_op_residual_layernorm_forward(vkt_backend *be, vkt_ptr res, vkt_ptr 
     need(be, "residual_layernorm_forward", res, nc);
     need(be, "residual_layernorm_forward", a, nc);
     need(be, "residual_layernorm_forward", b, nc);
-    run(be, fused ? "residual_layernorm_forward_h" : "residual_layernorm_forward", 9, p, e, &pc,
-        sizeof pc, pc.o, (size_t)N * 64, 64);
+    run_layernorm_forward(be, fused ? "residual_layernorm_forward_h" : "residual_layernorm_forward",
+                          9, p, e, N, C, 1);
     half_after(be, out_half, out, (size_t)N * C, fused);
 }
 
