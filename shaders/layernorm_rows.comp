@@ -17,17 +17,17 @@
 #include "common.glsl"
 
 layout(local_size_x = 64) in;
-// OP_FWD's row held in registers (pc.mode bit 0, set by the host when C is a multiple of 4
-// and every row starts 16-byte aligned): PT 4-float vectors per invocation, read with one
-// 128-bit load each; the statistics then take one pass over memory, not three
+// The row held in registers (pc.mode bit 0, set by the host when C is a multiple of 4 and
+// every row starts 16-byte aligned): PT 4-float vectors per invocation, read with one 128-bit
+// load each; the forward's statistics then take one pass over memory, not three, and the
+// backward's one, not two
 layout(constant_id = 0) const uint PT = 1;
 layout(set = 0, binding = 0) buffer B0 { float b0[]; };
-#if defined(OP_FWD) // the same buffers seen as vec4 (the aligned path)
+// the same buffers seen as vec4 (the aligned path; forward and backward alike)
 layout(set = 0, binding = 0) buffer B0v { vec4 b0v[]; };
 layout(set = 0, binding = 3) readonly buffer B3v { vec4 b3v[]; };
 layout(set = 0, binding = 4) readonly buffer B4v { vec4 b4v[]; };
 layout(set = 0, binding = 5) readonly buffer B5v { vec4 b5v[]; };
-#endif
 layout(set = 0, binding = 1) buffer B1 { float b1[]; };
 layout(set = 0, binding = 2) buffer B2 { float b2[]; };
 #if defined(RESIDUAL)
@@ -151,6 +151,31 @@ void main() {
     }
 #else
     float m = b6[pc.o6 + row], r = b7[pc.o7 + row];
+    if ((pc.mode & 1u) != 0u) { // the row in registers, 128-bit loads (C % 4 == 0)
+        uint C4 = C / 4u, r4 = row * C4;
+        vec4 nv[PT], dv[PT];
+        vec2 acc = vec2(0.0);
+        for (uint k = 0; k < PT; k++) {
+            uint c4 = t + 64u * k;
+            nv[k] = dv[k] = vec4(0.0);
+            if (c4 >= C4) continue;
+            precise vec4 norm = (b4v[pc.o4 / 4u + r4 + c4] - m) * r;
+            precise vec4 dnorm = b5v[pc.o5 / 4u + c4] * b3v[pc.o3 / 4u + r4 + c4];
+            precise vec4 dn = dnorm * norm;
+            acc += vec2((dnorm.x + dnorm.y) + (dnorm.z + dnorm.w), (dn.x + dn.y) + (dn.z + dn.w));
+            nv[k] = norm;
+            dv[k] = dnorm;
+        }
+        vec2 mm = wg_sum(acc) / float(C);
+        for (uint k = 0; k < PT; k++) {
+            uint c4 = t + 64u * k;
+            if (c4 >= C4) break;
+            uint at = pc.o0 / 4u + r4 + c4;
+            precise vec4 o = b0v[at] + (dv[k] - mm.x - nv[k] * mm.y) * r;
+            b0v[at] = o;
+        }
+        return;
+    }
     vec2 acc = vec2(0.0); // sum dnorm, sum dnorm * norm
     for (uint c = t; c < C; c += 64u) {
         precise float norm = (b4[pc.o4 + row * C + c] - m) * r;

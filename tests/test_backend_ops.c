@@ -181,7 +181,11 @@ static void check_residual_layernorm_at(int nr, int nc) {
     pfree(ra), pfree(rb), pfree(w), pfree(b), pfree(res), pfree(out), pfree(mean), pfree(rstd);
 }
 
-static void check_layernorm(void) {
+/* LayerNorm forward and backward at rows of nr x nc (vulkan: C % 4 == 0 takes the 128-bit
+ * path, an odd width the strided one). */
+static void check_layernorm_at(int nr, int nc) {
+    const int N = nr, C = nc;
+    printf(" layernorm, %d x %d\n", N, C);
     pair inp = prand((size_t)N * C, 2), w = prand(C, 1), b = prand(C, 1), out = pnew((size_t)N * C),
          mean = pnew(N), rstd = pnew(N), dout = prand((size_t)N * C, 1),
          dinp = prand((size_t)N * C, 1), dw = prand(C, 1), db = prand(C, 1);
@@ -202,6 +206,10 @@ static void check_layernorm(void) {
     same("layernorm_backward dbias (+=)", db);
     pfree(inp), pfree(w), pfree(b), pfree(out), pfree(mean), pfree(rstd), pfree(dout);
     pfree(dinp), pfree(dw), pfree(db);
+}
+static void check_layernorm(void) {
+    check_layernorm_at(N, C);
+    check_layernorm_at(37, 35);
     check_residual_layernorm();
 }
 

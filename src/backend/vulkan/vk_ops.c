@@ -269,13 +269,15 @@ static void half_after(vkt_backend *be, vkt_ptr out_half, vkt_ptr out, size_t n,
 
 typedef struct { uint32_t N, C, mode, o[9]; } ln_push;
 
-/* LayerNorm's forward kernels (layernorm_rows.comp; residual: its RESIDUAL variants, whose
- * bindings 7 and 8 are a and b): a workgroup of 64 per row. Where C is a multiple of 4, at
- * most 4096, and every row of out, inp (res), weight, bias (and a, b) starts 16-byte aligned,
+/* LayerNorm's row kernels (layernorm_rows.comp): a workgroup of 64 per row. Where C is a
+ * multiple of 4, at most 4096, and every row of the bindings in used[] starts 16-byte aligned,
  * the row is held in registers, PT 4-float vectors per invocation read with 128-bit loads
  * (mode bit 0, a pipeline per PT); otherwise strided scalar loops. */
-static void run_layernorm_forward(vkt_backend *be, const char *name, int nb, const vkt_ptr *p,
-                                  const size_t *e, int N, int C, int residual) {
+static const int ln_fwd_vec4[] = {0, 3, 4, 5};       /* out, inp, weight, bias */
+static const int ln_res_vec4[] = {0, 3, 4, 5, 7, 8}; /* and a, b */
+static const int ln_bwd_vec4[] = {0, 3, 4, 5};       /* dinp, dout, inp, weight */
+static void run_layernorm(vkt_backend *be, const char *name, int nb, const vkt_ptr *p,
+                          const size_t *e, int N, int C, const int *used, int nused) {
     vkt_vk_ctx *c = vkt_vk(be);
     vkt_vk_bindings b;
     vkt_vk_bind(c, &b, nb, p, e);
@@ -283,8 +285,7 @@ static void run_layernorm_forward(vkt_backend *be, const char *name, int nb, con
     memcpy(pc.o, b.elem_off, (size_t)nb * sizeof pc.o[0]);
     uint32_t pt = ((uint32_t)C + 255) / 256;
     int vec = C % 4 == 0 && pt <= 16;
-    const int used[] = {0, 3, 4, 5, 7, 8};
-    for (int i = 0; i < (residual ? 6 : 4); i++) vec = vec && pc.o[used[i]] % 4 == 0;
+    for (int i = 0; i < nused; i++) vec = vec && pc.o[used[i]] % 4 == 0;
     pc.mode = vec ? 1u : 0u;
     vkt_vk_shader sh = {name, {64, 1, 1}, 1, {{0, vec ? pt : 1}}, 0};
     uint32_t gx, gy;
@@ -304,8 +305,8 @@ void vkt_vk_op_layernorm_forward(vkt_backend *be, vkt_ptr out, vkt_ptr mean, vkt
         ln_push pc = {(uint32_t)N, (uint32_t)C, 0, {0}};
         run(be, "layernorm_forward_f64", 6, p, e, &pc, sizeof pc, pc.o, (size_t)N, 64);
     } else {
-        run_layernorm_forward(be, fused ? "layernorm_forward_h" : "layernorm_forward",
-                              fused ? 7 : 6, p, e, N, C, 0);
+        run_layernorm(be, fused ? "layernorm_forward_h" : "layernorm_forward", fused ? 7 : 6, p,
+                      e, N, C, ln_fwd_vec4, 4);
     }
     half_after(be, out_half, out, (size_t)N * C, fused);
 }
@@ -330,8 +331,8 @@ void vkt_vk_op_residual_layernorm_forward(vkt_backend *be, vkt_ptr res, vkt_ptr 
     need(be, "residual_layernorm_forward", res, nc);
     need(be, "residual_layernorm_forward", a, nc);
     need(be, "residual_layernorm_forward", b, nc);
-    run_layernorm_forward(be, fused ? "residual_layernorm_forward_h" : "residual_layernorm_forward",
-                          9, p, e, N, C, 1);
+    run_layernorm(be, fused ? "residual_layernorm_forward_h" : "residual_layernorm_forward", 9,
+                  p, e, N, C, ln_res_vec4, 6);
     half_after(be, out_half, out, (size_t)N * C, fused);
 }
 
@@ -346,14 +347,15 @@ void vkt_vk_op_layernorm_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight
     need(be, "layernorm_backward", dout, (size_t)N * C * 4);
     need(be, "layernorm_backward", inp, (size_t)N * C * 4);
     int f64 = vkt_vk(be)->fp64;
-    const char *name = f64 ? "layernorm_backward_f64" : "layernorm_backward";
-    run(be, name, 8, p, e, &pc, sizeof pc, pc.o, f64 ? (size_t)N : (size_t)N * 64, 64);
-    if (f64) { /* the diagnostic: one thread per channel, sums in double */
-        pc.mode = 1;
-        run(be, name, 8, p, e, &pc, sizeof pc, pc.o, (size_t)C, 64);
+    if (!f64) {
+        run_layernorm(be, "layernorm_backward", 8, p, e, N, C, ln_bwd_vec4, 4);
+        colsum(be, "layernorm_backward", dweight, dbias, dout, inp, mean, rstd, N, C, 1);
         return;
     }
-    colsum(be, "layernorm_backward", dweight, dbias, dout, inp, mean, rstd, N, C, 1);
+    /* the fp64 diagnostic: a thread per row, then one per channel, sums in double */
+    run(be, "layernorm_backward_f64", 8, p, e, &pc, sizeof pc, pc.o, (size_t)N, 64);
+    pc.mode = 1;
+    run(be, "layernorm_backward_f64", 8, p, e, &pc, sizeof pc, pc.o, (size_t)C, 64);
 }
 
 /* One matmul of tensors within the descriptor range (vk_matmul.c plans and records it). */
