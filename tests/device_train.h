@@ -114,8 +114,20 @@ static void check_fp16(int dev, const char *a, const char *b, const float *lc) {
         printf("fp16 step %2d: cpu %.6f %s %.6f (fp32 %.6f)\n", i + 1, hc[i], dut, hv[i],
                lc[i]);
     }
-    double worst = vkt_test_close("fp16 final parameters, device vs cpu", cv.params, cc.params,
-                                  cc.num_params, 2e-2, 1e-1);
+    /* Under fp16 a gradient near zero is fp16 rounding noise whose sign AdamW follows at up to
+     * lr per step, and differently rounded runs (cooperative-matrix attention, another GEMM
+     * order) may follow opposite signs: each parameter must agree to 2% or within two
+     * updates' worth (2 lr, lr = 3e-3), whichever is larger. The losses above are the check
+     * that the two runs train alike. */
+    double worst = 0;
+    size_t wi = 0;
+    for (size_t i = 0; i < cc.num_params; i++) {
+        double d = fabs((double)cv.params[i] - cc.params[i]);
+        double lim = fmax(2e-2 * fabs((double)cc.params[i]), 2 * 3e-3);
+        if (!(d / lim <= worst)) worst = d / lim, wi = i;
+    }
+    CHECK(worst <= 1.0, "fp16 final parameters, device vs cpu: element %zu: %s %.7g, cpu %.7g "
+          "(%.2f x tolerance)", wi, dut, cv.params[wi], cc.params[wi], worst);
     printf("fp16 final parameters, device vs cpu: worst %.2f of tolerance\n", worst);
     vkt_checkpoint_free(&cc);
     vkt_checkpoint_free(&cv);
