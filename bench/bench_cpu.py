@@ -79,46 +79,15 @@ def bench_vktrain(binary, steps):
 def torch_child(steps):
     """The PyTorch side (run in its own process by main)."""
     import torch
-    import torch.nn as nn
-    import torch.nn.functional as F
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from torch_gpt import make_gpt
 
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(1337)
 
-    class Block(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.ln1, self.ln2 = nn.LayerNorm(C), nn.LayerNorm(C)
-            self.qkv, self.proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
-            self.fc, self.fcproj = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
-            self.register_buffer("mask", torch.tril(torch.ones(T, T)).view(1, 1, T, T))
-
-        def forward(self, x):
-            b, t, c = x.shape
-            q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)
-            q, k, v = (z.view(b, t, NH, c // NH).transpose(1, 2) for z in (q, k, v))
-            att = (q @ k.transpose(-2, -1)) * (1.0 / (c // NH) ** 0.5)
-            att = F.softmax(att.masked_fill(self.mask[:, :, :t, :t] == 0, float("-inf")), -1)
-            y = (att @ v).transpose(1, 2).contiguous().view(b, t, c)
-            x = x + self.proj(y)
-            return x + self.fcproj(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
-
-    class GPT(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.wte, self.wpe = nn.Embedding(V, C), nn.Embedding(T, C)
-            self.blocks = nn.ModuleList(Block() for _ in range(L))
-            self.lnf = nn.LayerNorm(C)
-
-        def forward(self, idx, targets):
-            x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
-            for blk in self.blocks:
-                x = blk(x)
-            logits = self.lnf(x) @ self.wte.weight.t()  # tied output layer
-            return F.cross_entropy(logits.view(-1, V), targets.view(-1))
-
     data = torch.tensor(list(open(CORPUS, "rb").read()), dtype=torch.long)
-    model = GPT()
+    model = make_gpt(V, L, NH, C, T)
     opt = torch.optim.AdamW(model.parameters(), lr=6e-4, weight_decay=0.1)
     times = []
     for s in range(steps):

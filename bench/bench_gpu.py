@@ -11,9 +11,8 @@ spent in GEMMs (the matmul_* shaders).
 
 Each side runs in a child process of its own. vktrain trains N steps (per-step times from
 metrics.jsonl; one more run of 3 steps with --profile gives the per-op table, so profiling's
-serialization does not slow the timed run); PyTorch trains the same shape (learned positions,
-pre-LayerNorm blocks, the attention written out as in bench_cpu.py, tanh GELU, tied output
-layer, AdamW) for N steps on the same byte tokens, timed with CUDA synchronization. Steps 1-2
+serialization does not slow the timed run); PyTorch trains the same shape (bench/torch_gpt.py,
+with AdamW) for N steps on the same byte tokens, timed with CUDA synchronization. Steps 1-2
 are warm-up; the median of the rest is reported. Where PyTorch or its device is missing the
 vktrain side still runs. tools/gpu-check.sh runs it on the lent GPU; `--quick` (configs/tiny.ini,
 3 steps) is the dry run on a CPU driver. Not a test: run it by hand.
@@ -91,48 +90,17 @@ def gemm_share(profile):
 
 def torch_child(a):
     import torch
-    import torch.nn as nn
-    import torch.nn.functional as F
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from torch_gpt import make_gpt
 
     s = shape_of(a.config)
     V, L, NH, C, T, B = s["V"], s["L"], s["NH"], s["C"], s["T"], s["B"]
     dev = torch.device(a.torch_device)
     torch.manual_seed(1337)
 
-    class Block(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.ln1, self.ln2 = nn.LayerNorm(C), nn.LayerNorm(C)
-            self.qkv, self.proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
-            self.fc, self.fcproj = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
-            self.register_buffer("mask", torch.tril(torch.ones(T, T)).view(1, 1, T, T))
-
-        def forward(self, x):
-            b, t, c = x.shape
-            q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)
-            q, k, v = (z.view(b, t, NH, c // NH).transpose(1, 2) for z in (q, k, v))
-            att = (q @ k.transpose(-2, -1)) * (1.0 / (c // NH) ** 0.5)
-            att = F.softmax(att.masked_fill(self.mask[:, :, :t, :t] == 0, float("-inf")), -1)
-            y = (att @ v).transpose(1, 2).contiguous().view(b, t, c)
-            x = x + self.proj(y)
-            return x + self.fcproj(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
-
-    class GPT(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.wte, self.wpe = nn.Embedding(V, C), nn.Embedding(T, C)
-            self.blocks = nn.ModuleList(Block() for _ in range(L))
-            self.lnf = nn.LayerNorm(C)
-
-        def forward(self, idx, targets):
-            x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
-            for blk in self.blocks:
-                x = blk(x)
-            logits = self.lnf(x) @ self.wte.weight.t()
-            return F.cross_entropy(logits.view(-1, V).float(), targets.view(-1))
-
     data = torch.tensor(list(open(CORPUS, "rb").read()), dtype=torch.long)
-    model = GPT().to(dev)
+    model = make_gpt(V, L, NH, C, T).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=6e-4, weight_decay=0.1)
     fp16 = a.precision == "fp16"
     scaler = torch.cuda.amp.GradScaler(enabled=fp16 and dev.type == "cuda")

@@ -95,6 +95,17 @@ int vkt_vk_memory_init(vkt_vk_ctx *c, char *err, size_t errlen) {
     return 0;
 }
 
+/* A host-mapped buffer (the staging ring, the readback buffer): unmapped, destroyed, its
+ * handles cleared; a no-op on one never made. */
+static void destroy_mapped(vkt_vk_ctx *c, VkBuffer *buf, VkDeviceMemory *mem, void **map) {
+    if (*map) c->d.vkUnmapMemory(c->dev, *mem);
+    if (*buf) c->d.vkDestroyBuffer(c->dev, *buf, NULL);
+    if (*mem) c->d.vkFreeMemory(c->dev, *mem, NULL);
+    *map = NULL;
+    *buf = VK_NULL_HANDLE;
+    *mem = VK_NULL_HANDLE;
+}
+
 void vkt_vk_memory_shutdown(vkt_vk_ctx *c) {
     vkt_vk_free_dead(c);
     for (int i = 0; i < c->nblocks; i++) {
@@ -109,18 +120,8 @@ void vkt_vk_memory_shutdown(vkt_vk_ctx *c) {
     free(c->blocks);
     c->blocks = NULL;
     c->nblocks = c->cap_blocks = 0;
-    if (c->readback_map) c->d.vkUnmapMemory(c->dev, c->readback_mem);
-    if (c->readback) c->d.vkDestroyBuffer(c->dev, c->readback, NULL);
-    if (c->readback_mem) c->d.vkFreeMemory(c->dev, c->readback_mem, NULL);
-    c->readback_map = NULL;
-    c->readback = VK_NULL_HANDLE;
-    c->readback_mem = VK_NULL_HANDLE;
-    if (c->staging_map) c->d.vkUnmapMemory(c->dev, c->staging_mem);
-    if (c->staging) c->d.vkDestroyBuffer(c->dev, c->staging, NULL);
-    if (c->staging_mem) c->d.vkFreeMemory(c->dev, c->staging_mem, NULL);
-    c->staging_map = NULL;
-    c->staging = VK_NULL_HANDLE;
-    c->staging_mem = VK_NULL_HANDLE;
+    destroy_mapped(c, &c->readback, &c->readback_mem, &c->readback_map);
+    destroy_mapped(c, &c->staging, &c->staging_mem, &c->staging_map);
 }
 
 /* A new block of `size` bytes; -1 with *why (the refusing call and its result, or "" for a

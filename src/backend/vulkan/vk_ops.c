@@ -273,9 +273,9 @@ typedef struct { uint32_t N, C, mode, o[9]; } ln_push;
  * multiple of 4, at most 4096, and every row of the bindings in used[] starts 16-byte aligned,
  * the row is held in registers, PT 4-float vectors per invocation read with 128-bit loads
  * (mode bit 0, a pipeline per PT); otherwise strided scalar loops. */
-static const int ln_fwd_vec4[] = {0, 3, 4, 5};       /* out, inp, weight, bias */
-static const int ln_res_vec4[] = {0, 3, 4, 5, 7, 8}; /* and a, b */
-static const int ln_bwd_vec4[] = {0, 3, 4, 5};       /* dinp, dout, inp, weight */
+/* the row tensors read or written as vectors: bindings 0, 3, 4, 5 (forward: out, inp,
+ * weight, bias; backward: dinp, dout, inp, weight), and the residual's a and b at 7, 8 */
+static const int ln_vec4[] = {0, 3, 4, 5, 7, 8};
 static void run_layernorm(vkt_backend *be, const char *name, int nb, const vkt_ptr *p,
                           const size_t *e, int N, int C, const int *used, int nused) {
     vkt_vk_ctx *c = vkt_vk(be);
@@ -306,7 +306,7 @@ void vkt_vk_op_layernorm_forward(vkt_backend *be, vkt_ptr out, vkt_ptr mean, vkt
         run(be, "layernorm_forward_f64", 6, p, e, &pc, sizeof pc, pc.o, (size_t)N, 64);
     } else {
         run_layernorm(be, fused ? "layernorm_forward_h" : "layernorm_forward", fused ? 7 : 6, p,
-                      e, N, C, ln_fwd_vec4, 4);
+                      e, N, C, ln_vec4, 4);
     }
     half_after(be, out_half, out, (size_t)N * C, fused);
 }
@@ -332,7 +332,7 @@ void vkt_vk_op_residual_layernorm_forward(vkt_backend *be, vkt_ptr res, vkt_ptr 
     need(be, "residual_layernorm_forward", a, nc);
     need(be, "residual_layernorm_forward", b, nc);
     run_layernorm(be, fused ? "residual_layernorm_forward_h" : "residual_layernorm_forward", 9,
-                  p, e, N, C, ln_res_vec4, 6);
+                  p, e, N, C, ln_vec4, 6);
     half_after(be, out_half, out, (size_t)N * C, fused);
 }
 
@@ -348,7 +348,7 @@ void vkt_vk_op_layernorm_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight
     need(be, "layernorm_backward", inp, (size_t)N * C * 4);
     int f64 = vkt_vk(be)->fp64;
     if (!f64) {
-        run_layernorm(be, "layernorm_backward", 8, p, e, N, C, ln_bwd_vec4, 4);
+        run_layernorm(be, "layernorm_backward", 8, p, e, N, C, ln_vec4, 4);
         colsum(be, "layernorm_backward", dweight, dbias, dout, inp, mean, rstd, N, C, 1);
         return;
     }
@@ -440,11 +440,15 @@ static uint64_t flash_shared_bytes(int variant, uint32_t blk, uint32_t hs) {
     }
 }
 
-/* The block of a flash variant: the largest of 64, 32, 16 whose tiles fit the device's shared
- * memory, no larger than T needs; 0 when none fits. */
+/* Both flash kernels try blocks of 64, 32, 16 rows, largest first, skipping one that a short
+ * sequence would leave half empty (16 always qualifies). */
+static int block_suits(uint32_t blk, uint32_t T) { return blk == 16 || blk / 2 < T; }
+
+/* The block of a flash variant: the largest whose tiles fit the device's shared memory; 0
+ * when none fits. */
 static uint32_t flash_block(vkt_vk_ctx *c, int variant, uint32_t hs, uint32_t T) {
     for (uint32_t blk = 64; blk >= 16; blk /= 2) {
-        if (blk > 16 && blk / 2 >= T) continue; /* a short sequence: a smaller tile */
+        if (!block_suits(blk, T)) continue;
         if (flash_shared_bytes(variant, blk, hs) <= c->props.limits.maxComputeSharedMemorySize)
             return blk;
     }
@@ -487,7 +491,7 @@ static int flash_cm_plan_for(vkt_vk_ctx *c, int variant, uint32_t hs, uint32_t T
         wg > c->props.limits.maxComputeWorkGroupSize[0] || hs % 8 || hs % s->n || hs % s->k)
         return 0;
     for (uint32_t blk = 64; blk >= 16; blk /= 2) {
-        if (blk > 16 && blk / 2 >= T) continue;
+        if (!block_suits(blk, T)) continue;
         if (blk % s->m || blk % s->n || blk % s->k || wg % blk || wg < blk) continue;
         if (flash_cm_shared(variant, blk, hs, wg) > c->props.limits.maxComputeSharedMemorySize)
             continue;
