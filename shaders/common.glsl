@@ -124,3 +124,13 @@ float tanh_ref(float x) {
 float exp_ref(float x) { return exp(x); }
 float tanh_ref(float x) { return safe_tanh(x); }
 #endif
+
+// GELU, tanh approximation, as the cpu reference evaluates it (vkt_cpu_gelu_forward): used by
+// gelu_forward (elementwise.comp) and by the matmul epilogue that fuses it (matmul_common.glsl).
+// precise: no fused multiply-adds, so it rounds the same wherever it is inlined.
+#define GELU_SCALE 0.7978845608028654
+float gelu_value(float v) {
+    precise float u = GELU_SCALE * (v + 0.044715 * v * v * v);
+    precise float o = 0.5 * v * (1.0 + tanh_ref(u));
+    return o;
+}

@@ -24,15 +24,11 @@ layout(push_constant) uniform PushConstants {
     float s;
 } pc;
 
-#define GELU_SCALE 0.7978845608028654
-
 void main() {
     uint i = flat_index();
     if (i >= pc.n) return;
 #if defined(OP_GELU_FWD)
-    float v = x1[pc.off1 + i];
-    precise float u = GELU_SCALE * (v + 0.044715 * v * v * v);
-    precise float o = 0.5 * v * (1.0 + tanh_ref(u));
+    float o = gelu_value(x1[pc.off1 + i]);
     x0[pc.off0 + i] = o;
 #if defined(HALF_OUT)
     x2h[pc.off2 + i] = uint16_t(f16_bits(o));

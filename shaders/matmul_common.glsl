@@ -11,12 +11,19 @@
 // in a fixed order, so the result does not depend on scheduling. Without a split, k_split = K
 // and the grid has one z.
 //
+// The fused GELU epilogue (vkt_matmul_gelu, flags & VKT_FLAG_GELU): C holds the
+// pre-activation alpha * op(A) op(B) + bias as always and G = gelu(C) is written beside it;
+// with VKT_FLAG_GELU_HALF (only the variants with 16-bit storage, USE_STORAGE16) also G's fp16
+// copy GH. The host sets them for an unsplit matmul of any tier but coopmat2; a split one
+// leaves them to matmul_splitk_reduce (vk_matmul.c).
+//
 // Shared by matmul.comp (fp32/fp16 tiles, direct), matmul_coopmat.comp and matmul_cm2.comp.
 
 layout(set = 0, binding = 0) buffer BufC { float c[]; };
 layout(set = 0, binding = 1) readonly buffer BufA { float a[]; };
 layout(set = 0, binding = 2) readonly buffer BufB { float b[]; };
 layout(set = 0, binding = 3) readonly buffer BufBias { float bias[]; };
+layout(set = 0, binding = 4) writeonly buffer BufG { float g[]; }; // VKT_FLAG_GELU
 // The same bindings seen as vec4: 128-bit loads where VKT_FLAG_ALIGNED says they are aligned.
 layout(set = 0, binding = 1) readonly buffer BufA4 { vec4 a4[]; };
 layout(set = 0, binding = 2) readonly buffer BufB4 { vec4 b4[]; };
@@ -28,14 +35,15 @@ layout(set = 0, binding = 2) readonly buffer BufBh { uint bh[]; };
 layout(set = 0, binding = 1) readonly buffer BufAh4 { uvec2 ah4[]; };
 layout(set = 0, binding = 2) readonly buffer BufBh4 { uvec2 bh4[]; };
 
-// 44 bytes; offsets are in elements: floats, halves for an fp16 A or B (vkt_matmul_push,
+// 52 bytes; offsets are in elements: floats, halves for an fp16 tensor (vkt_matmul_push,
 // src/backend/vkt_spirv.h).
 layout(push_constant) uniform PushConstants {
     uint M, N, K;
     uint off_c, off_a, off_b, off_bias;
-    uint flags; // VKT_FLAG_TRANS_A | _TRANS_B | _BIAS | _ALIGNED | _A_HALF | _B_HALF
+    uint flags; // VKT_FLAG_TRANS_A | _TRANS_B | _BIAS | _ALIGNED | _A_HALF | _B_HALF | _GELU..
     float alpha, beta;
     uint k_split; // K per workgroup z (split-K); K when not split
+    uint off_g, off_gh; // the fused GELU's outputs
 } pc;
 
 // off_a, off_b, off_c and the row lengths of A, B and C are multiples of 4 elements: rows of
@@ -44,6 +52,9 @@ layout(push_constant) uniform PushConstants {
 #define VKT_FLAG_ALIGNED 8u
 #define VKT_FLAG_A_HALF 16u
 #define VKT_FLAG_B_HALF 32u
+#define VKT_FLAG_GELU 64u
+#define VKT_FLAG_GELU_HALF 128u
+bool gelu_epilogue() { return (pc.flags & VKT_FLAG_GELU) != 0u; }
 
 bool trans_a() { return (pc.flags & VKT_FLAG_TRANS_A) != 0u; }
 bool trans_b() { return (pc.flags & VKT_FLAG_TRANS_B) != 0u; }
@@ -135,6 +146,9 @@ f16vec4 load4h_b(uint r, uint col, uint rlim, uint clim, uint ld) {
     return b_half() ? f16vec4(x) : round4(x);
 }
 #endif
+#ifdef USE_STORAGE16
+layout(set = 0, binding = 5) writeonly buffer BufGh { uint16_t gh[]; }; // VKT_FLAG_GELU_HALF
+#endif
 
 // The stored shapes, bounded by this workgroup's K slice: A is (M, ke) or (ke, M), B is
 // (ke, N) or (N, ke); the row lengths stay K, M or N.
@@ -145,7 +159,8 @@ uint b_rows(uint ke) { return trans_b() ? pc.N : ke; }
 uint b_cols(uint ke) { return trans_b() ? ke : pc.N; }
 uint b_ld() { return trans_b() ? pc.K : pc.N; }
 
-// One output element from its accumulated dot product: alpha, beta, bias and the bounds.
+// One output element from its accumulated dot product: alpha, beta, bias, the bounds and
+// the fused GELU (never set on a split: c_base() is then off_c).
 void store_c(uint m, uint n, float acc) {
     if (m >= pc.M || n >= pc.N) return;
     uint i = c_base() + m * pc.N + n;
@@ -153,4 +168,12 @@ void store_c(uint m, uint n, float acc) {
     if (pc.beta != 0.0) v += pc.beta * c[i];
     if ((pc.flags & VKT_FLAG_BIAS) != 0u) v += bias[pc.off_bias + n];
     c[i] = v;
+    if (gelu_epilogue()) {
+        float o = gelu_value(v);
+        g[pc.off_g + m * pc.N + n] = o;
+#ifdef USE_STORAGE16
+        if ((pc.flags & VKT_FLAG_GELU_HALF) != 0u)
+            gh[pc.off_gh + m * pc.N + n] = uint16_t(f16_bits(o));
+#endif
+    }
 }

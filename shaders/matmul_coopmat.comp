@@ -166,7 +166,8 @@ void main() {
             uint m = m0 + wm0 + i * TM, n = n0 + wn0 + j * TN;
             if (m >= pc.M || n >= pc.N) continue; // uniform in the warp
             uint at = c_base() + m * pc.N + n;
-            if (aligned() && m + TM <= pc.M && n + TN <= pc.N) {
+            // the fused GELU writes per element, through the slice (store_c)
+            if (aligned() && !gelu_epilogue() && m + TM <= pc.M && n + TN <= pc.N) {
                 ACC r = acc[i * FN + j] * pc.alpha;
                 if (pc.beta != 0.0) {
                     ACC old;

@@ -110,6 +110,7 @@ static void check_encoder(void) {
 
 static float *dut_copy(pair p);
 static void same_bits(const char *what, pair p, const float *first);
+static void same_bits_as(const char *what, pair p, const float *want, const char *against);
 
 /* A producer's fp16 copy (out_half, backend.h): the dut writes it at an odd half offset of a
  * buffer of its own (hbuf, from half_buf) as it writes out; it must hold, bit for bit, what
@@ -261,8 +262,46 @@ static void check_matmul_shape_h(int M, int Nn, int K, const char *cfg, int halv
                 if (bh.r) pfree(bh);
             }
 }
+/* vkt_matmul_gelu at one shape, B as stored and transposed (the model's), with the bias and
+ * the fp16 copy: pre and out against the reference, out_half against the dut's to_half of
+ * out, and out bit for bit the dut's own gelu_forward of its pre (the same GELU, fused into
+ * the matmul's epilogue or not). */
+static void check_matmul_gelu_shape(int M, int Nn, int K, const char *cfg) {
+    for (int tb = 0; tb < 2; tb++) {
+        pair a = prand((size_t)M * K, 1), b = prand((size_t)K * Nn, 1), bias = prand(Nn, 1),
+             pre = prand((size_t)M * Nn, 1), out = prand((size_t)M * Nn, 1),
+             again = pnew((size_t)M * Nn);
+        size_t mn = (size_t)M * Nn;
+        vkt_matmul_gelu(ref, R(pre), R(out), R(a), R(b), R(bias), M, Nn, K, 0, tb,
+                        VKT_NULL_PTR);
+        vkt_buf *h = half_buf(mn);
+        vkt_matmul_gelu(dut, D(pre), D(out), D(a), D(b), D(bias), M, Nn, K, 0, tb,
+                        half_copy_at(h));
+        char what[120];
+        double saved = atol_frac;
+        if (atol_frac < ATOL_FRAC_MM) atol_frac = ATOL_FRAC_MM;
+        snprintf(what, sizeof what, "matmul_gelu %dx%dx%d tb%d pre%s", M, Nn, K, tb, cfg);
+        same(what, pre);
+        snprintf(what, sizeof what, "matmul_gelu %dx%dx%d tb%d out%s", M, Nn, K, tb, cfg);
+        same(what, out);
+        atol_frac = saved;
+        snprintf(what, sizeof what, "matmul_gelu tb%d out_half%s", tb, cfg);
+        same_half_copy(what, h, out, mn);
+        float *alone = malloc(mn * sizeof *alone);
+        vkt_gelu_forward(dut, D(again), D(pre), mn, VKT_NULL_PTR);
+        vkt_download(dut, alone, D(again), mn * 4);
+        snprintf(what, sizeof what, "matmul_gelu tb%d out%s", tb, cfg);
+        same_bits_as(what, out, alone, "as gelu_forward of pre");
+        free(alone);
+        pfree(a), pfree(b), pfree(bias), pfree(pre), pfree(out), pfree(again);
+    }
+}
+
 static void check_matmul_shape(int M, int Nn, int K, const char *cfg) {
     check_matmul_shape_h(M, Nn, K, cfg, 0);
+    uint64_t saved_rng = rng; /* the other ops' inputs stay those of every backend */
+    check_matmul_gelu_shape(M, Nn, K, cfg);
+    rng = saved_rng;
 }
 
 static void check_matmul(void) {
@@ -488,15 +527,18 @@ static float *dut_copy(pair p) {
     vkt_download(dut, h, D(p), p.n * 4);
     return h;
 }
+/* p on the device bit for bit want; `against` names where want came from. */
+static void same_bits_as(const char *what, pair p, const float *want, const char *against) {
+    float *got = dut_copy(p);
+    size_t d = 0;
+    for (size_t i = 0; i < p.n; i++) d += memcmp(want + i, got + i, sizeof *want) != 0;
+    CHECK(d == 0, "%s: %s: %zu of %zu elements differ %s", dut_name, what, d, p.n, against);
+    printf("  %-34s %s %s\n", what, d ? "DIFFERS" : "bit for bit the same", against);
+    free(got);
+}
 /* Bitwise the same as an earlier download (a deterministic reduction run twice). */
 static void same_bits(const char *what, pair p, const float *first) {
-    float *again = dut_copy(p);
-    size_t d = 0;
-    for (size_t i = 0; i < p.n; i++) d += memcmp(first + i, again + i, sizeof *first) != 0;
-    CHECK(d == 0, "%s: %s: %zu of %zu elements differ between two runs on the same inputs",
-          dut_name, what, d, p.n);
-    printf("  %-34s %s\n", what, d ? "DIFFERS between runs" : "bitwise repeatable");
-    free(again);
+    same_bits_as(what, p, first, "between two runs on the same inputs");
 }
 
 /* The reductions at sizes where they split into many parts (column sums over thousands of

@@ -8,8 +8,8 @@
 #include "coopmat_tiers.h"
 #include "vkt_test.h"
 
-/* The push-constant block of shaders/matmul_common.glsl is 11 scalars. */
-_Static_assert(sizeof(vkt_matmul_push) == 44, "vkt_matmul_push must match matmul_common.glsl's pc");
+/* The push-constant block of shaders/matmul_common.glsl is 13 scalars. */
+_Static_assert(sizeof(vkt_matmul_push) == 52, "vkt_matmul_push must match matmul_common.glsl's pc");
 
 static void check_entry(const vkt_spirv *s) {
     CHECK(s->name && s->name[0], "entry without a name");
@@ -92,9 +92,10 @@ static void check_local_sizes(void) {
  * not listed, or not built, is skipped; a module that is not SPIR-V is refused. */
 static void check_written_bindings(void) {
     static const struct { const char *name; uint32_t mask; } want[] = {
-        {"matmul_f32", 0x1}, {"matmul_f16", 0x1}, {"matmul_f32_direct", 0x1},
-        {"matmul_f16_direct", 0x1}, {"matmul_f16_s16", 0x1}, {"matmul_coopmat", 0x1},
-        {"matmul_coopmat_s16", 0x1}, {"matmul_coopmat2", 0x1}, {"matmul_splitk_reduce", 0x1},
+        /* C, and the fused GELU's output (and its fp16 copy in the 16-bit storage ones) */
+        {"matmul_f32", 0x11}, {"matmul_f16", 0x11}, {"matmul_f32_direct", 0x11},
+        {"matmul_f16_direct", 0x11}, {"matmul_f16_s16", 0x31}, {"matmul_coopmat", 0x11},
+        {"matmul_coopmat_s16", 0x31}, {"matmul_coopmat2", 0x1}, {"matmul_splitk_reduce", 0x9},
         {"to_half", 0x1}, {"gelu_forward", 0x1}, {"gelu_backward", 0x1},
         {"residual_forward", 0x1}, {"scale", 0x1}, {"sumsq", 0x1}, {"sum_into", 0x1},
         {"colsum_partial", 0x1}, {"colsum_partial_ln", 0x1},

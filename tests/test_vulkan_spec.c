@@ -18,9 +18,11 @@ static void dispatch(vkt_backend *be, const vkt_vk_shader *sh, vkt_buf *c_, vkt_
                      vkt_buf *b) {
     vkt_vk_ctx *c = vkt_vk(be);
     vkt_matmul_push pc = {.M = M, .N = N, .K = K, .alpha = 1.0f, .k_split = K};
-    vkt_ptr p[4] = {vkt_at(c_, 0), vkt_at(a, 0), vkt_at(b, 0), VKT_NULL_PTR};
+    /* C, A, B; no bias, no fused GELU outputs */
+    vkt_ptr p[6] = {vkt_at(c_, 0), vkt_at(a, 0), vkt_at(b, 0), VKT_NULL_PTR, VKT_NULL_PTR,
+                    VKT_NULL_PTR};
     vkt_vk_bindings bd;
-    vkt_vk_bind(c, &bd, 4, p, NULL);
+    vkt_vk_bind(c, &bd, 6, p, NULL);
     pc.off_c = bd.elem_off[0];
     pc.off_a = bd.elem_off[1];
     pc.off_b = bd.elem_off[2];

@@ -192,6 +192,13 @@ void vkt_layernorm_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight, vkt_
  * VKT_NULL_PTR. beta = 0 overwrites C (its old contents are never read). */
 void vkt_matmul(vkt_backend *be, vkt_ptr c, vkt_ptr a, vkt_ptr b, vkt_ptr bias, int M, int N,
                 int K, int trans_a, int trans_b, float alpha, float beta);
+/* A matmul with GELU fused into its epilogue, the MLP's first layer: pre(M,N) = op(A) op(B)
+ * + bias (vkt_matmul with alpha 1, beta 0), out(M,N) = gelu(pre) (vkt_gelu_forward) and its
+ * fp16 copy out_half where given. The backend writes out while pre is still in registers
+ * where it can (vulkan); elsewhere it is the two ops. */
+void vkt_matmul_gelu(vkt_backend *be, vkt_ptr pre, vkt_ptr out, vkt_ptr a, vkt_ptr b,
+                     vkt_ptr bias, int M, int N, int K, int trans_a, int trans_b,
+                     vkt_ptr out_half);
 /* dst(n, fp16) = src(n, fp32) rounded to fp16 as precision = fp16 rounds matmul operands
  * (nearest even; beyond fp16's range +-inf): the fp16 copies of weights and activations that
  * vkt_matmul then reads. dst is an fp16 tensor (vkt_half_at), src an fp32 one. */

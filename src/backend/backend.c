@@ -505,6 +505,13 @@ static void check_gelu_forward(vkt_ptr out, vkt_ptr inp, size_t n, vkt_ptr out_h
     (void)out, (void)inp, (void)n;
     require_half_copy(out_half, "vkt_gelu_forward");
 }
+static void check_matmul_gelu(vkt_ptr pre, vkt_ptr out, vkt_ptr a, vkt_ptr b, vkt_ptr bias,
+                              int M, int N, int K, int trans_a, int trans_b, vkt_ptr out_half) {
+    (void)a, (void)b, (void)M, (void)N, (void)K, (void)trans_a, (void)trans_b;
+    require_types(!pre.half && !out.half && !bias.half, "vkt_matmul_gelu",
+                  "pre, out and the bias must be fp32 tensors");
+    require_half_copy(out_half, "vkt_matmul_gelu");
+}
 
 /* The public entry point of every compute op (ops.def): the argument check where there is
  * one, then the backend's op, timed on the host when host profiling is on and skipped after

@@ -34,7 +34,7 @@ int vkt_spirv_local_size(const vkt_spirv *sp, const vkt_spec_const *spec, int ns
  * clear. 0, or -1 with err saying why. */
 int vkt_spirv_written_bindings(const vkt_spirv *sp, uint32_t *mask, char *err, size_t errlen);
 
-/* Push constants of shaders/matmul.comp (every matmul_* variant), 44 bytes; must match its
+/* Push constants of shaders/matmul.comp (every matmul_* variant), 52 bytes; must match its
  * `pc` block. Offsets are in elements of each buffer's type (halves for fp16 A and B). */
 typedef struct vkt_matmul_push {
     uint32_t M, N, K;
@@ -42,6 +42,7 @@ typedef struct vkt_matmul_push {
     uint32_t flags; /* VKT_MATMUL_TRANS_A | _TRANS_B | _BIAS | _ALIGNED | _A_HALF | _B_HALF */
     float alpha, beta;
     uint32_t k_split; /* K per workgroup z (split-K); K when not split */
+    uint32_t off_g, off_gh; /* the fused GELU's outputs (VKT_MATMUL_GELU, _GELU_HALF) */
 } vkt_matmul_push;
 #define VKT_MATMUL_TRANS_A 1u
 #define VKT_MATMUL_TRANS_B 2u
@@ -49,5 +50,7 @@ typedef struct vkt_matmul_push {
 #define VKT_MATMUL_ALIGNED 8u /* rows 16-byte aligned, 8 for fp16 (shaders/matmul_common.glsl) */
 #define VKT_MATMUL_A_HALF 16u /* A is an fp16 tensor */
 #define VKT_MATMUL_B_HALF 32u /* B is an fp16 tensor */
+#define VKT_MATMUL_GELU 64u   /* also G = gelu(C) (vkt_matmul_gelu) */
+#define VKT_MATMUL_GELU_HALF 128u /* and G's fp16 copy (the 16-bit storage variants only) */
 
 #endif

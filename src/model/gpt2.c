@@ -534,8 +534,9 @@ void vkt_model_forward_acc(vkt_model *m, const int32_t *tokens, const int32_t *t
         vkt_residual_layernorm_forward(be, x.residual2, x.ln2, x.ln2_mean, x.ln2_rstd, x.residual,
                                        x.attproj, param(m, P, LN2W, l), param(m, P, LN2B, l), BT,
                                        C, half_copy(m, in.ln2));
-        linear_forward(be, x.fch, in.ln2, mm_weight(m, FCW, l), param(m, P, FCB, l), BT, C, 4 * C);
-        vkt_gelu_forward(be, x.fch_gelu, x.fch, (size_t)4 * BT * C, half_copy(m, in.fch_gelu));
+        /* fch = ln2 . fcw^T + fcb and fch_gelu = gelu(fch), GELU in the matmul's epilogue */
+        vkt_matmul_gelu(be, x.fch, x.fch_gelu, in.ln2, mm_weight(m, FCW, l), param(m, P, FCB, l),
+                        BT, 4 * C, C, 0, 1, half_copy(m, in.fch_gelu));
         linear_forward(be, x.fcproj, in.fch_gelu, mm_weight(m, FCPROJW, l),
                        param(m, P, FCPROJB, l), BT, 4 * C, C);
         if (l + 1 < L) { /* residual3 is the next layer's residual: its ln1 */

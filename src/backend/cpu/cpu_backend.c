@@ -183,6 +183,7 @@ const vkt_backend_ops vkt_cpu_backend_ops = {
     .layernorm_forward = vkt_cpu_layernorm_forward,
     .layernorm_backward = vkt_cpu_layernorm_backward,
     .matmul = vkt_cpu_fast_matmul,
+    .matmul_gelu = vkt_cpu_matmul_gelu,
     .to_half = vkt_cpu_to_half,
     .bias_backward = vkt_cpu_bias_backward,
     .attention_forward = vkt_cpu_attention_forward,

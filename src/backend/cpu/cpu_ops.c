@@ -362,6 +362,15 @@ void vkt_cpu_gelu_forward(vkt_backend *be, vkt_ptr out_, vkt_ptr inp_, size_t n,
     if (out_half.buf) vkt_cpu_to_half(be, out_half, out_, n);
 }
 
+/* The two ops: the matmul of this backend's kernels option (be->ops: BLAS or the reference),
+ * then gelu. */
+void vkt_cpu_matmul_gelu(vkt_backend *be, vkt_ptr pre, vkt_ptr out, vkt_ptr a, vkt_ptr b,
+                         vkt_ptr bias, int M, int N, int K, int trans_a, int trans_b,
+                         vkt_ptr out_half) {
+    be->ops->matmul(be, pre, a, b, bias, M, N, K, trans_a, trans_b, 1.0f, 0.0f);
+    vkt_cpu_gelu_forward(be, out, pre, (size_t)M * N, out_half);
+}
+
 void vkt_cpu_gelu_backward(vkt_backend *be, vkt_ptr dinp_, vkt_ptr inp_, vkt_ptr dout_,
                            size_t n) {
     (void)be;

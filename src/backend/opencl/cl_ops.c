@@ -293,6 +293,14 @@ void vkt_cl_op_gelu_forward(vkt_backend *be, vkt_ptr out, vkt_ptr inp, size_t n,
     if (out_half.buf) vkt_cl_op_to_half(be, out_half, out, n);
 }
 
+/* The two ops (CLBlast's GEMM has no epilogue to fuse it into). */
+void vkt_cl_op_matmul_gelu(vkt_backend *be, vkt_ptr pre, vkt_ptr out, vkt_ptr a, vkt_ptr b,
+                           vkt_ptr bias, int M, int N, int K, int trans_a, int trans_b,
+                           vkt_ptr out_half) {
+    vkt_cl_op_matmul(be, pre, a, b, bias, M, N, K, trans_a, trans_b, 1.0f, 0.0f);
+    vkt_cl_op_gelu_forward(be, out, pre, (size_t)M * N, out_half);
+}
+
 void vkt_cl_op_gelu_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr inp, vkt_ptr dout,
                              size_t n) {
     mem_arg di = M(dinp), x = M(inp), d = M(dout);

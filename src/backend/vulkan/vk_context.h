@@ -293,11 +293,21 @@ typedef struct vkt_vk_gemm_plan {
     uint32_t bm, bn, bk, splits, k_split; /* block of C, K tile, K split */
 } vkt_vk_gemm_plan;
 int vkt_vk_matmul_plan_tier(vkt_backend *be, int t, int M, int N, int K, vkt_vk_gemm_plan *p);
+/* The fused GELU epilogue of vkt_matmul_gelu: out = gelu(C), out_half its fp16 copy (or
+ * VKT_NULL_PTR). */
+typedef struct vkt_vk_gelu_out {
+    vkt_ptr out, out_half;
+} vkt_vk_gelu_out;
+#define VKT_VK_FUSED_GELU 1      /* the matmul wrote gelu->out */
+#define VKT_VK_FUSED_GELU_HALF 2 /* and gelu->out_half */
 /* Records C = alpha op(A) op(B) + beta C + bias with tier t (-1: vkt_vk_matmul_tier's
- * choice), split-K and its reduction included; every tensor within one descriptor's range. */
-void vkt_vk_matmul_record(vkt_backend *be, int t, vkt_ptr c, vkt_ptr a, vkt_ptr b, vkt_ptr bias,
-                          int M, int N, int K, int trans_a, int trans_b, float alpha,
-                          float beta);
+ * choice), split-K and its reduction included; every tensor within one descriptor's range.
+ * With gelu (else NULL) the epilogue also writes what the tier's kernels can of it and
+ * returns which (VKT_VK_FUSED_*: the coopmat2 tier none, a split matmul or a variant without
+ * 16-bit storage not the fp16 copy); the caller runs the rest. 0 without gelu. */
+int vkt_vk_matmul_record(vkt_backend *be, int t, vkt_ptr c, vkt_ptr a, vkt_ptr b, vkt_ptr bias,
+                         int M, int N, int K, int trans_a, int trans_b, float alpha, float beta,
+                         const vkt_vk_gelu_out *gelu);
 /* The device's f16*f16+f32 subgroup fragment the coopmat tier (and flash attention's
  * cooperative-matrix variant) use; NULL when there is none. */
 const vkt_vk_mma_shape *vkt_vk_mma_shape_of(const vkt_vk_ctx *c);

@@ -2,7 +2,8 @@
  * the backend's on-disk caches.
  *
  * A tier is a family of matmul shader variants with one interface (shaders/matmul_common.glsl:
- * vkt_matmul_push, bindings C, A, B, bias, all fp32 buffers). Two kinds of numerics:
+ * vkt_matmul_push, bindings C, A, B, bias and the fused GELU's two outputs). Two kinds of
+ * numerics:
  *   fp32     "fp32" (matmul_f32), "fp32_direct"
  *   fp16     "fp16" (matmul_f16: fp16 shared-memory tiles), "fp16_direct", "coopmat"
  *            (matmul_coopmat: KHR cooperative matrices) and "coopmat2" (matmul_coopmat2:
@@ -595,11 +596,11 @@ static int aligned16(vkt_ptr p) {
     return ((p.buf->off + p.off) & (p.half ? 7u : 15u)) == 0;
 }
 
-void vkt_vk_matmul_record(vkt_backend *be, int t, vkt_ptr c_, vkt_ptr a, vkt_ptr b,
-                          vkt_ptr bias, int M, int N, int K, int trans_a, int trans_b,
-                          float alpha, float beta) {
+int vkt_vk_matmul_record(vkt_backend *be, int t, vkt_ptr c_, vkt_ptr a, vkt_ptr b,
+                         vkt_ptr bias, int M, int N, int K, int trans_a, int trans_b,
+                         float alpha, float beta, const vkt_vk_gelu_out *gelu) {
     vkt_vk_ctx *c = vkt_vk(be);
-    if (vkt_vk_failed(c)) return;
+    if (vkt_vk_failed(c)) return 0;
     if (t < 0) t = vkt_vk_matmul_tier(be, M, N, K);
     vkt_vk_gemm_plan p;
     if (vkt_vk_matmul_plan_tier(be, t, M, N, K, &p)) {
@@ -607,19 +608,27 @@ void vkt_vk_matmul_record(vkt_backend *be, int t, vkt_ptr c_, vkt_ptr a, vkt_ptr
                           "(shared memory %u bytes, %u invocations). HINT: matmul = fp32",
                           tiers[t].name, c->props.limits.maxComputeSharedMemorySize,
                           c->props.limits.maxComputeWorkGroupInvocations);
-        return;
+        return 0;
     }
     vkt_buf *part = p.splits > 1 ? splitk_scratch(c, (size_t)M * N * p.splits * 4) : NULL;
     if (p.splits > 1 && !part) { /* no room for the partials: one pass over K instead */
         p.splits = 1;
         p.k_split = (uint32_t)K;
     }
+    /* the fused GELU: in the tier's epilogue, or in the split's reduction (no fp16 copy
+     * there); coopmat2's epilogue is a per-element operation that cannot store elsewhere */
+    int fused = gelu && tiers[t].kind != K_COOPMAT2 ? VKT_VK_FUSED_GELU : 0;
+    if (fused && !part && gelu->out_half.buf && tiers[t].shader_s16 &&
+        !strcmp(p.sh.name, tiers[t].shader_s16))
+        fused |= VKT_VK_FUSED_GELU_HALF;
     vkt_ptr out = part ? vkt_at(part, 0) : c_;
     vkt_matmul_push pc = {
         .M = (uint32_t)M, .N = (uint32_t)N, .K = (uint32_t)K,
         .flags = (trans_a ? VKT_MATMUL_TRANS_A : 0u) | (trans_b ? VKT_MATMUL_TRANS_B : 0u) |
                  (bias.buf && !part ? VKT_MATMUL_BIAS : 0u) | (a.half ? VKT_MATMUL_A_HALF : 0u) |
-                 (b.half ? VKT_MATMUL_B_HALF : 0u),
+                 (b.half ? VKT_MATMUL_B_HALF : 0u) |
+                 (fused && !part ? VKT_MATMUL_GELU : 0u) |
+                 (fused & VKT_VK_FUSED_GELU_HALF ? VKT_MATMUL_GELU_HALF : 0u),
         .alpha = part ? 1.0f : alpha, .beta = part ? 0.0f : beta,
         .k_split = p.k_split,
     };
@@ -627,35 +636,42 @@ void vkt_vk_matmul_record(vkt_backend *be, int t, vkt_ptr c_, vkt_ptr a, vkt_ptr
     if (aligned16(out) && aligned16(a) && aligned16(b) && N % 4 == 0 &&
         (trans_a ? M : K) % 4 == 0 && (trans_b ? K : N) % 4 == 0)
         pc.flags |= VKT_MATMUL_ALIGNED;
-    vkt_ptr ptr[4] = {out, a, b, part ? VKT_NULL_PTR : bias};
     size_t mn = (size_t)M * N;
-    size_t ext[4] = {mn * 4 * p.splits, (size_t)M * K * vkt_elem_bytes(a),
-                     (size_t)K * N * vkt_elem_bytes(b), (size_t)N * 4};
+    vkt_ptr gout = pc.flags & VKT_MATMUL_GELU ? gelu->out : VKT_NULL_PTR;
+    vkt_ptr ghalf = pc.flags & VKT_MATMUL_GELU_HALF ? gelu->out_half : VKT_NULL_PTR;
+    vkt_ptr ptr[6] = {out, a, b, part ? VKT_NULL_PTR : bias, gout, ghalf};
+    size_t ext[6] = {mn * 4 * p.splits, (size_t)M * K * vkt_elem_bytes(a),
+                     (size_t)K * N * vkt_elem_bytes(b), (size_t)N * 4, mn * 4, mn * 2};
     vkt_vk_bindings bd;
-    vkt_vk_bind(c, &bd, 4, ptr, ext);
+    vkt_vk_bind(c, &bd, 6, ptr, ext);
     pc.off_c = bd.elem_off[0];
     pc.off_a = bd.elem_off[1];
     pc.off_b = bd.elem_off[2];
     pc.off_bias = bd.elem_off[3];
+    pc.off_g = bd.elem_off[4];
+    pc.off_gh = bd.elem_off[5];
     vkt_vk_dispatch(c, &p.sh, &bd, &pc, sizeof pc, ((uint32_t)N + p.bn - 1) / p.bn,
                     ((uint32_t)M + p.bm - 1) / p.bm, p.splits);
-    if (!part) return;
-    /* the slices, summed in order, with alpha, beta and the bias */
+    if (!part) return fused;
+    /* the slices, summed in order, with alpha, beta, the bias and the fused GELU */
     struct {
         uint32_t mn, n, splits, off_c, off_p, off_bias, flags;
         float alpha, beta;
+        uint32_t off_g;
     } rp = {(uint32_t)((size_t)M * N), (uint32_t)N, p.splits, 0, 0, 0,
-            bias.buf ? VKT_MATMUL_BIAS : 0u, alpha, beta};
-    vkt_ptr rptr[3] = {c_, vkt_at(part, 0), bias};
-    size_t rext[3] = {mn * 4, mn * 4 * p.splits, (size_t)N * 4};
-    vkt_vk_bind(c, &bd, 3, rptr, rext);
+            (bias.buf ? VKT_MATMUL_BIAS : 0u) | (fused ? VKT_MATMUL_GELU : 0u), alpha, beta, 0};
+    vkt_ptr rptr[4] = {c_, vkt_at(part, 0), bias, fused ? gelu->out : VKT_NULL_PTR};
+    size_t rext[4] = {mn * 4, mn * 4 * p.splits, (size_t)N * 4, mn * 4};
+    vkt_vk_bind(c, &bd, 4, rptr, rext);
     rp.off_c = bd.elem_off[0];
     rp.off_p = bd.elem_off[1];
     rp.off_bias = bd.elem_off[2];
+    rp.off_g = bd.elem_off[3];
     uint32_t gx, gy;
     vkt_vk_grid1d((size_t)M * N, 256, &gx, &gy);
     vkt_vk_shader rs = vkt_vk_shader_1d("matmul_splitk_reduce", 256);
     vkt_vk_dispatch(c, &rs, &bd, &rp, sizeof rp, gx, gy, 1);
+    return fused;
 }
 
 /* ---- auto: checking, timing, the tier cache ---- */
@@ -698,7 +714,7 @@ static int tier_verified(vkt_backend *be, int t, char *why, size_t len) {
             for (int i = 0; i < 2; i++) {
                 vkt_vk_upload(c, vkt_at(dc, 0), h0, sizeof(float) * PM * PN);
                 vkt_vk_matmul_record(be, tier[i], vkt_at(dc, 0), vkt_at(da, 0), vkt_at(db, 0),
-                                     vkt_at(dbias, 0), PM, PN, PK, 0, tb, 1.0f, 1.0f);
+                                     vkt_at(dbias, 0), PM, PN, PK, 0, tb, 1.0f, 1.0f, NULL);
                 vkt_vk_download(c, dst[i], vkt_at(dc, 0), sizeof(float) * PM * PN);
             }
             if (vkt_vk_failed(c)) break;
@@ -775,7 +791,7 @@ static double time_tier(vkt_backend *be, int t, int M, int N, int K) {
             }
             double t0 = now_ms();
             vkt_vk_matmul_record(be, t, vkt_at(cc, 0), vkt_at(a, 0), vkt_at(b, 0),
-                                 VKT_NULL_PTR, M, N, K, 0, 0, 1.0f, 0.0f);
+                                 VKT_NULL_PTR, M, N, K, 0, 0, 1.0f, 0.0f, NULL);
             cmd = vkt_vk_cmd(c);
             if (qp && cmd)
                 c->d.vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, qp, 1);

@@ -361,7 +361,7 @@ void vkt_vk_op_layernorm_backward(vkt_backend *be, vkt_ptr dinp, vkt_ptr dweight
 /* One matmul of tensors within the descriptor range (vk_matmul.c plans and records it). */
 static void matmul_once(vkt_backend *be, vkt_ptr c_, vkt_ptr a, vkt_ptr b, vkt_ptr bias, int M,
                         int N, int K, int trans_a, int trans_b, float alpha, float beta) {
-    vkt_vk_matmul_record(be, -1, c_, a, b, bias, M, N, K, trans_a, trans_b, alpha, beta);
+    vkt_vk_matmul_record(be, -1, c_, a, b, bias, M, N, K, trans_a, trans_b, alpha, beta, NULL);
 }
 
 void vkt_vk_op_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a, vkt_ptr b, vkt_ptr bias, int M,
@@ -402,6 +402,32 @@ void vkt_vk_op_matmul(vkt_backend *be, vkt_ptr c_, vkt_ptr a, vkt_ptr b, vkt_ptr
                     k0 == 0 ? bias : VKT_NULL_PTR, M, N, kr, 1, 0, alpha,
                     k0 == 0 ? beta : 1.0f);
     }
+}
+
+/* The GELU in the matmul's epilogue where the tensors fit one descriptor each (not in the fp64
+ * diagnostic, whose gelu evaluates tanh in double); what the tier could not fuse (vk_matmul.c:
+ * the coopmat2 tier nothing, a split matmul or a variant without 16-bit storage the fp16
+ * copy) runs after it as its own op. */
+void vkt_vk_op_matmul_gelu(vkt_backend *be, vkt_ptr pre, vkt_ptr out, vkt_ptr a, vkt_ptr b,
+                           vkt_ptr bias, int M, int N, int K, int trans_a, int trans_b,
+                           vkt_ptr out_half) {
+    vkt_vk_ctx *c = vkt_vk(be);
+    size_t mn = (size_t)M * N;
+    int fused = 0;
+    if (!c->fp64 && vkt_vk_visible(c, pre) >= mn * 4 && vkt_vk_visible(c, out) >= mn * 4 &&
+        (!out_half.buf || vkt_vk_visible(c, out_half) >= mn * 2) &&
+        vkt_vk_visible(c, a) >= (size_t)M * K * vkt_elem_bytes(a) &&
+        vkt_vk_visible(c, b) >= (size_t)K * N * vkt_elem_bytes(b)) {
+        vkt_vk_gelu_out g = {out, out_half};
+        fused = vkt_vk_matmul_record(be, -1, pre, a, b, bias, M, N, K, trans_a, trans_b, 1.0f,
+                                     0.0f, &g);
+    } else {
+        vkt_vk_op_matmul(be, pre, a, b, bias, M, N, K, trans_a, trans_b, 1.0f, 0.0f);
+    }
+    if (!(fused & VKT_VK_FUSED_GELU))
+        vkt_vk_op_gelu_forward(be, out, pre, mn, out_half);
+    else if (out_half.buf && !(fused & VKT_VK_FUSED_GELU_HALF))
+        vkt_vk_op_to_half(be, out_half, out, mn);
 }
 
 void vkt_vk_op_bias_backward(vkt_backend *be, vkt_ptr dbias, vkt_ptr dout, int M, int N) {
