@@ -307,6 +307,9 @@ static void check_matmul_shape(int M, int Nn, int K, const char *cfg) {
 static void check_matmul(void) {
     const int M = 67, Nn = 131, K = 45;
     check_matmul_shape(M, Nn, K, "");
+    uint64_t saved_rng1 = rng;
+    check_matmul_gelu_shape(64, 96, 128, ""); /* aligned: the coopmat tier's direct stores */
+    rng = saved_rng1;
     /* fp16 operands (the model's copies under precision = fp16), unaligned and aligned:
      * every tier reads them, whatever its precision */
     uint64_t saved_rng0 = rng; /* the other ops' inputs stay those of every backend */
