@@ -224,6 +224,36 @@ static void test_loader(void) {
     vkt_eval_batch(&d.train, 1, B, T, in, tg);
     CHECK(in[0] == 64 && tg[0] == 65, "eval batch 1 starts at %d", in[0]);
 
+    /* a rank's slice (MPI): rows [off, off + n) of the batch at global_B rows, in both orders
+     * and for evaluation; and a loader set to a slice serves exactly those, prefetched too */
+    for (int order = 0; order < 2; order++)
+        for (int off = 0; off < B; off++) {
+            int n = B - off;
+            vkt_batch_at(&d.train, (vkt_data_order)order, 9, 5, B, T, in, tg);
+            vkt_batch_slice_at(&d.train, (vkt_data_order)order, 9, 5, B, off, n, T, in2, tg2);
+            CHECK(!memcmp(in + off * T, in2, sizeof(int32_t) * (size_t)(n * T)) &&
+                      !memcmp(tg + off * T, tg2, sizeof(int32_t) * (size_t)(n * T)),
+                  "order %d: rows %d.. of the slice differ from the whole batch's", order, off);
+        }
+    vkt_eval_batch(&d.train, 3, B, T, in, tg);
+    vkt_eval_batch_slice(&d.train, 3, B, 2, 2, T, in2, tg2);
+    CHECK(!memcmp(in + 2 * T, in2, sizeof(int32_t) * 2 * T), "an eval slice differs");
+    for (int prefetch = 0; prefetch <= 2; prefetch += 2) {
+        vkt_loader *l = vkt_loader_create(&d.train, VKT_ORDER_RANDOM, 9, 2, T, prefetch, err,
+                                          sizeof err);
+        CHECK(l != NULL, "%s", err);
+        if (!l) continue;
+        vkt_loader_set_slice(l, B, 2);
+        int same = 1;
+        for (uint64_t k = 0; k < 5; k++) {
+            vkt_loader_next(l, 2, T, in2, tg2);
+            vkt_batch_at(&d.train, VKT_ORDER_RANDOM, 9, k, B, T, in, tg);
+            same &= !memcmp(in + 2 * T, in2, sizeof(int32_t) * 2 * T);
+        }
+        CHECK(same, "a loader on rows 2..3 of 4 (prefetch %d) serves other rows", prefetch);
+        vkt_loader_destroy(l);
+    }
+
     /* the loader hands out batch 0, 1, 2...; state = seed + next index, so a loader set to a
      * saved state continues with the same next batch */
     vkt_loader *l = vkt_loader_create(&d.train, VKT_ORDER_RANDOM, 77, B, T, 3, err, sizeof err);

@@ -99,6 +99,9 @@ endif()
 
 # The run directory: a rerun keeps the earlier run, the lock refuses a second run on one
 # out_dir (none stale after kill -9), prepare --force never removes a foreign directory.
+add_test(NAME cli_mpi COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli_mpi.sh $<TARGET_FILE:vktrain> ${CMAKE_SOURCE_DIR})
+set_tests_properties(cli_mpi PROPERTIES LABELS "mpi" SKIP_RETURN_CODE 77
+                     ENVIRONMENT "${VKT_TEST_ENV}")
 add_test(NAME cli_rundir COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli_rundir.sh $<TARGET_FILE:vktrain> ${CMAKE_SOURCE_DIR})
 set_tests_properties(cli_rundir PROPERTIES LABELS "cpu" ENVIRONMENT "${VKT_TEST_ENV}")
 

@@ -47,6 +47,8 @@ typedef struct vkt_device_info {
     char coopmat_shapes[128]; /* e.g. "16x16x16 f16->f32", empty when none */
     double peak_flops;        /* fp32 estimate, FLOP/s; 0 when unknown */
     int can_train;            /* its backend implements the ops (set by the registry) */
+    int is_gpu;               /* a GPU or accelerator, not a CPU driver (lavapipe, PoCL) or
+                               * the cpu backend: what MPI's default device list takes */
     char details[1024];       /* extra lines for --list-devices, '\n'-separated; may be "" */
 } vkt_device_info;
 

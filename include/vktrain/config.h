@@ -49,6 +49,10 @@ typedef struct vkt_config {
         char matmul[16]; /* auto | fp32 | fp32_direct | fp16 | fp16_direct | coopmat (vulkan) */
         char attention[8]; /* flash | exact (vulkan) */
     } backend;
+    struct {
+        char devices[256]; /* MPI: rank r's device is entry r; "" = by local rank */
+        int check_every;   /* steps between parameter-hash checks across ranks; 0 = never */
+    } parallel;
 } vkt_config;
 
 /* Defaults for every key. */

@@ -138,9 +138,17 @@ typedef struct vkt_loader_state {
  * T+1 tokens at stride T through the spans, wrapping at the end. */
 void vkt_batch_at(const vkt_token_view *v, vkt_data_order order, uint64_t seed, uint64_t k, int B,
                   int T, int32_t *inputs, int32_t *targets);
+/* Rows [offset, offset + B) of batch k at global_B rows (what vkt_batch_at gives at B =
+ * global_B): a rank's share of a data-parallel step, the same windows whatever the split. */
+void vkt_batch_slice_at(const vkt_token_view *v, vkt_data_order order, uint64_t seed,
+                        uint64_t k, int global_B, int offset, int B, int T, int32_t *inputs,
+                        int32_t *targets);
 /* Evaluation batch i: sequential windows from the start of v. */
 void vkt_eval_batch(const vkt_token_view *v, int i, int B, int T, int32_t *inputs,
                     int32_t *targets);
+/* Rows [offset, offset + B) of evaluation batch i at global_B rows. */
+void vkt_eval_batch_slice(const vkt_token_view *v, int i, int global_B, int offset, int B, int T,
+                          int32_t *inputs, int32_t *targets);
 /* Windows of T+1 tokens v holds (at stride T); evaluation covers at most this many rows. */
 size_t vkt_view_windows(const vkt_token_view *v, int T);
 
@@ -153,6 +161,9 @@ vkt_loader *vkt_loader_create(const vkt_token_view *v, vkt_data_order order, uin
 void vkt_loader_destroy(vkt_loader *l);
 vkt_loader_state vkt_loader_get_state(const vkt_loader *l);
 void vkt_loader_set_state(vkt_loader *l, vkt_loader_state s);
+/* From now on batch k is rows [offset, offset + B) of batch k at global_B rows
+ * (vkt_batch_slice_at): this rank's share under MPI. */
+void vkt_loader_set_slice(vkt_loader *l, int global_B, int offset);
 /* The next batch; returns the seconds spent waiting for it (0 when it was ready). */
 double vkt_loader_next(vkt_loader *l, int B, int T, int32_t *inputs, int32_t *targets);
 

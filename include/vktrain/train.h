@@ -62,6 +62,8 @@ typedef struct vkt_train_opts {
      * data (the shape and vocab come from the config, or init_from's header). 0 = it fits;
      * 1 with err naming the buffer that did not */
     int dry_run;
+    /* the ranks of an MPI run (main's vkt_dist_init); NULL: one process (vkt_dist_local) */
+    struct vkt_dist *dist;
 } vkt_train_opts;
 
 /* Trains as the config says. losses_out (may be NULL) receives the loss of every step run in

@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "vktrain/backend.h"
 #include "vktrain/config.h"
+#include "vktrain/dist.h"
 #include "vktrain/model.h"
 #include "vktrain/train.h"
 
@@ -160,7 +161,8 @@ static int unknown_command(const char *a) {
     return 2;
 }
 
-int main(int argc, char **argv) {
+/* Everything after MPI's start: main's return statuses, and the dist handle for training. */
+static int run_main(vkt_dist *dist, int argc, char **argv) {
     const char *overrides[MAX_OVERRIDES];
     char owned[MAX_OVERRIDES][320];
     int n_over = 0, want_print = 0, want_profile = 0, want_dry = 0;
@@ -222,16 +224,27 @@ int main(int argc, char **argv) {
     vkt_config cfg;
     char err[2048];
     int rc = vkt_config_load(&cfg, config_path, overrides, n_over, err, sizeof err);
-    if (rc) {
-        fprintf(stderr, "vktrain: config error: %s\n", err);
+    if (rc) { /* every rank of an MPI run reads the same config: one of them says so */
+        if (vkt_dist_rank(dist) == 0) fprintf(stderr, "vktrain: config error: %s\n", err);
+        vkt_dist_barrier(dist); /* said before any rank's exit ends the job */
         return rc;
     }
     if (want_print) return print_config(&cfg);
 
     catch_stop_signals();
     vkt_train_result res;
-    vkt_train_opts opts = {.profile = want_profile, .dry_run = want_dry};
+    vkt_train_opts opts = {.profile = want_profile, .dry_run = want_dry, .dist = dist};
     rc = vkt_train_run_opts(&cfg, &opts, &res, NULL, err, sizeof err);
-    if (rc) fprintf(stderr, "vktrain: error: %s\n", err);
+    if (rc && err[0]) fprintf(stderr, "vktrain: error: %s\n", err); /* else another rank's */
+    if (rc) vkt_dist_barrier(dist); /* said before any rank's exit ends the job */
+    return rc;
+}
+
+/* MPI starts before anything else (under mpirun; otherwise this is one rank without MPI) and
+ * is finalized on every return. */
+int main(int argc, char **argv) {
+    vkt_dist *dist = vkt_dist_init(&argc, &argv);
+    int rc = run_main(dist, argc, argv);
+    vkt_dist_finalize(dist);
     return rc;
 }

@@ -45,6 +45,7 @@ enum {
     F_DEVICE = 1 << 6,   /* device selector syntax */
     F_CACHE = 1 << 7,    /* empty = the XDG cache dir */
     F_DATA = 1 << 8,     /* with F_INPUT: may also be a directory or a glob of shards */
+    F_DEVICE_LIST = 1 << 9, /* empty, or comma-separated devices in the F_DEVICE syntax */
 };
 
 typedef struct {
@@ -194,11 +195,21 @@ static const key_def keys[] = {
      attention_kernels, NULL, NULL,
      "Attention kernel (vulkan). flash = FlashAttention-2 tiles through shared memory; exact "
      "= the earlier thread-per-row kernel, a diagnostic. Other backends ignore it."},
+
+    {"parallel", "devices", K_STR, FIELD(parallel.devices), "", 0, 0, F_DEVICE_LIST, NULL, NULL,
+     NULL,
+     "MPI runs (mpirun -np K): the device of each rank in order, e.g. cpu:0,vulkan:0,opencl:0 "
+     "(at least K entries). Empty = rank r takes the r-th GPU of its machine (by local rank), "
+     "or cpu:0 when there are fewer. A single-process run ignores it ([backend] device)."},
+    {"parallel", "check_every", K_INT, FIELD(parallel.check_every), "100", 0, 0, F_MIN, NULL,
+     NULL, NULL,
+     "MPI runs: every N steps the ranks compare a hash of their parameters and stop, naming "
+     "the first rank that differs, if they are not identical; 0 = never."},
 };
 
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))
 
-static const char *const sections[] = {"model", "data", "train", "optim", "backend"};
+static const char *const sections[] = {"model", "data", "train", "optim", "backend", "parallel"};
 #define NSECTIONS ((int)(sizeof sections / sizeof sections[0]))
 
 /* ---- small helpers -------------------------------------------------------------------------- */
@@ -452,6 +463,10 @@ static void describe(const key_def *k, char *buf, size_t len) {
             append(buf, len, &pos,
                    "auto, a device index N from vktrain --list-devices, or backend:N such as "
                    "cpu:0 or vulkan:1");
+        else if (k->flags & F_DEVICE_LIST)
+            append(buf, len, &pos,
+                   "empty, or a comma-separated list of devices (an index N from vktrain "
+                   "--list-devices, or backend:N such as cpu:0 or vulkan:1)");
         else
             append(buf, len, &pos, "a path");
         break;
@@ -547,6 +562,30 @@ static int parse_value(const key_def *k, const char *text, vkt_config *cfg, char
             for (size_t i = 0; i <= n; i++) low[i] = (char)tolower((unsigned char)text[i]);
             if (!device_syntax_ok(low)) goto bad;
             text = low;
+        }
+        char list[256];
+        if (k->flags & F_DEVICE_LIST) { /* lowercased, spaces dropped, each entry checked */
+            size_t n = 0;
+            for (const char *c = text; *c; c++) {
+                if (*c == ' ' || *c == '\t') continue;
+                if (n + 1 >= sizeof list || n + 1 >= k->size) {
+                    put(why, wlen, "too long (at most %zu characters)", k->size - 1);
+                    return -1;
+                }
+                list[n++] = (char)tolower((unsigned char)*c);
+            }
+            list[n] = 0;
+            for (char *e = list; n > 0;) {
+                size_t len = strcspn(e, ",");
+                char one[64];
+                if (len == 0 || len >= sizeof one) goto bad;
+                memcpy(one, e, len);
+                one[len] = 0;
+                if (!strcmp(one, "auto") || !device_syntax_ok(one)) goto bad;
+                if (!e[len]) break;
+                e += len + 1;
+            }
+            text = list;
         }
         if (set_str(at(cfg, k), k->size, text)) {
             put(why, wlen, "too long (at most %zu characters)", k->size - 1);

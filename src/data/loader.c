@@ -62,29 +62,43 @@ static void random_window(const vkt_token_view *v, size_t total_starts, vkt_rng 
     }
 }
 
-void vkt_batch_at(const vkt_token_view *v, vkt_data_order order, uint64_t seed, uint64_t k, int B,
-                  int T, int32_t *inputs, int32_t *targets) {
+void vkt_batch_slice_at(const vkt_token_view *v, vkt_data_order order, uint64_t seed,
+                        uint64_t k, int global_B, int offset, int B, int T, int32_t *inputs,
+                        int32_t *targets) {
     if (order == VKT_ORDER_SEQUENTIAL) {
         size_t total = vkt_view_windows(v, T);
         for (int b = 0; b < B; b++)
-            sequential_window(v, (size_t)((k * (uint64_t)B + (uint64_t)b) % total), T,
-                              inputs + (size_t)b * T, targets + (size_t)b * T);
+            sequential_window(v,
+                              (size_t)((k * (uint64_t)global_B + (uint64_t)(offset + b)) % total),
+                              T, inputs + (size_t)b * T, targets + (size_t)b * T);
         return;
     }
     size_t total = 0;
     for (int i = 0; i < v->n_spans; i++) total += span_starts(&v->spans[i], T);
     /* an independent stream per batch, its start a mix of (seed, k): batch k never depends
-     * on the batches before it */
+     * on the batches before it. Row b is the stream's b-th draw: a slice skips the draws of
+     * the rows before it. */
     vkt_rng mix = {seed};
     mix.state = vkt_rng_u64(&mix) ^ k;
     vkt_rng rng = {vkt_rng_u64(&mix)};
+    for (int b = 0; b < offset; b++) (void)vkt_rng_below(&rng, total);
     for (int b = 0; b < B; b++)
         random_window(v, total, &rng, T, inputs + (size_t)b * T, targets + (size_t)b * T);
+}
+
+void vkt_batch_at(const vkt_token_view *v, vkt_data_order order, uint64_t seed, uint64_t k, int B,
+                  int T, int32_t *inputs, int32_t *targets) {
+    vkt_batch_slice_at(v, order, seed, k, B, 0, B, T, inputs, targets);
 }
 
 void vkt_eval_batch(const vkt_token_view *v, int i, int B, int T, int32_t *inputs,
                     int32_t *targets) {
     vkt_batch_at(v, VKT_ORDER_SEQUENTIAL, 0, (uint64_t)i, B, T, inputs, targets);
+}
+void vkt_eval_batch_slice(const vkt_token_view *v, int i, int global_B, int offset, int B, int T,
+                          int32_t *inputs, int32_t *targets) {
+    vkt_batch_slice_at(v, VKT_ORDER_SEQUENTIAL, 0, (uint64_t)i, global_B, offset, B, T, inputs,
+                       targets);
 }
 
 /* ---- the prefetching loader ------------------------------------------------------------------ */
@@ -103,6 +117,7 @@ struct vkt_loader {
     const vkt_token_view *view;
     vkt_data_order order;
     int max_B, max_T, depth;
+    int global_B, offset; /* batches are rows [offset, offset + B) of global_B (0: B of B) */
     vkt_loader_state state; /* state.batches = next batch handed out */
     slot *ring;             /* depth slots; batch k lives in ring[k % depth] */
     /* prefetch thread (depth > 0) */
@@ -121,6 +136,15 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Batch k as this loader serves it: its slice of the global batch, or all of it. */
+static void batch_of(const vkt_loader *l, uint64_t seed, uint64_t k, int global_B, int offset,
+                     int B, int T, int32_t *in, int32_t *tg) {
+    if (global_B > 0)
+        vkt_batch_slice_at(l->view, l->order, seed, k, global_B, offset, B, T, in, tg);
+    else
+        vkt_batch_at(l->view, l->order, seed, k, B, T, in, tg);
+}
+
 static void *prefetch_main(void *arg) {
     vkt_loader *l = arg;
     pthread_mutex_lock(&l->mu);
@@ -136,8 +160,9 @@ static void *prefetch_main(void *arg) {
         *s = (slot){SLOT_FILLING, k, l->B, l->T, l->gen, s->in, s->tg};
         l->produce_next++;
         uint64_t seed = l->state.seed;
+        int global_B = l->global_B, offset = l->offset;
         pthread_mutex_unlock(&l->mu);
-        vkt_batch_at(l->view, l->order, seed, k, s->B, s->T, s->in, s->tg);
+        batch_of(l, seed, k, global_B, offset, s->B, s->T, s->in, s->tg);
         pthread_mutex_lock(&l->mu);
         /* a slot filled for an abandoned request stream is thrown away */
         s->state = s->gen == l->gen ? SLOT_FULL : SLOT_EMPTY;
@@ -228,7 +253,7 @@ double vkt_loader_next(vkt_loader *l, int B, int T, int32_t *inputs, int32_t *ta
     uint64_t k = l->state.batches;
     if (l->depth <= 0 || B > l->max_B || T > l->max_T) { /* computed here, all of it waiting */
         double t0 = now_s();
-        vkt_batch_at(l->view, l->order, l->state.seed, k, B, T, inputs, targets);
+        batch_of(l, l->state.seed, k, l->global_B, l->offset, B, T, inputs, targets);
         if (l->depth > 0) { /* a shape beyond the ring's buffers: the thread starts over */
             pthread_mutex_lock(&l->mu);
             l->state.batches++;
@@ -257,4 +282,14 @@ double vkt_loader_next(vkt_loader *l, int B, int T, int32_t *inputs, int32_t *ta
     pthread_cond_broadcast(&l->cv);
     pthread_mutex_unlock(&l->mu);
     return waited;
+}
+
+void vkt_loader_set_slice(vkt_loader *l, int global_B, int offset) {
+    if (l->depth > 0) pthread_mutex_lock(&l->mu);
+    l->global_B = global_B;
+    l->offset = offset;
+    if (l->depth > 0) {
+        restart_locked(l, l->B, l->T); /* what was prefetched was another slice */
+        pthread_mutex_unlock(&l->mu);
+    }
 }

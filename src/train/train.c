@@ -30,6 +30,12 @@ typedef struct run {
     vkt_metrics metrics;
     int32_t *inputs, *targets;
     int B;          /* this rank's sequences per micro-batch */
+    int global_B;   /* all ranks' (batch_size x ranks); this rank's are [offset, offset + B) */
+    int offset;
+    int hetero;     /* ranks on different devices: rank 0's parameters are broadcast after
+                     * each update, as their AdamW may round differently */
+    int collective_err; /* the error stopping the run is every rank's (same values, same
+                         * decision): rank 0 reports it; any other is this rank's alone */
     int start_step; /* optimizer steps already done (resume) */
     double data_wait_s; /* waiting for the loader in this step */
     vkt_checkpoint init; /* weights to start from ([model] init_from), read before the model */
@@ -125,8 +131,8 @@ static int open_backend(run *r, int dev, char *err, size_t errlen) {
         vkt_backend_set_option(r->be, "attention", c->backend.attention, err, errlen) ||
         vkt_backend_set_option(r->be, "cache_dir", c->backend.cache_dir, err, errlen))
         return 1;
-    int offset;
-    vkt_dist_batch_slice(r->dist, c->train.batch_size, &offset, &r->B);
+    r->global_B = c->train.batch_size * vkt_dist_size(r->dist);
+    vkt_dist_batch_slice(r->dist, r->global_B, &r->offset, &r->B);
     return 0;
 }
 
@@ -289,6 +295,7 @@ static int init_state(run *r, char *err, size_t errlen) {
                                   c->train.seed ^ 0x5DEECE66Dull, r->B, c->train.seq_len,
                                   c->data.prefetch, err, errlen);
     if (!r->loader) return 1;
+    if (r->global_B != r->B) vkt_loader_set_slice(r->loader, r->global_B, r->offset);
     r->start_step = 0;
     if (c->train.resume) {
         char path[VKT_PATH_MAX + 32];
@@ -350,12 +357,13 @@ static int evaluate(run *r, float *out) {
     vkt_ptr loss = vkt_at(r->scalar, 0);
     vkt_fill(r->be, loss, 0.0f, 1);
     for (int i = 0; i < n; i++) {
-        vkt_eval_batch(&r->data.val, i, r->B, T, r->inputs, r->targets);
+        vkt_eval_batch_slice(&r->data.val, i, r->global_B, r->offset, r->B, T, r->inputs,
+                             r->targets);
         vkt_model_forward_acc(r->model, r->inputs, r->targets, r->B, T, 0.0f, 0, loss, 1.0f / n);
     }
     float mean;
     if (vkt_download(r->be, &mean, loss, sizeof mean)) return -1;
-    *out = (float)(vkt_dist_sum(r->dist, mean) / vkt_dist_size(r->dist));
+    *out = (float)vkt_dist_sum(r->dist, mean * (double)r->B / r->global_B); /* all ranks' rows */
     return 0;
 }
 
@@ -403,13 +411,14 @@ static int is_outlier(run *r, const vkt_step_stats *st) {
 
 /* ---- one optimizer step ------------------------------------------------------------------- */
 
-/* Forward and backward of every micro-batch, the all-reduce and the gradient norm, queued;
- * the loss and norm^2 accumulate in r->scalar. */
-static void queue_gradients(run *r, int step) {
+/* Forward and backward of every micro-batch, queued, then the all-reduce and the gradient
+ * norm; the loss and norm^2 accumulate in r->scalar. 0, or -1 after a device error. */
+static int queue_gradients(run *r, int step) {
     const vkt_config *c = r->cfg;
     int T = vkt_schedule_seq_len(&r->sched, step), accum = c->train.grad_accum_steps;
-    /* the mean over the global batch: each micro-batch's dlogits carry S/(B T accum) */
-    float grad_scale = r->ls.scale / ((float)r->B * T * accum);
+    /* the mean over the global batch (every rank's rows): each micro-batch's dlogits carry
+     * S/(global_B T accum), so the all-reduce is a plain sum */
+    float grad_scale = r->ls.scale / ((float)r->global_B * T * accum);
     vkt_ptr loss = vkt_at(r->scalar, 0), norm_sq = vkt_at(r->scalar, sizeof(float));
     vkt_model_zero_grad(r->model);
     vkt_fill(r->be, loss, 0.0f, 1);
@@ -420,15 +429,17 @@ static void queue_gradients(run *r, int step) {
                               1.0f / accum);
         vkt_model_backward(r->model, r->B, T);
     }
-    int world = vkt_dist_size(r->dist);
-    vkt_dist_allreduce_grads(r->dist, r->be, vkt_model_grads(r->model),
-                             vkt_model_num_params(r->model), 1.0f / world);
+    if (vkt_dist_allreduce_sum(r->dist, r->be, vkt_model_grads(r->model),
+                               vkt_model_num_params(r->model)))
+        return -1;
     vkt_grad_norm_sq(r->model, norm_sq);
+    return 0;
 }
 
 /* AdamW, queued: it clips by the norm it finds on the device, and skips itself when that norm
- * is not finite. t counts the updates made, so skipped steps do not advance it. */
-static void queue_update(run *r, int step, float lr) {
+ * is not finite. t counts the updates made, so skipped steps do not advance it. Ranks on
+ * different devices then take rank 0's parameters. 0, or -1 after a device error. */
+static int queue_update(run *r, int step, float lr) {
     const vkt_config *c = r->cfg;
     vkt_optim_args a = {.lr = lr, .beta1 = (float)c->optim.beta1,
                         .beta2 = (float)c->optim.beta2, .eps = (float)c->optim.eps,
@@ -437,13 +448,20 @@ static void queue_update(run *r, int step, float lr) {
                         .norm_sq = vkt_at(r->scalar, sizeof(float)),
                         .max_norm = (float)c->optim.grad_clip};
     vkt_optim_adamw_step(r->model, &a);
+    if (!r->hetero) return 0;
+    if (vkt_dist_broadcast_buf(r->dist, r->be, vkt_model_params(r->model),
+                               vkt_model_num_params(r->model), 0))
+        return -1;
+    vkt_model_params_changed(r->model);
+    return 0;
 }
 
 /* The one host round trip: the step's loss and gradient norm. */
 static int read_scalars(run *r, vkt_step_stats *st) {
     float s[2];
     if (vkt_download(r->be, s, vkt_at(r->scalar, 0), sizeof s)) return -1; /* a device error */
-    st->loss = (float)(vkt_dist_sum(r->dist, s[0]) / vkt_dist_size(r->dist));
+    /* each rank's mean over its rows, weighted by its share: the mean over the global batch */
+    st->loss = (float)vkt_dist_sum(r->dist, s[0] * (double)r->B / r->global_B);
     st->grad_norm = sqrtf(s[1]) / r->ls.scale;
     return 0;
 }
@@ -461,10 +479,10 @@ static int read_scalars(run *r, vkt_step_stats *st) {
  * trip; what it costs is that the device holds the update back while the host decides.
  * 0, or -1 after a device error (vkt_backend_error says which). */
 static int train_step(run *r, int step, vkt_step_stats *st) {
-    queue_gradients(r, step);
+    if (queue_gradients(r, step)) return -1;
     st->lr = (float)vkt_schedule_lr(&r->sched, step);
     if (r->cfg->train.skip_outliers <= 0) {
-        queue_update(r, step, st->lr);
+        if (queue_update(r, step, st->lr)) return -1;
         return read_scalars(r, st);
     }
     if (read_scalars(r, st)) return -1;
@@ -475,8 +493,8 @@ static int train_step(run *r, int step, vkt_step_stats *st) {
         st->outlier_skipped = 1;
         r->outlier_skips++;
         r->ls.skipped++; /* AdamW's t counts updates; checkpoints keep this count */
-    } else {
-        queue_update(r, step, st->lr);
+    } else if (queue_update(r, step, st->lr)) {
+        return -1;
     }
     st->outlier_skips = r->outlier_skips;
     return 0;
@@ -495,6 +513,7 @@ static int update_loss_scale(run *r, vkt_step_stats *st, char *err, size_t errle
         ls->skipped++;
         ls->clean_steps = 0;
         if (ls->scale <= 1.0f) {
+            r->collective_err = 1; /* every rank has the same norm */
             vkt_log_newline();
             snprintf(err, errlen,
                      "step %d: the gradients overflow fp16 even at loss scale %.0f. HINT: lower "
@@ -586,6 +605,7 @@ static int report_nonfinite(run *r, const vkt_step_stats *st, const char *ckpt, 
                             char *err, size_t errlen) {
     char grad[160] = "", param[160] = "", last[VKT_PATH_MAX + 128], hint[300];
     int loss_bad = !isfinite(st->loss);
+    r->collective_err = 1; /* the loss and the norm are every rank's */
     int g = scan_buffer(r, vkt_model_grads(r->model), grad, sizeof grad);
     int p = scan_buffer(r, vkt_model_params(r->model), param, sizeof param);
     char where[400];
@@ -632,17 +652,26 @@ static int check_params_finite(run *r, int step, const char *ckpt, int ckpt_step
     return 1;
 }
 
+/* An MPI run: "rank 0 cpu:0 (AMD EPYC ...), rank 1 vulkan:0 (llvmpipe ...)", gathered from
+ * every rank (each element of `all` is one rank's NAME_LEN-byte string). */
+#define RANK_NAME_LEN 160
+static void rank_name(const run *r, char *buf) {
+    const vkt_device_info *d = vkt_backend_info(r->be);
+    snprintf(buf, RANK_NAME_LEN, "%s:%d (%s)", d->backend, d->backend_index, d->name);
+}
+
 static void print_banner(const run *r, int end_step) {
     const vkt_config *c = r->cfg;
+    if (vkt_dist_rank(r->dist) != 0) return;
     const vkt_device_info *d = vkt_backend_info(r->be);
     double params = (double)vkt_model_num_params(r->model);
     fprintf(stderr,
             "vktrain: %s:%d (%s) | GPT-2 %.2fM params (n_layer %d, n_head %d, n_embd %d, vocab "
             "%d) | %d x %d x %d = %d tokens/step | steps %d..%d of %d | out_dir %s\n",
             d->backend, d->backend_index, d->name, params / 1e6, c->model.n_layer,
-            c->model.n_head, c->model.n_embd, c->model.vocab_size, c->train.batch_size,
+            c->model.n_head, c->model.n_embd, c->model.vocab_size, r->global_B,
             c->train.seq_len, c->train.grad_accum_steps,
-            c->train.batch_size * c->train.seq_len * c->train.grad_accum_steps,
+            r->global_B * c->train.seq_len * c->train.grad_accum_steps,
             r->start_step + 1, end_step, c->train.max_steps, c->train.out_dir);
     const vkt_tokenizer *t = r->data.tokenizer;
     char tok[64] = "unknown (llm.c shards)";
@@ -652,6 +681,69 @@ static void print_banner(const run *r, int end_step) {
             r->data.source, r->data.train.n_tokens, r->data.val.n_tokens, tok);
 }
 
+/* FNV-1a over the parameters' bytes: what [parallel] check_every compares across ranks. */
+static uint64_t params_hash(run *r, int *failed) {
+    size_t n = vkt_model_num_params(r->model);
+    float *h = malloc(n * sizeof *h);
+    uint64_t x = 0xcbf29ce484222325ull;
+    *failed = !h;
+    if (!h) return 0;
+    if (vkt_download(r->be, h, vkt_at(vkt_model_params(r->model), 0), n * sizeof *h)) {
+        *failed = 1;
+        free(h);
+        return 0;
+    }
+    const unsigned char *b = (const unsigned char *)h;
+    for (size_t i = 0; i < n * sizeof *h; i++) x = (x ^ b[i]) * 0x100000001b3ull;
+    free(h);
+    return x;
+}
+
+/* A test knob (VKT_TEST_PERTURB_RANK=R): rank R nudges its first parameter after step 1, so
+ * that the check below has a divergence to find. */
+static void test_perturb(run *r, int step) {
+    const char *e = getenv("VKT_TEST_PERTURB_RANK");
+    if (!e || step != 1 || atoi(e) != vkt_dist_rank(r->dist)) return;
+    float w;
+    vkt_ptr p0 = vkt_at(vkt_model_params(r->model), 0);
+    if (vkt_download(r->be, &w, p0, sizeof w)) return;
+    w += 1e-3f;
+    vkt_upload(r->be, p0, &w, sizeof w);
+}
+
+/* [parallel] check_every: 0 when every rank holds rank 0's parameters bit for bit; 1 with err
+ * naming the first that does not (every rank decides the same); -1 after a device error. */
+static int check_ranks_agree(run *r, int step, char *err, size_t errlen) {
+    int world = vkt_dist_size(r->dist), failed = 0;
+    uint64_t mine = params_hash(r, &failed);
+    if (vkt_dist_first_set(r->dist, failed) >= 0) return failed ? -1 : 0;
+    uint64_t *all = malloc((size_t)world * sizeof *all);
+    char (*names)[RANK_NAME_LEN] = malloc((size_t)world * RANK_NAME_LEN), me[RANK_NAME_LEN];
+    if (!all || !names) {
+        free(all), free(names);
+        return 0; /* no memory for a check that is not needed to go on */
+    }
+    vkt_dist_allgather(r->dist, &mine, all, sizeof mine);
+    rank_name(r, me);
+    vkt_dist_allgather(r->dist, me, names, RANK_NAME_LEN);
+    int bad = -1;
+    for (int i = 1; i < world && bad < 0; i++)
+        if (all[i] != all[0]) bad = i;
+    if (bad >= 0) {
+        r->collective_err = 1;
+        vkt_log_newline();
+        snprintf(err, errlen,
+                 "step %d: the ranks' parameters have diverged: rank %d, %s, holds parameters "
+                 "that differ from rank 0's (%s; hash %016llx against %016llx); the run stops. "
+                 "HINT: a device that computes wrongly: run vktrain --device on it alone, or "
+                 "leave it out of [parallel] devices",
+                 step, bad, names[bad], names[0], (unsigned long long)all[bad],
+                 (unsigned long long)all[0]);
+    }
+    free(all), free(names);
+    return bad >= 0;
+}
+
 static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, size_t errlen) {
     const vkt_config *c = r->cfg;
     int end_step = c->train.stop_step > 0 ? c->train.stop_step : c->train.max_steps;
@@ -659,8 +751,9 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
     checkpoint_path(c, ckpt, sizeof ckpt);
     res->steps_done = r->start_step;
     if (r->start_step >= end_step) {
-        fprintf(stderr, "vktrain: %s is at step %d: nothing left to do (end step %d)\n", ckpt,
-                r->start_step, end_step);
+        if (vkt_dist_rank(r->dist) == 0)
+            fprintf(stderr, "vktrain: %s is at step %d: nothing left to do (end step %d)\n",
+                    ckpt, r->start_step, end_step);
         return 0;
     }
     print_banner(r, end_step);
@@ -693,10 +786,19 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
         st.data_wait_ms = r->data_wait_s * 1e3;
         wait_s += r->data_wait_s;
         steps_s += dt;
-        st.tokens_per_s = (double)c->train.batch_size * vkt_schedule_seq_len(&r->sched, step) *
+        st.tokens_per_s = (double)r->global_B * vkt_schedule_seq_len(&r->sched, step) *
                           c->train.grad_accum_steps / dt;
         st.eta_s = avg_step_s * (end_step - step - 1);
-        int interrupted = stop_requested != 0;
+        test_perturb(r, step + 1);
+        int check = c->parallel.check_every;
+        if (vkt_dist_size(r->dist) > 1 && check > 0 && (step + 1) % check == 0) {
+            int rc = check_ranks_agree(r, step + 1, err, errlen);
+            if (rc < 0) return device_failed(r, step + 1, " hashing the parameters", ckpt_step,
+                                             err, errlen);
+            if (rc) return rc;
+        }
+        /* a signal seen by any rank stops every rank after this step */
+        int interrupted = vkt_dist_max(r->dist, stop_requested != 0);
         int last = step + 1 == end_step || interrupted;
         if (r->data.val.n_tokens > 0 &&
             (last || (c->train.eval_interval > 0 && (step + 1) % c->train.eval_interval == 0))) {
@@ -733,6 +835,7 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
             }
         }
         if (interrupted) {
+            r->collective_err = 1;
             vkt_log_newline();
             snprintf(err, errlen,
                      "interrupted after step %d; checkpoint %s saved. HINT: continue with --resume",
@@ -772,6 +875,120 @@ int vkt_train_run(const vkt_config *config, vkt_train_result *res, float *losses
     return vkt_train_run_opts(config, NULL, res, losses_out, err, errlen);
 }
 
+/* The device of this rank: [backend] device in a one-process run; in an MPI run entry r of
+ * [parallel] devices, or else the local rank's GPU among this machine's, else cpu:0. The
+ * global device index, or -1 with err (exit status 2). */
+static int rank_device(const run *r, char *err, size_t errlen) {
+    const vkt_config *c = r->cfg;
+    int rank = vkt_dist_rank(r->dist), world = vkt_dist_size(r->dist);
+    if (world == 1) return vkt_device_resolve(c->backend.device, err, errlen);
+    char spec[64] = "cpu:0";
+    if (c->parallel.devices[0]) {
+        const char *e = c->parallel.devices;
+        for (int i = 0; i < rank && e; i++) {
+            e = strchr(e, ',');
+            if (e) e++;
+        }
+        if (!e) {
+            snprintf(err, errlen,
+                     "[parallel] devices = %s names fewer devices than the %d ranks of this "
+                     "run. HINT: one entry per rank (mpirun -np K), e.g. cpu:0,vulkan:0",
+                     c->parallel.devices, world);
+            return -1;
+        }
+        snprintf(spec, sizeof spec, "%.*s", (int)strcspn(e, ","), e);
+    } else { /* the local rank's GPU */
+        int want = vkt_dist_local_rank(r->dist), seen = 0;
+        for (int i = 0, n = vkt_device_count(); i < n; i++) {
+            vkt_device_info d;
+            if (vkt_device_info_get(i, &d) || !d.can_train || !d.is_gpu) continue;
+            if (seen++ == want) {
+                snprintf(spec, sizeof spec, "%d", i);
+                break;
+            }
+        }
+    }
+    int dev = vkt_device_resolve(spec, err, errlen);
+    if (dev < 0) { /* agree() adds the rank */
+        char why[512];
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(err, errlen, "[parallel] devices: %s", why);
+    }
+    return dev;
+}
+
+/* Whether every rank trains on the same kind of device (backend, name and driver): then their
+ * updates agree bit for bit and need no broadcast. */
+static int ranks_heterogeneous(run *r) {
+    int world = vkt_dist_size(r->dist);
+    if (world == 1) return 0;
+    const vkt_device_info *d = vkt_backend_info(r->be);
+    char me[RANK_NAME_LEN * 2];
+    snprintf(me, sizeof me, "%s|%s|%s", d->backend, d->name, d->driver);
+    char *all = malloc((size_t)world * sizeof me);
+    if (!all) return 1; /* the safe answer */
+    vkt_dist_allgather(r->dist, me, all, sizeof me);
+    int hetero = 0;
+    for (int i = 1; i < world; i++) hetero |= strcmp(all + (size_t)i * sizeof me, all) != 0;
+    free(all);
+    return hetero;
+}
+
+/* Rank 0's line naming every rank's device. */
+static void print_ranks(run *r) {
+    int world = vkt_dist_size(r->dist);
+    if (world == 1) return;
+    char me[RANK_NAME_LEN], *all = malloc((size_t)world * RANK_NAME_LEN);
+    if (!all) return;
+    rank_name(r, me);
+    vkt_dist_allgather(r->dist, me, all, RANK_NAME_LEN);
+    if (vkt_dist_rank(r->dist) == 0) {
+        fprintf(stderr, "vktrain: %s, %d ranks, %d sequences each per micro-batch%s:",
+                vkt_dist_name(r->dist), world, r->B,
+                r->hetero ? " (different devices: rank 0's parameters broadcast after each "
+                            "update)" : "");
+        for (int i = 0; i < world; i++)
+            fprintf(stderr, "%s rank %d %s", i ? "," : "", i, all + (size_t)i * RANK_NAME_LEN);
+        fprintf(stderr, "\n");
+    }
+    free(all);
+}
+
+/* Every rank reaches this with its own rc: all go on when all succeeded; otherwise all stop
+ * with the largest status, and only the lowest failing rank keeps its message (an error
+ * every rank meets, such as a config one, is then printed once). */
+static int agree(run *r, int rc, char *err, size_t errlen) {
+    if (vkt_dist_size(r->dist) == 1) return rc;
+    int first = vkt_dist_first_set(r->dist, rc != 0), worst = vkt_dist_max(r->dist, rc);
+    if (first < 0) return 0;
+    if (first != vkt_dist_rank(r->dist)) {
+        err[0] = 0;
+    } else if (first > 0) { /* rank 0's own messages need no prefix */
+        char why[2048];
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(err, errlen, "rank %d: %s", first, why);
+    }
+    return worst;
+}
+
+/* After the loop, in an MPI run: an error every rank met is reported by rank 0 alone; one of
+ * this rank alone (a device error, a checkpoint rank 0 could not write) is printed here,
+ * naming the rank and its device, and ends the whole job, whose other ranks would wait in
+ * the next collective for ever. */
+static int finish_ranks(run *r, int rc, char *err, size_t errlen) {
+    if (!rc || vkt_dist_size(r->dist) == 1) return rc;
+    if (r->collective_err) {
+        if (vkt_dist_rank(r->dist) != 0) err[0] = 0;
+        return rc;
+    }
+    char me[RANK_NAME_LEN] = "its device";
+    if (r->be) rank_name(r, me);
+    fprintf(stderr, "vktrain: error: rank %d (%s): %s\n", vkt_dist_rank(r->dist), me, err);
+    vkt_dist_abort(r->dist, rc);
+    (void)errlen;
+    return rc;
+}
+
 int vkt_train_run_opts(const vkt_config *config, const vkt_train_opts *opts,
                        vkt_train_result *res, float *losses_out, char *err, size_t errlen) {
     int profile = opts && opts->profile;
@@ -782,10 +999,10 @@ int vkt_train_run_opts(const vkt_config *config, const vkt_train_opts *opts,
     memset(res, 0, sizeof *res);
     res->last_val_loss = -1;
     err[0] = 0;
-    r.dist = vkt_dist_init(NULL, NULL);
+    r.dist = opts && opts->dist ? opts->dist : vkt_dist_local();
     vkt_schedule_from_config(&r.sched, cfg);
     /* cheap checks first: a wrong device name should not wait for the data to load */
-    int dev = vkt_device_resolve(cfg->backend.device, err, errlen);
+    int dev = rank_device(&r, err, errlen);
     int rank0 = vkt_dist_rank(r.dist) == 0, lock = -1;
     /* an existing out_dir is locked at once, so that a second run on it is refused before it
      * loads anything; a new one only once the run is ready to write (a rejected run leaves
@@ -799,7 +1016,6 @@ int vkt_train_run_opts(const vkt_config *config, const vkt_train_opts *opts,
         free(r.inputs);
         free(r.targets);
         vkt_checkpoint_free(&r.init);
-        vkt_dist_finalize(r.dist);
         return rc;
     }
     int rc = dev < 0 ? 2 : rank0 ? vkt_rundir_lock(cfg->train.out_dir, 0, &lock, err, errlen) : 0;
@@ -807,15 +1023,23 @@ int vkt_train_run_opts(const vkt_config *config, const vkt_train_opts *opts,
     if (!rc) rc = load_data(&r, err, errlen);
     if (!rc) rc = open_device(&r, dev, err, errlen);
     if (!rc) rc = init_state(&r, err, errlen);
-    if (!rc && rank0 && lock < 0) rc = vkt_rundir_lock(cfg->train.out_dir, 1, &lock, err, errlen);
-    if (!rc && rank0) rc = vkt_rundir_start(cfg->train.out_dir, cfg->train.resume, err, errlen);
-    if (!rc && rank0)
-        rc = vkt_metrics_open(&r.metrics, cfg->train.out_dir,
-                              cfg->train.resume ? r.start_step : -1, err, errlen);
+    rc = agree(&r, rc, err, errlen); /* every rank set up, or none goes on */
+    if (!rc) { /* rank 0's run directory */
+        if (rank0 && lock < 0) rc = vkt_rundir_lock(cfg->train.out_dir, 1, &lock, err, errlen);
+        if (!rc && rank0) rc = vkt_rundir_start(cfg->train.out_dir, cfg->train.resume, err, errlen);
+        if (!rc && rank0)
+            rc = vkt_metrics_open(&r.metrics, cfg->train.out_dir,
+                                  cfg->train.resume ? r.start_step : -1, err, errlen);
+        rc = agree(&r, rc, err, errlen);
+    }
+    if (!rc) {
+        r.hetero = ranks_heterogeneous(&r);
+        print_ranks(&r);
+    }
     if (!rc && profile && vkt_profile_enable(r.be, 1))
         fprintf(stderr, "vktrain: --profile: %s cannot time its work; no table\n",
                 vkt_backend_info(r.be)->name);
-    if (!rc) rc = loop(&r, res, losses_out, err, errlen);
+    if (!rc) rc = finish_ranks(&r, loop(&r, res, losses_out, err, errlen), err, errlen);
     if (!rc && profile && vkt_dist_rank(r.dist) == 0)
         print_profile(&r, res->steps_done - r.start_step);
     vkt_metrics_close(&r.metrics);
@@ -827,7 +1051,6 @@ int vkt_train_run_opts(const vkt_config *config, const vkt_train_opts *opts,
     vkt_loader_destroy(r.loader);
     vkt_data_close(&r.data);
     vkt_checkpoint_free(&r.init);
-    vkt_dist_finalize(r.dist);
     vkt_dir_unlock(lock); /* last: the run's files are complete */
     return rc;
 }

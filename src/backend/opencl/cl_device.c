@@ -78,6 +78,7 @@ static void describe(const vkt_cl_fns *cl, vkt_cl_device *d) {
      * vector), one fused multiply-add each per cycle. Only `device = auto` uses it. */
     double lanes = (type & CL_DEVICE_TYPE_GPU) ? 64 : 8;
     info->peak_flops = (double)units * clock * 1e6 * lanes * 2;
+    info->is_gpu = (type & (CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR)) != 0;
     char m[32], alloc[32], local[32];
     fmt_bytes(m, sizeof m, (double)mem);
     fmt_bytes(alloc, sizeof alloc, (double)d->max_alloc);

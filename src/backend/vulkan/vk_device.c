@@ -444,6 +444,7 @@ static void describe(vkt_vk_physdev *d, VkPhysicalDevice pd) {
         }
     }
     info->peak_flops = peak_estimate(p.deviceType);
+    info->is_gpu = p.deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU;
 
     /* the details under it */
     text t = {info->details, sizeof info->details, 0, 0};
