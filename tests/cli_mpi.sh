@@ -38,8 +38,9 @@ eval_batches = 2
 device = cpu:0
 INI
 
-# same_losses A B TOL: every step's loss and val_loss in A's metrics.jsonl within TOL relative
-# of B's (plus the 1e-6 the file rounds to), and as many steps.
+# same_losses A B TOL: every step's loss, and val_loss where both evaluated (a stop_step
+# evaluates too), in A's metrics.jsonl within TOL relative of B's (plus the 1e-6 the file
+# rounds to), and as many steps.
 same_losses() {
     cases=$((cases + 1))
     if ! awk -v tol="$3" '
@@ -51,7 +52,7 @@ same_losses() {
         { m = FNR; a = field($0, "loss"); b = l[FNR];
           d = a - b; if (d < 0) d = -d; if (d > tol * (b < 0 ? -b : b) + 1e-6) { bad = FNR }
           a = field($0, "val_loss"); b = v[FNR];
-          if (a != "" || b != "") { d = a - b; if (d < 0) d = -d;
+          if (a != "" && b != "") { d = a - b; if (d < 0) d = -d;
               if (d > tol * (b < 0 ? -b : b) + 1e-6) bad = FNR } }
         END { if (bad || m != n || n == 0) { print "step " bad ": differs (or " m " vs " n " steps)"; exit 1 } }
     ' "$2" "$1"; then
@@ -93,6 +94,18 @@ same_losses "$T/two_acc/metrics.jsonl" "$T/one_acc/metrics.jsonl" 1e-5 "accumula
 expect_mpi 0 "done at step 3" 2 --set train.stop_step=3 --set train.out_dir="$T/res" "$T/run.ini"
 expect_mpi 0 "done at step 6" 2 --resume --set train.out_dir="$T/res" "$T/run.ini"
 same_losses "$T/res/metrics.jsonl" "$T/one/metrics.jsonl" 1e-5 "checkpoint and resume"
+
+# balance = auto with rank 1 slowed to ~50 sequences/s: after step 4 it keeps 1 of the 8
+# sequences, rank 0 takes 7 (in passes of batch_size 4), the data and losses unchanged; the
+# split is saved in the checkpoint and a --resume starts from it
+"$BIN" --set train.batch_size=8 --set train.max_steps=16 --set train.out_dir="$T/one16" \
+    "$T/run.ini" >"$T/one16.log" 2>&1 || fail "the 16-step reference failed"
+VKT_TEST_SLOW_RANK=1:20 expect_mpi 0 "by rank: 7 (" 2 --set parallel.balance=auto \
+    --set train.max_steps=16 --set train.stop_step=8 --set train.out_dir="$T/bal" "$T/run.ini"
+VKT_TEST_SLOW_RANK=1:20 expect_mpi 0 "balance: shares by rank from $T/bal/checkpoint.bin: 7, 1" 2 \
+    --resume --set parallel.balance=auto --set train.max_steps=16 --set train.out_dir="$T/bal" \
+    "$T/run.ini"
+same_losses "$T/bal/metrics.jsonl" "$T/one16/metrics.jsonl" 1e-5 "balance = auto"
 
 # mixed backends: each device's own kernels, one model (rank 0's parameters broadcast)
 for dev in vulkan:0 opencl:0; do
@@ -136,6 +149,30 @@ out=$($MPIRUN 2 "$T/fault.sh" --set train.out_dir="$T/fault" --set train.max_ste
 st=$?
 [ "$st" -ne 0 ] || fail "a device error on rank 1 left the job's status 0"
 printf '%s' "$out" | grep -qF "rank 1 (cpu:0" || { fail "the device error does not name rank 1:"; printf '%s\n' "$out" | tail -5; }
+
+# Ctrl-C to mpirun: every rank stops after the same step, rank 0 saves the checkpoint, and
+# --resume goes on from it
+$MPIRUN 2 "$BIN" --set train.max_steps=100000 --set train.out_dir="$T/int" "$T/run.ini" \
+    >"$T/int.log" 2>&1 &
+bg=$!
+i=0
+while [ $i -lt 300 ] && ! grep -q "^step " "$T/int.log" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+kill -INT "$bg"
+i=0
+while [ $i -lt 300 ] && kill -0 "$bg" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+cases=$((cases + 1))
+if kill -0 "$bg" 2>/dev/null; then
+    fail "the job still runs 30 s after Ctrl-C"
+else
+    wait "$bg"
+    grep -q "interrupted after step" "$T/int.log" && [ -f "$T/int/checkpoint.bin" ] ||
+        { fail "Ctrl-C did not stop the ranks with a checkpoint"; tail -5 "$T/int.log"; }
+    at=$(sed -n 's/.*interrupted after step \([0-9]*\);.*/\1/p' "$T/int.log" | head -1)
+    [ -n "$at" ] && expect_mpi 0 "done at step $((at + 1))" 2 --resume \
+        --set train.max_steps=100000 --set train.stop_step=$((at + 1)) \
+        --set train.out_dir="$T/int" "$T/run.ini"
+fi
+bg=
 
 # a rank killed mid-run: mpirun ends the job, non-zero, naming it, within 30 s
 $MPIRUN 2 "$BIN" --set train.max_steps=100000 --set train.checkpoint_interval=0 \

@@ -380,6 +380,26 @@ static void test_checkpoint_fields(void) {
         expect_bad_ck(sc[i].label, &f, sc[i].needle);
         free_ck(&f);
     }
+    /* SPLT: int32 ranks K, then K shares (balance = auto) */
+    {
+        const struct { const char *label; int32_t v[4]; size_t n; const char *needle; } sp[] = {
+            {"split_no_ranks", {0}, 1, "do not hold a batch split"},
+            {"split_count_mismatch", {3, 4, 4}, 3, "do not hold a batch split"},
+            {"split_too_many_ranks", {1000, 1}, 2, "do not hold a batch split"},
+            {"split_negative_share", {2, 7, -1}, 3, "rank 1's share -1"},
+        };
+        for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++) {
+            base_ck(&f, &CLI_SHAPE);
+            add_sec(&f, "SPLT", sp[i].v, sp[i].n * 4);
+            expect_bad_ck(sp[i].label, &f, sp[i].needle);
+            free_ck(&f);
+        }
+        int32_t good[3] = {2, 7, 1};
+        base_ck(&f, &CLI_SHAPE);
+        add_sec(&f, "SPLT", good, sizeof good);
+        expect_good_ck("split_7_1", &f);
+        free_ck(&f);
+    }
     /* PARM / ADAM sizes */
     base_ck(&f, &CLI_SHAPE);
     resize_sec(&f, "PARM", find_sec(&f, "PARM")->len - 4);

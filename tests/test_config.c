@@ -577,7 +577,7 @@ int main(void) {
         }
         fclose(f);
         unlink(ref);
-        CHECK(rows == 45 && has_batch && has_path_rule, "reference: %d rows", rows);
+        CHECK(rows == 46 && has_batch && has_path_rule, "reference: %d rows", rows);
     }
 
     unlink(ini);

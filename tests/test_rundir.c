@@ -111,8 +111,8 @@ static void test_checkpoint_temp(void) {
     write_text("ck/checkpoint.bin.tmp.1", "process 1's");
     vkt_loader_state ls = {.seed = 1, .batches = 5}; /* a real run draws at least one per step */
     vkt_loss_scale sc = {.scale = 1.0f};
-    int rc = vkt_checkpoint_save(path_of("ck/checkpoint.bin"), m, &cfg, 5, &ls, &sc, NULL, err,
-                                 sizeof err);
+    int rc = vkt_checkpoint_save(path_of("ck/checkpoint.bin"), m, &cfg, 5, &ls, &sc, NULL, NULL,
+                                 err, sizeof err);
     CHECK(rc == 0, "%s", err);
     CHECK(has_text("ck/checkpoint.bin.tmp", "another writer's") &&
               has_text("ck/checkpoint.bin.tmp.1", "process 1's"),

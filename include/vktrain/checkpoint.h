@@ -7,7 +7,9 @@
  *         batches), CONF (effective INI text), PARM (fp32 params), ADAM (fp32 m then v),
  *         TOKN (the tokenizer, vkt_tokenizer_serialize; absent when unknown),
  *         SCAL (fp32 loss scale, int32 clean steps, int32 skipped steps; absent in files of
- *         older versions: scale 1, no skips)
+ *         older versions: scale 1, no skips),
+ *         SPLT (int32 ranks K, then K x int32: each rank's sequences of the global batch under
+ *         [parallel] balance = auto; absent otherwise)
  * Readers skip sections they do not know, and refuse before allocating anything: a known
  * section twice, a wrong-size SHPE/STEP/SCAL, a shape vkt_gpt2_shape_check refuses, PARM/ADAM
  * sizes other than the shape's, step outside [0, INT32_MAX - 1], loader batches outside
@@ -37,6 +39,13 @@ typedef struct vkt_loss_scale {
                       * updates only */
 } vkt_loss_scale;
 
+/* How an MPI run's global batch is shared: counts[r] sequences for rank r (balance = auto). */
+#define VKT_MAX_SPLIT_RANKS 256
+typedef struct vkt_batch_split {
+    int ranks; /* 0: none (even shares) */
+    int counts[VKT_MAX_SPLIT_RANKS];
+} vkt_batch_split;
+
 typedef struct vkt_checkpoint {
     vkt_gpt2_shape shape;
     int step;
@@ -46,13 +55,15 @@ typedef struct vkt_checkpoint {
     float *adam;             /* 2 * num_params floats (m then v), or NULL when absent */
     vkt_tokenizer *tokenizer; /* NULL when absent */
     vkt_loss_scale loss_scale; /* {1, 0, 0} when absent */
+    vkt_batch_split split;     /* ranks 0 when absent */
     size_t num_params;
 } vkt_checkpoint;
 
 /* Writes path atomically (path.tmp.<pid>, then rename). 0, or 1 with err naming the file. */
 int vkt_checkpoint_save(const char *path, vkt_model *m, const vkt_config *cfg, int step,
                         const vkt_loader_state *loader, const vkt_loss_scale *ls,
-                        const vkt_tokenizer *tok, char *err, size_t errlen);
+                        const vkt_tokenizer *tok, const vkt_batch_split *split, char *err,
+                        size_t errlen);
 /* Reads and verifies (magic, version, every CRC, every field as above). 0, or 2 with err
  * naming the file, the section and the field (1: out of memory). */
 int vkt_checkpoint_read(const char *path, vkt_checkpoint *ck, char *err, size_t errlen);

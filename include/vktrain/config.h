@@ -52,6 +52,7 @@ typedef struct vkt_config {
     struct {
         char devices[256]; /* MPI: rank r's device is entry r; "" = by local rank */
         int check_every;   /* steps between parameter-hash checks across ranks; 0 = never */
+        char balance[8];   /* even | auto: how the global batch is shared among the ranks */
     } parallel;
 } vkt_config;
 

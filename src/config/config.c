@@ -70,6 +70,7 @@ static const char *const matmul_tiers[] = {"auto",        "fp32",    "fp32_direc
                                            "fp16_direct", "coopmat", NULL};
 static const char *const attention_kernels[] = {"flash", "exact", NULL};
 static const char *const optimizers[] = {"adamw", NULL};
+static const char *const balances[] = {"even", "auto", NULL};
 /* Order must match vkt_sched_kind: the index is stored. */
 static const char *const schedules[] = {"cosine", "linear", "wsd", "constant", NULL};
 
@@ -201,6 +202,12 @@ static const key_def keys[] = {
      "MPI runs (mpirun -np K): the device of each rank in order, e.g. cpu:0,vulkan:0,opencl:0 "
      "(at least K entries). Empty = rank r takes the r-th GPU of its machine (by local rank), "
      "or cpu:0 when there are fewer. A single-process run ignores it ([backend] device)."},
+    {"parallel", "balance", K_CHOICE, FIELD(parallel.balance), "even", 0, 0, 0, balances, NULL,
+     NULL,
+     "MPI runs: how the global batch (batch_size x ranks sequences) is shared. even = "
+     "batch_size each; auto = in proportion to each rank's measured throughput (timed over "
+     "the first steps, re-split when a better split would make the step 10% faster), so a "
+     "fast device takes more; a rank's share runs in micro-batches of at most batch_size."},
     {"parallel", "check_every", K_INT, FIELD(parallel.check_every), "100", 0, 0, F_MIN, NULL,
      NULL, NULL,
      "MPI runs: every N steps the ranks compare a hash of their parameters and stop, naming "

@@ -32,7 +32,8 @@ static int write_section(FILE *f, const section *s) {
 
 int vkt_checkpoint_save(const char *path, vkt_model *m, const vkt_config *cfg, int step,
                         const vkt_loader_state *loader, const vkt_loss_scale *ls,
-                        const vkt_tokenizer *tok, char *err, size_t errlen) {
+                        const vkt_tokenizer *tok, const vkt_batch_split *split, char *err,
+                        size_t errlen) {
     const vkt_gpt2_shape *s = vkt_model_shape(m);
     size_t np = vkt_model_num_params(m), pbytes = np * sizeof(float);
     vkt_backend *be = vkt_model_backend(m);
@@ -76,6 +77,10 @@ int vkt_checkpoint_save(const char *path, vkt_model *m, const vkt_config *cfg, i
     memcpy(scalbuf, &ls->scale, 4);
     memcpy(scalbuf + 4, &clean, 4);
     memcpy(scalbuf + 8, &skipped, 4);
+    int32_t splitbuf[1 + VKT_MAX_SPLIT_RANKS];
+    int nsplit = split && split->ranks > 0 ? split->ranks : 0;
+    splitbuf[0] = nsplit;
+    for (int i = 0; i < nsplit; i++) splitbuf[1 + i] = split->counts[i];
     section secs[] = {
         {"SHPE", {shape, NULL}, {sizeof shape, 0}},
         {"SCAL", {scalbuf, NULL}, {sizeof scalbuf, 0}},
@@ -83,9 +88,16 @@ int vkt_checkpoint_save(const char *path, vkt_model *m, const vkt_config *cfg, i
         {"CONF", {conf, NULL}, {conf_len, 0}},
         {"PARM", {params, NULL}, {pbytes, 0}},
         {"ADAM", {adam_m, adam_v}, {pbytes, pbytes}},
-        {"TOKN", {tok_data, NULL}, {tok_len, 0}}, /* last: absent when the tokenizer is unknown */
+        {"SPLT", {splitbuf, NULL}, {4 * (size_t)(1 + nsplit), 0}}, /* absent without one */
+        {"TOKN", {tok_data, NULL}, {tok_len, 0}}, /* absent when the tokenizer is unknown */
     };
-    uint32_t version = VKT_CHECKPOINT_VERSION, nsec = sizeof secs / sizeof secs[0] - !tok;
+    uint32_t version = VKT_CHECKPOINT_VERSION, nsec = 0;
+    const int nall = (int)(sizeof secs / sizeof secs[0]);
+    for (int i = 0; i < nall; i++) { /* the sections present, in order */
+        int absent = (!memcmp(secs[i].tag, "SPLT", 4) && !nsplit) ||
+                     (!memcmp(secs[i].tag, "TOKN", 4) && !tok);
+        if (!absent) secs[nsec++] = secs[i];
+    }
     f = fopen(tmp, "wb");
     if (!f) {
         snprintf(err, errlen, "%s: cannot write: %s", tmp, strerror(errno));
@@ -123,8 +135,11 @@ void vkt_checkpoint_free(vkt_checkpoint *ck) {
 
 /* ---- reading: every field checked against the others before anything is allocated ---- */
 
-enum { SEC_SHPE, SEC_STEP, SEC_CONF, SEC_PARM, SEC_ADAM, SEC_TOKN, SEC_SCAL, NUM_SECS };
-static const char TAGS[NUM_SECS][5] = {"SHPE", "STEP", "CONF", "PARM", "ADAM", "TOKN", "SCAL"};
+enum {
+    SEC_SHPE, SEC_STEP, SEC_CONF, SEC_PARM, SEC_ADAM, SEC_TOKN, SEC_SCAL, SEC_SPLT, NUM_SECS
+};
+static const char TAGS[NUM_SECS][5] = {"SHPE", "STEP", "CONF", "PARM", "ADAM", "TOKN", "SCAL",
+                                       "SPLT"};
 
 typedef struct found {
     const unsigned char *p; /* NULL: absent */
@@ -251,6 +266,24 @@ static int read_fields(const found secs[NUM_SECS], const char *name, vkt_checkpo
             return ck_fail(err, errlen, "%s: section SCAL: skipped steps = %d is outside [0, "
                            "step = %d]", name, skipped, step);
         ck->loss_scale = (vkt_loss_scale){scale, clean, skipped};
+    }
+    if (secs[SEC_SPLT].p) {
+        size_t n = secs[SEC_SPLT].bytes / 4;
+        int32_t k = 0;
+        if (n >= 1) memcpy(&k, secs[SEC_SPLT].p, 4);
+        if (secs[SEC_SPLT].bytes % 4 || n < 2 || k < 1 || k > VKT_MAX_SPLIT_RANKS ||
+            (size_t)k != n - 1)
+            return ck_fail(err, errlen, "%s: section SPLT: %zu bytes do not hold a batch split "
+                           "of 1 to %d ranks", name, secs[SEC_SPLT].bytes, VKT_MAX_SPLIT_RANKS);
+        ck->split.ranks = k;
+        for (int i = 0; i < k; i++) {
+            int32_t c;
+            memcpy(&c, secs[SEC_SPLT].p + 4 * (1 + (size_t)i), 4);
+            if (c < 0 || c > 1 << 24)
+                return ck_fail(err, errlen, "%s: section SPLT: rank %d's share %d is outside "
+                               "[0, 2^24]", name, i, c);
+            ck->split.counts[i] = c;
+        }
     }
     size_t pbytes = ck->num_params * sizeof(float); /* < 2^46: shape_check bounds it */
     if (secs[SEC_PARM].bytes != pbytes)

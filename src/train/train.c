@@ -29,9 +29,14 @@ typedef struct run {
     vkt_schedule sched;
     vkt_metrics metrics;
     int32_t *inputs, *targets;
-    int B;          /* this rank's sequences per micro-batch */
+    int B;          /* this rank's sequences per micro-batch (its share) */
     int global_B;   /* all ranks' (batch_size x ranks); this rank's are [offset, offset + B) */
     int offset;
+    int mb;         /* the most sequences of one forward pass ([train] batch_size: the model's
+                     * size); a larger share runs in passes of mb */
+    vkt_batch_split split; /* every rank's share (balance = auto; even shares otherwise) */
+    int balance_auto;
+    double meas_rows, meas_s; /* balance = auto: sequences and compute seconds measured */
     int hetero;     /* ranks on different devices: rank 0's parameters are broadcast after
                      * each update, as their AdamW may round differently */
     int collective_err; /* the error stopping the run is every rank's (same values, same
@@ -131,8 +136,16 @@ static int open_backend(run *r, int dev, char *err, size_t errlen) {
         vkt_backend_set_option(r->be, "attention", c->backend.attention, err, errlen) ||
         vkt_backend_set_option(r->be, "cache_dir", c->backend.cache_dir, err, errlen))
         return 1;
-    r->global_B = c->train.batch_size * vkt_dist_size(r->dist);
+    int world = vkt_dist_size(r->dist);
+    r->mb = c->train.batch_size;
+    r->global_B = c->train.batch_size * world;
     vkt_dist_batch_slice(r->dist, r->global_B, &r->offset, &r->B);
+    r->balance_auto = world > 1 && world <= VKT_MAX_SPLIT_RANKS &&
+                      !strcmp(c->parallel.balance, "auto");
+    if (world <= VKT_MAX_SPLIT_RANKS) {
+        r->split.ranks = world;
+        for (int i = 0; i < world; i++) r->split.counts[i] = c->train.batch_size;
+    }
     return 0;
 }
 
@@ -143,22 +156,23 @@ static int alloc_run(run *r, int dry, char *err, size_t errlen) {
     const vkt_config *c = r->cfg;
     vkt_gpt2_shape s = config_shape(c);
     const vkt_device_info *info = vkt_backend_info(r->be);
-    double need = vkt_gpt2_memory_bytes(&s, r->B, c->train.seq_len,
+    double need = vkt_gpt2_memory_bytes(&s, r->mb, c->train.seq_len,
                                         vkt_backend_precision_fp16(r->be));
     if (info->memory_bytes && need > (double)info->memory_bytes) {
         snprintf(err, errlen,
                  "the model needs about %.2f GiB for batch %d x %d, but %s:%d (%s) has %.2f GiB. "
                  "HINT: lower [train] batch_size or seq_len (raise grad_accum_steps instead), or "
                  "the model size",
-                 need / 1073741824.0, r->B, c->train.seq_len, info->backend, info->backend_index,
+                 need / 1073741824.0, r->mb, c->train.seq_len, info->backend, info->backend_index,
                  info->name, info->memory_bytes / 1073741824.0);
         return 1;
     }
-    r->model = (dry ? vkt_model_alloc : vkt_model_create)(r->be, &s, r->B, c->train.seq_len,
+    r->model = (dry ? vkt_model_alloc : vkt_model_create)(r->be, &s, r->mb, c->train.seq_len,
                                                           err, errlen);
     if (!r->model) return 1;
     r->scalar = vkt_alloc(r->be, RUN_SCALAR_BYTES, err, errlen);
-    size_t n = (size_t)r->B * c->train.seq_len;
+    /* host rows for this rank's share: under balance = auto it may grow to the whole batch */
+    size_t n = (size_t)(r->balance_auto ? r->global_B : r->B) * c->train.seq_len;
     r->inputs = malloc(n * sizeof(int32_t));
     r->targets = malloc(n * sizeof(int32_t));
     if (!r->scalar || !r->inputs || !r->targets) {
@@ -188,7 +202,7 @@ static int dry_run(run *r, int dev, char *err, size_t errlen) {
     if (rc) return rc;
     vkt_gpt2_shape s = config_shape(c);
     vkt_model_memory mm;
-    vkt_gpt2_memory_plan(&s, r->B, c->train.seq_len, vkt_backend_precision_fp16(r->be), &mm);
+    vkt_gpt2_memory_plan(&s, r->mb, c->train.seq_len, vkt_backend_precision_fp16(r->be), &mm);
     const vkt_device_info *d = vkt_backend_info(r->be);
     uint64_t own = vkt_backend_own_bytes(r->be); /* staging: allocated at creation */
     char b[VKT_MEM_CLASSES][32], tot[32], dev_mem[32], big[32], bigact[32], lim[32] = "none",
@@ -202,7 +216,7 @@ static int dry_run(run *r, int dev, char *err, size_t errlen) {
     fmt_mem(ownb, sizeof ownb, (double)own);
     if (d->max_alloc_bytes) fmt_mem(lim, sizeof lim, (double)d->max_alloc_bytes);
     printf("%s:%d (%s): memory for %s (B=%d, T=%d, %s)\n", d->backend, d->backend_index,
-           d->name, c->path[0] ? c->path : "the default config", r->B, c->train.seq_len,
+           d->name, c->path[0] ? c->path : "the default config", r->mb, c->train.seq_len,
            c->train.precision);
     printf("  %-12s %12s  (%zu floats)\n", "parameters", b[VKT_MEM_PARAMS],
            (size_t)(mm.bytes[VKT_MEM_PARAMS] / 4));
@@ -241,8 +255,10 @@ static void shape_str(char *buf, size_t len, const vkt_gpt2_shape *s) {
              s->num_layers, s->num_heads, s->channels, s->vocab_size, s->max_seq_len);
 }
 
-/* Parameters (and for a resume, optimizer state, step and loader position) from a
- * checkpoint; the shape must be the configured one. */
+static void set_shares(run *r);
+
+/* Parameters (and for a resume, optimizer state, step and loader position, and under
+ * balance = auto the ranks' shares) from a checkpoint; the shape must be the configured one. */
 static int apply_checkpoint(run *r, const vkt_checkpoint *ck, const char *path, int resume,
                             char *err, size_t errlen) {
     const vkt_gpt2_shape *s = vkt_model_shape(r->model);
@@ -280,6 +296,20 @@ static int apply_checkpoint(run *r, const vkt_checkpoint *ck, const char *path, 
     r->start_step = ck->step;
     vkt_loader_set_state(r->loader, ck->loader);
     r->ls.skipped = ck->loss_scale.skipped; /* AdamW's t continues either way */
+    if (r->balance_auto && ck->split.ranks == r->split.ranks) { /* the run's own split */
+        int sum = 0;
+        for (int i = 0; i < ck->split.ranks; i++) sum += ck->split.counts[i];
+        if (sum == r->global_B) {
+            r->split = ck->split;
+            set_shares(r);
+            if (vkt_dist_rank(r->dist) == 0) {
+                fprintf(stderr, "vktrain: balance: shares by rank from %s:", path);
+                for (int i = 0; i < r->split.ranks; i++)
+                    fprintf(stderr, "%s %d", i ? "," : "", r->split.counts[i]);
+                fprintf(stderr, "\n");
+            }
+        }
+    }
     if (r->fp16 && ck->loss_scale.scale > 1.0f) { /* an fp16 run goes on with its scale */
         r->ls.scale = ck->loss_scale.scale;
         r->ls.clean_steps = ck->loss_scale.clean_steps;
@@ -292,7 +322,8 @@ static int init_state(run *r, char *err, size_t errlen) {
     r->fp16 = !strcmp(c->train.precision, "fp16");
     r->ls = (vkt_loss_scale){.scale = r->fp16 ? (float)c->train.loss_scale_init : 1.0f};
     r->loader = vkt_loader_create(&r->data.train, (vkt_data_order)c->data.order,
-                                  c->train.seed ^ 0x5DEECE66Dull, r->B, c->train.seq_len,
+                                  c->train.seed ^ 0x5DEECE66Dull,
+                                  r->balance_auto ? r->global_B : r->B, c->train.seq_len,
                                   c->data.prefetch, err, errlen);
     if (!r->loader) return 1;
     if (r->global_B != r->B) vkt_loader_set_slice(r->loader, r->global_B, r->offset);
@@ -359,11 +390,16 @@ static int evaluate(run *r, float *out) {
     for (int i = 0; i < n; i++) {
         vkt_eval_batch_slice(&r->data.val, i, r->global_B, r->offset, r->B, T, r->inputs,
                              r->targets);
-        vkt_model_forward_acc(r->model, r->inputs, r->targets, r->B, T, 0.0f, 0, loss, 1.0f / n);
+        for (int c0 = 0; c0 < r->B; c0 += r->mb) { /* each pass its rows' part of the mean */
+            int rows = r->B - c0 < r->mb ? r->B - c0 : r->mb;
+            vkt_model_forward_acc(r->model, r->inputs + (size_t)c0 * T,
+                                  r->targets + (size_t)c0 * T, rows, T, 0.0f, 0, loss,
+                                  (float)rows / ((float)r->global_B * n));
+        }
     }
     float mean;
     if (vkt_download(r->be, &mean, loss, sizeof mean)) return -1;
-    *out = (float)vkt_dist_sum(r->dist, mean * (double)r->B / r->global_B); /* all ranks' rows */
+    *out = (float)vkt_dist_sum(r->dist, mean); /* every rank's rows */
     return 0;
 }
 
@@ -409,6 +445,102 @@ static int is_outlier(run *r, const vkt_step_stats *st) {
     return 1;
 }
 
+/* ---- balance = auto: shares in proportion to measured throughput ------------------------- */
+
+/* Takes the shares of r->split: this rank's count and offset, and its loader slice. */
+static void set_shares(run *r) {
+    int rank = vkt_dist_rank(r->dist);
+    r->offset = 0;
+    for (int i = 0; i < rank; i++) r->offset += r->split.counts[i];
+    r->B = r->split.counts[rank];
+    vkt_loader_set_slice(r->loader, r->global_B, r->offset);
+}
+
+/* A test knob (VKT_TEST_SLOW_RANK=R:MS): rank R takes MS ms longer per sequence, as a slower
+ * device would. */
+static void test_slow_rank(run *r, int rows) {
+    const char *e = getenv("VKT_TEST_SLOW_RANK");
+    if (!e || atoi(e) != vkt_dist_rank(r->dist) || !strchr(e, ':')) return;
+    double s = atof(strchr(e, ':') + 1) * 1e-3 * rows;
+    struct timespec ts = {(time_t)s, (long)((s - (time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+/* Shares of total proportional to thr (every rank at least 1), by largest remainder; ties to
+ * the lower rank, so every rank computes the same split from the same numbers. */
+static void proportional(const double *thr, int ranks, int total, int *out) {
+    double sum = 0;
+    for (int i = 0; i < ranks; i++) sum += thr[i];
+    int left = total - ranks; /* one each first */
+    double rem[VKT_MAX_SPLIT_RANKS];
+    int given = 0;
+    for (int i = 0; i < ranks; i++) {
+        double q = sum > 0 ? left * thr[i] / sum : (double)left / ranks;
+        out[i] = 1 + (int)q;
+        rem[i] = q - (int)q;
+        given += out[i];
+    }
+    while (given < total) {
+        int best = 0;
+        for (int i = 1; i < ranks; i++)
+            if (rem[i] > rem[best]) best = i;
+        out[best]++;
+        rem[best] = -1;
+        given++;
+    }
+}
+
+/* The step's compute time a split implies: its slowest rank's. */
+static double split_time(const int *counts, const double *thr, int ranks) {
+    double worst = 0;
+    for (int i = 0; i < ranks; i++) {
+        double t = thr[i] > 0 ? counts[i] / thr[i] : 0;
+        if (t > worst) worst = t;
+    }
+    return worst;
+}
+
+#define BALANCE_FIRST 4  /* the first decision after step 4 (step 1, compilation, not timed) */
+#define BALANCE_EVERY 10 /* then every 10 steps */
+#define BALANCE_GAIN 0.9 /* re-split when the step would take at most 90% of its time */
+
+/* After each step under balance = auto: at the decision steps the ranks share what they
+ * measured (sequences per second of compute, this rank's share alone) and all take the same
+ * new split when it would make the step at least 10% faster; the split is logged by rank 0
+ * and saved in checkpoints. */
+static void balance_step(run *r, int step) {
+    if (!r->balance_auto) return;
+    if (step == 1) { /* compilation and first-touch costs: not what a step costs */
+        r->meas_rows = r->meas_s = 0;
+        return;
+    }
+    if (step != BALANCE_FIRST && (step <= BALANCE_FIRST || (step - BALANCE_FIRST) % BALANCE_EVERY))
+        return;
+    int world = r->split.ranks;
+    double mine = r->meas_s > 0 ? r->meas_rows / r->meas_s : 0;
+    double thr[VKT_MAX_SPLIT_RANKS];
+    vkt_dist_allgather(r->dist, &mine, thr, sizeof mine);
+    r->meas_rows = r->meas_s = 0;
+    for (int i = 0; i < world; i++)
+        if (!(thr[i] > 0)) return; /* a rank measured nothing: keep the split */
+    int next[VKT_MAX_SPLIT_RANKS];
+    proportional(thr, world, r->global_B, next);
+    if (!(split_time(next, thr, world) <= BALANCE_GAIN * split_time(r->split.counts, thr, world)))
+        return;
+    if (vkt_dist_rank(r->dist) == 0) {
+        char line[1024];
+        size_t used = 0;
+        for (int i = 0; i < world && used < sizeof line; i++)
+            used += (size_t)snprintf(line + used, sizeof line - used, "%s%d (%.0f seq/s)",
+                                     i ? ", " : "", next[i], thr[i]);
+        vkt_log_newline();
+        fprintf(stderr, "vktrain: balance: step %d: shares of the %d sequences per micro-batch "
+                "by rank: %s\n", step, r->global_B, line);
+    }
+    memcpy(r->split.counts, next, sizeof(int) * (size_t)world);
+    set_shares(r);
+}
+
 /* ---- one optimizer step ------------------------------------------------------------------- */
 
 /* Forward and backward of every micro-batch, queued, then the all-reduce and the gradient
@@ -423,11 +555,24 @@ static int queue_gradients(run *r, int step) {
     vkt_model_zero_grad(r->model);
     vkt_fill(r->be, loss, 0.0f, 1);
     r->data_wait_s = 0;
+    double t0 = now_s();
     for (int micro = 0; micro < accum; micro++) {
         r->data_wait_s += vkt_loader_next(r->loader, r->B, T, r->inputs, r->targets);
-        vkt_model_forward_acc(r->model, r->inputs, r->targets, r->B, T, grad_scale, 1, loss,
-                              1.0f / accum);
-        vkt_model_backward(r->model, r->B, T);
+        /* the share in passes of at most mb rows, each adding its rows' part of the global
+         * batch's mean loss (one pass of B rows: 1 / accum in a one-rank run) */
+        for (int c0 = 0; c0 < r->B; c0 += r->mb) {
+            int rows = r->B - c0 < r->mb ? r->B - c0 : r->mb;
+            vkt_model_forward_acc(r->model, r->inputs + (size_t)c0 * T,
+                                  r->targets + (size_t)c0 * T, rows, T, grad_scale, 1, loss,
+                                  (float)rows / ((float)r->global_B * accum));
+            vkt_model_backward(r->model, rows, T);
+        }
+    }
+    if (r->balance_auto) { /* this rank's compute time: its share's throughput */
+        test_slow_rank(r, r->B * accum);
+        if (vkt_synchronize(r->be)) return -1;
+        r->meas_rows += (double)r->B * accum;
+        r->meas_s += now_s() - t0 - r->data_wait_s;
     }
     if (vkt_dist_allreduce_sum(r->dist, r->be, vkt_model_grads(r->model),
                                vkt_model_num_params(r->model)))
@@ -460,8 +605,7 @@ static int queue_update(run *r, int step, float lr) {
 static int read_scalars(run *r, vkt_step_stats *st) {
     float s[2];
     if (vkt_download(r->be, s, vkt_at(r->scalar, 0), sizeof s)) return -1; /* a device error */
-    /* each rank's mean over its rows, weighted by its share: the mean over the global batch */
-    st->loss = (float)vkt_dist_sum(r->dist, s[0] * (double)r->B / r->global_B);
+    st->loss = (float)vkt_dist_sum(r->dist, s[0]); /* each rank's part of the global mean */
     st->grad_norm = sqrtf(s[1]) / r->ls.scale;
     return 0;
 }
@@ -789,6 +933,7 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
         st.tokens_per_s = (double)r->global_B * vkt_schedule_seq_len(&r->sched, step) *
                           c->train.grad_accum_steps / dt;
         st.eta_s = avg_step_s * (end_step - step - 1);
+        balance_step(r, step + 1);
         test_perturb(r, step + 1);
         int check = c->parallel.check_every;
         if (vkt_dist_size(r->dist) > 1 && check > 0 && (step + 1) % check == 0) {
@@ -826,7 +971,8 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
                 if (rc) return rc;
                 vkt_loader_state ls = vkt_loader_get_state(r->loader);
                 rc = vkt_checkpoint_save(ckpt, r->model, c, step + 1, &ls, &r->ls,
-                                         r->data.tokenizer, err, errlen);
+                                         r->data.tokenizer, r->balance_auto ? &r->split : NULL,
+                                         err, errlen);
                 if (rc && vkt_backend_error(r->be, NULL, 0)) /* its downloads failed */
                     return device_failed(r, step + 1, " saving the checkpoint", ckpt_step, err,
                                          errlen);
