@@ -102,6 +102,9 @@ endif()
 add_test(NAME cli_mpi COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli_mpi.sh $<TARGET_FILE:vktrain> ${CMAKE_SOURCE_DIR})
 set_tests_properties(cli_mpi PROPERTIES LABELS "mpi" SKIP_RETURN_CODE 77
                      ENVIRONMENT "${VKT_TEST_ENV}")
+add_test(NAME cli_mpi_hosts COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli_mpi_hosts.sh $<TARGET_FILE:vktrain> ${CMAKE_SOURCE_DIR})
+set_tests_properties(cli_mpi_hosts PROPERTIES LABELS "mpi" SKIP_RETURN_CODE 77
+                     ENVIRONMENT "${VKT_TEST_ENV}")
 add_test(NAME cli_rundir COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli_rundir.sh $<TARGET_FILE:vktrain> ${CMAKE_SOURCE_DIR})
 set_tests_properties(cli_rundir PROPERTIES LABELS "cpu" ENVIRONMENT "${VKT_TEST_ENV}")
 

@@ -13,6 +13,10 @@ typedef struct vkt_step_stats {
     float loss, lr, grad_norm;
     double tokens_per_s, step_ms, eta_s;
     double data_wait_ms; /* of step_ms: waiting for the loader */
+    int ranks;           /* an MPI run's ranks (0 or 1: one process) */
+    double compute_ms;   /* MPI: of step_ms, this rank's forward and backward passes */
+    double exchange_ms;  /* MPI: of step_ms, the gradient exchange (with waiting for the other
+                          * ranks to finish theirs) */
     int has_val;
     float val_loss;
     float loss_scale; /* precision fp16: the scale after this step; 0 = not fp16 */

@@ -109,6 +109,9 @@ void vkt_metrics_write(vkt_metrics *m, const vkt_step_stats *s) {
             "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%s,\"tokens_per_s\":%.1f,"
             "\"step_ms\":%.2f,\"data_wait_ms\":%.3f",
             s->step, s->loss, s->lr, norm, s->tokens_per_s, s->step_ms, s->data_wait_ms);
+    if (s->ranks > 1)
+        fprintf(m->f, ",\"ranks\":%d,\"compute_ms\":%.2f,\"exchange_ms\":%.2f", s->ranks,
+                s->compute_ms, s->exchange_ms);
     if (s->has_val) fprintf(m->f, ",\"val_loss\":%.6f", s->val_loss);
     if (s->loss_scale > 0)
         fprintf(m->f, ",\"loss_scale\":%.0f,\"skipped\":%s", s->loss_scale,

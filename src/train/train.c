@@ -43,6 +43,7 @@ typedef struct run {
                          * decision): rank 0 reports it; any other is this rank's alone */
     int start_step; /* optimizer steps already done (resume) */
     double data_wait_s; /* waiting for the loader in this step */
+    double compute_s, exchange_s; /* MPI: this step's passes and its gradient exchange */
     vkt_checkpoint init; /* weights to start from ([model] init_from), read before the model */
     int fp16;            /* [train] precision = fp16: matmul operands in fp16, loss scaling */
     vkt_loss_scale ls;   /* the dynamic loss scale (1 and untouched under fp32) */
@@ -568,15 +569,18 @@ static int queue_gradients(run *r, int step) {
             vkt_model_backward(r->model, rows, T);
         }
     }
-    if (r->balance_auto) { /* this rank's compute time: its share's throughput */
+    if (vkt_dist_size(r->dist) > 1) { /* this rank's compute time, apart from the exchange */
         test_slow_rank(r, r->B * accum);
         if (vkt_synchronize(r->be)) return -1;
-        r->meas_rows += (double)r->B * accum;
-        r->meas_s += now_s() - t0 - r->data_wait_s;
+        r->compute_s = now_s() - t0 - r->data_wait_s;
+        r->meas_rows += (double)r->B * accum; /* balance = auto: the share's throughput */
+        r->meas_s += r->compute_s;
     }
+    double t1 = now_s();
     if (vkt_dist_allreduce_sum(r->dist, r->be, vkt_model_grads(r->model),
                                vkt_model_num_params(r->model)))
         return -1;
+    r->exchange_s = now_s() - t1;
     vkt_grad_norm_sq(r->model, norm_sq);
     return 0;
 }
@@ -928,6 +932,9 @@ static int loop(run *r, vkt_train_result *res, float *losses_out, char *err, siz
         avg_step_s = step == r->start_step ? dt : 0.9 * avg_step_s + 0.1 * dt;
         st.step_ms = dt * 1e3;
         st.data_wait_ms = r->data_wait_s * 1e3;
+        st.ranks = vkt_dist_size(r->dist);
+        st.compute_ms = r->compute_s * 1e3;
+        st.exchange_ms = r->exchange_s * 1e3;
         wait_s += r->data_wait_s;
         steps_s += dt;
         st.tokens_per_s = (double)r->global_B * vkt_schedule_seq_len(&r->sched, step) *
